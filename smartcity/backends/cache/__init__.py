@@ -1,0 +1,16 @@
+"""Cache backends: ``redis://`` (redis-py) and ``memory://`` (in-process)."""
+
+from smartcity.backends import load_backend
+from smartcity.backends.cache.base import Cache
+
+SCHEMES = {
+    "redis": "smartcity.backends.cache.redis:RedisCache",
+    "memory": "smartcity.backends.cache.memory:MemoryCache",
+}
+
+
+def open_cache(url: str, setting: str = "SMARTCITY_CACHE_URL") -> Cache:
+    return load_backend(setting, url, SCHEMES)
+
+
+__all__ = ["Cache", "SCHEMES", "open_cache"]

@@ -1,0 +1,35 @@
+"""The cache contract: bytes under string keys, with an optional time to live.
+
+It holds the latest state per sensor, vehicle, station and parking, and cached API reads. Keys expire after
+their TTL; an expired key reads as absent.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> bytes | None:
+        """The value, or None when absent or expired."""
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values in the order of the keys."""
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store a value; with a TTL it expires after ``ttl_s`` seconds."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        """Store several values in one round trip."""
+
+    def delete(self, *keys: str) -> int:
+        """Delete keys; return how many existed."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix`` (for listings and tests, not hot paths)."""
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Add to an integer counter (created at 0) and return its new value."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,16 @@
+"""Relational store backends: ``postgresql://`` (psycopg 3) and ``sqlite:///`` (embedded)."""
+
+from smartcity.backends import load_backend
+from smartcity.backends.database.base import Database
+
+SCHEMES = {
+    "postgresql": "smartcity.backends.database.postgres:PostgresDatabase",
+    "sqlite": "smartcity.backends.database.sqlite:SqliteDatabase",
+}
+
+
+def open_database(url: str, setting: str = "SMARTCITY_DATABASE_URL") -> Database:
+    return load_backend(setting, url, SCHEMES)
+
+
+__all__ = ["Database", "SCHEMES", "open_database"]

@@ -1,0 +1,16 @@
+"""Document store backends: ``mongodb://`` (pymongo; MongoDB or FerretDB) and ``embedded:///`` (SQLite JSON)."""
+
+from smartcity.backends import load_backend
+from smartcity.backends.documents.base import Document, DocumentStore
+
+SCHEMES = {
+    "mongodb": "smartcity.backends.documents.mongodb:MongoDocumentStore",
+    "embedded": "smartcity.backends.documents.embedded:EmbeddedDocumentStore",
+}
+
+
+def open_documents(url: str, setting: str = "SMARTCITY_DOCUMENTS_URL") -> DocumentStore:
+    return load_backend(setting, url, SCHEMES)
+
+
+__all__ = ["Document", "DocumentStore", "SCHEMES", "open_documents"]

@@ -1,0 +1,16 @@
+"""Object store backends: ``s3://`` (MinIO API through the minio client) and ``file:///`` (a local folder)."""
+
+from smartcity.backends import load_backend
+from smartcity.backends.objects.base import ObjectStore
+
+SCHEMES = {
+    "s3": "smartcity.backends.objects.s3:S3ObjectStore",
+    "file": "smartcity.backends.objects.localfs:LocalObjectStore",
+}
+
+
+def open_objects(url: str, setting: str = "SMARTCITY_OBJECTS_URL") -> ObjectStore:
+    return load_backend(setting, url, SCHEMES)
+
+
+__all__ = ["ObjectStore", "SCHEMES", "open_objects"]

@@ -1,0 +1,19 @@
+"""The ``smartcity`` command: one typer app, one module per subcommand group in this package."""
+
+from __future__ import annotations
+
+import typer
+
+from smartcity.cli import settings
+
+app = typer.Typer(
+    help="Smart-city data platform: local services, functions, simulator, streaming, API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+app.add_typer(settings.app, name="settings")
+
+
+def main() -> None:
+    app()

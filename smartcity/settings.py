@@ -1,0 +1,99 @@
+"""The platform's settings: read from the environment in this one place.
+
+Every setting is an environment variable with the prefix ``SMARTCITY_`` (``SMARTCITY_BUS_URL`` ...), optionally
+from a ``.env`` file named by ``SMARTCITY_ENV_FILE``. The environment wins over the file; a CLI flag, where one
+exists, wins over both. Secrets are never environment variables: they are files in ``secrets_dir`` (the OpenFaaS
+convention ``/var/openfaas/secrets/<name>``), read by :func:`read_secret`.
+
+Every backend is chosen by the scheme of its URL; the defaults are the embedded stand-ins, so the demo runs with
+no server at all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smartcity.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "data"
+
+TOPICS = (
+    "traffic-sensors",
+    "public-transport",
+    "taxi-vtc",
+    "parking",
+    "bike-share",
+    "incidents",
+    "weather",
+    "air-quality",
+)
+DEAD_LETTER_TOPIC = "dead-letter"
+
+
+class Settings(BaseSettings):
+    """All the platform's settings. Frozen: read once, passed around."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTCITY_", frozen=True, extra="ignore")
+
+    bus_url: str = Field(
+        default=f"file://{DEFAULT_DATA_DIR / 'bus'}",
+        description="Event bus: kafka://host:port[,host:port] or file:///folder (embedded append-only log).",
+    )
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'smartcity.db'}",
+        description="Relational and time-series store: postgresql://user@host:port/db or sqlite:///path.",
+    )
+    documents_url: str = Field(
+        default=f"embedded:///{DEFAULT_DATA_DIR / 'documents.db'}",
+        description="Document store: mongodb://host:port/db or embedded:///path (SQLite-backed documents).",
+    )
+    cache_url: str = Field(
+        default="memory://",
+        description="Latest state and cache: redis://host:port/db or memory:// (in-process).",
+    )
+    objects_url: str = Field(
+        default=f"file://{DEFAULT_DATA_DIR / 'objects'}",
+        description="Object store: s3://host:port/bucket (MinIO API, minio client) or file:///folder.",
+    )
+    secrets_dir: Path = Field(
+        default=Path("/var/openfaas/secrets"),
+        description="Folder of secret files, one file per secret (OpenFaaS convention).",
+    )
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions of every stream topic.")
+    stack_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "stack",
+        description="Where `smartcity stack` keeps the local services' data, logs and pid files.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "smartcity",
+        description="Downloaded and built service binaries, kept between runs.",
+    )
+    gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
+    log_level: str = Field(default="INFO", description="Log level of every process.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment (and ``SMARTCITY_ENV_FILE`` if set)."""
+    env_file = os.environ.get("SMARTCITY_ENV_FILE")
+    if env_file and not Path(env_file).is_file():
+        raise ConfigurationError("SMARTCITY_ENV_FILE", f"file {env_file} does not exist")
+    return Settings(_env_file=env_file) if env_file else Settings()
+
+
+def read_secret(name: str, settings: Settings | None = None) -> SecretStr:
+    """Read the secret file ``<secrets_dir>/<name>``; fail fast, naming it, when it is missing."""
+    settings = settings or get_settings()
+    path = settings.secrets_dir / name
+    try:
+        return SecretStr(path.read_text().strip())
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"secret {name}", f"file {path} is missing (set SMARTCITY_SECRETS_DIR to the folder of secret files)"
+        ) from None
