@@ -76,6 +76,19 @@ class Settings(BaseSettings):
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
     log_level: str = Field(default="INFO", description="Log level of every process.")
+    gps_precision_decimals: int = Field(
+        default=3,
+        ge=0,
+        le=7,
+        description="Decimals kept of personal GPS coordinates at ingest (3 is about 110 m, 2 about 1.1 km).",
+    )
+    latest_state_ttl_s: int = Field(
+        default=900, ge=1, description="Seconds a latest state (per sensor, vehicle, station, parking) lives in the cache."
+    )
+    partitions_days_ahead: int = Field(
+        default=7, ge=0, description="Daily partitions of the time-series tables created ahead of today."
+    )
+    backup_keep: int = Field(default=7, ge=1, description="Backups kept by `smartcity backup prune` (the newest ones).")
 
 
 @lru_cache(maxsize=1)
