@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import settings
+from smartcity.cli import api, settings
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 
 app.add_typer(settings.app, name="settings")
+app.add_typer(api.app, name="token")
 
 
 def main() -> None:

@@ -1,0 +1,2 @@
+"""What the REST API functions share: JWT auth and roles, problem+json errors, cursor pagination, read caching,
+the FastAPI app factory, and the merged OpenAPI document the gateway serves."""

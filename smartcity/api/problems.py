@@ -1,0 +1,144 @@
+"""Errors of the REST API as ``application/problem+json`` (RFC 9457), each naming the field and the reason.
+
+Route code raises :class:`ProblemError` (or one of its helpers: :func:`bad_request`, :func:`not_found`,
+:func:`conflict`); :func:`install_problem_handlers` turns it, FastAPI's request validation errors (422, one entry
+per bad field), Starlette's own HTTP errors (404 for an unknown path, 405 ...) and anything unexpected (500,
+logged, no internals leaked) into one JSON shape. :data:`PROBLEM_RESPONSES` documents them in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, Mapping, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One bad input: where it is (``query.limit``, ``body.severity``, ``header.authorization``) and why."""
+
+    field: str = Field(description="Where the bad value is: location and dotted path, e.g. query.limit.")
+    reason: str = Field(description="Why it is refused.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(default="about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="Short summary of the kind of problem (the HTTP reason phrase).")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong in this occurrence.")
+    instance: str | None = Field(default=None, description="The request path that went wrong.")
+    errors: list[FieldError] = Field(default_factory=list, description="One entry per bad field.")
+
+
+class ProblemError(Exception):
+    """Raise from route code to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = dict(headers or {})
+
+
+def field_problem(status: int, field: str, reason: str) -> ProblemError:
+    """A problem about one field: the detail and the single error entry both name it."""
+    return ProblemError(status, f"{field}: {reason}", [FieldError(field=field, reason=reason)])
+
+
+def bad_request(field: str, reason: str) -> ProblemError:
+    return field_problem(400, field, reason)
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, f"{what} does not exist")
+
+
+def conflict(detail: str) -> ProblemError:
+    return ProblemError(409, detail)
+
+
+def problem_response(
+    request: Request, status: int, detail: str | None, errors: Sequence[FieldError] = (), headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=list(errors),
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json"), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
+    """FastAPI's validation errors as (field, reason): ``("query", "limit")`` becomes ``query.limit``."""
+    errors = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        errors.append(FieldError(field=location or "request", reason=error.get("msg", "invalid value")))
+    return errors
+
+
+async def _on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    return problem_response(request, exc.status, exc.detail, exc.errors, exc.headers)
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = validation_field_errors(exc)
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
+    return problem_response(request, 422, detail, errors)
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "internal error; it has been logged")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error of ``app`` a problem document."""
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses, all problem documents."""
+    return {status: {"description": HTTPStatus(status).phrase, "content": _problem_content()} for status in statuses}
+
+
+def add_problem_schemas(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Put the Problem and FieldError schemas into an OpenAPI document's components (the responses refer to them)."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    return openapi
