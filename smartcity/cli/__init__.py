@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import api, settings
+from smartcity.cli import api, schemas, settings
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 
 app.add_typer(settings.app, name="settings")
 app.add_typer(api.app, name="token")
+app.add_typer(schemas.app, name="schemas")
 
 
 def main() -> None:
