@@ -75,6 +75,19 @@ class Settings(BaseSettings):
         description="Downloaded and built service binaries, kept between runs.",
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
+    kafka_port: int = Field(default=9092, description="Port of the local Kafka broker (`smartcity stack`).")
+    kafka_controller_port: int = Field(default=9093, description="Port of the local Kafka's KRaft controller.")
+    postgres_port: int = Field(default=5432, description="Port of the local PostgreSQL server (`smartcity stack`).")
+    redis_port: int = Field(default=6379, description="Port of the local Redis server (`smartcity stack`).")
+    ferretdb_port: int = Field(default=27017, description="Port of the local FerretDB, MongoDB wire protocol.")
+    s3_port: int = Field(default=9000, description="Port of the local S3-compatible server (`smartcity stack`).")
+    prometheus_port: int = Field(default=9090, description="Port of the local Prometheus (`smartcity stack`).")
+    streaming_metrics_port: int = Field(
+        default=9108, description="Port of the streaming jobs' /metrics endpoint, scraped by Prometheus."
+    )
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus HTTP API the platform may query, e.g. http://127.0.0.1:9090."
+    )
     log_level: str = Field(default="INFO", description="Log level of every process.")
     gps_precision_decimals: int = Field(
         default=3,
