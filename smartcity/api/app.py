@@ -1,0 +1,86 @@
+"""The FastAPI app of one API endpoint group, with auth, problem+json errors and the read cache wired in.
+
+Each API function's ``handler.py`` builds its app with :func:`create_api_app` and adds its routes under
+``/v1/<group>/...``. Routes are declared with their full public path, so the same app answers at
+``/v1/<group>/...`` (the gateway's API routes) and at ``/function/api-<group>/v1/<group>/...`` (the OpenFaaS route,
+where the gateway's mount sets the ASGI ``root_path``).
+
+Route code reaches the backends through the function's runtime context (``app.state.context``: lazily opened
+``database``, ``cache``, ``documents`` and ``settings``), through the dependencies :func:`context_of` and
+:func:`read_cache_of`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+
+from smartcity.api.auth import KeyRing, Role, require_role
+from smartcity.api.caching import ReadCache
+from smartcity.api.problems import add_problem_schemas, install_problem_handlers, problem_responses
+from smartcity.backends.cache import Cache
+from smartcity.backends.database import Database
+from smartcity.backends.documents import DocumentStore
+from smartcity.settings import Settings
+
+API_VERSION = "v1"
+READ_ERRORS = problem_responses(400, 401, 403, 422)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+
+viewer = require_role(Role.viewer)
+operator = require_role(Role.operator)
+admin = require_role(Role.admin)
+
+
+class ApiContext(Protocol):
+    """What an API function needs of the runtime's context: settings and lazily opened backends."""
+
+    settings: Settings
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def cache(self) -> Cache: ...
+
+    @property
+    def documents(self) -> DocumentStore: ...
+
+
+def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI:
+    """A FastAPI app for ``/v1/<group>``: problem handlers, JWT keys, read cache, OpenAPI with problem schemas."""
+    app = FastAPI(
+        title=f"smartcity {group} API",
+        version=API_VERSION,
+        description=description,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"/{API_VERSION}/{group}/openapi.json",
+    )
+    app.state.context = context
+    app.state.keyring = KeyRing(context.settings)
+    app.state.read_cache = None
+    install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = add_problem_schemas(document)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def context_of(request: Request) -> ApiContext:
+    return request.app.state.context
+
+
+def read_cache_of(request: Request) -> ReadCache:
+    """The app's read cache, over the context's cache backend (opened on first use)."""
+    state = request.app.state
+    if state.read_cache is None:
+        state.read_cache = ReadCache(state.context.cache)
+    return state.read_cache
