@@ -9,8 +9,9 @@ SCHEMES = {
 }
 
 
-def open_bus(url: str, setting: str = "SMARTCITY_BUS_URL") -> EventBus:
-    return load_backend(setting, url, SCHEMES)
+def open_bus(url: str, setting: str = "SMARTCITY_BUS_URL", **options) -> EventBus:
+    """Open the backend that the URL's scheme names; ``options`` go to its ``from_url`` (e.g. ``settings=``)."""
+    return load_backend(setting, url, SCHEMES, **options)
 
 
 __all__ = ["Consumer", "EventBus", "Record", "SCHEMES", "open_bus"]

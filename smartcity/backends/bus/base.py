@@ -95,3 +95,12 @@ def check_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes
         except (TypeError, UnicodeDecodeError):
             raise ValueError(f"header {name!r}: the value must be UTF-8 bytes") from None
     return [(name, bytes(value)) for name, value in headers]
+
+
+def offsets_to_commit(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the highest of these records: where the group resumes."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        partition = (record.topic, record.partition)
+        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    return offsets

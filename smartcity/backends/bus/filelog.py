@@ -42,7 +42,7 @@ from typing import Iterator, Sequence
 import orjson
 
 from smartcity.backends._url import local_path, query_options
-from smartcity.backends.bus.base import Record, check_headers, check_name
+from smartcity.backends.bus.base import Record, check_headers, check_name, offsets_to_commit
 from smartcity.errors import ConfigurationError
 
 GROUPS_FOLDER = "_groups"
@@ -349,11 +349,7 @@ class FileLogConsumer:
         return records
 
     def commit(self, records: Sequence[Record]) -> None:
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)
-            next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
-        for (topic, partition), offset in next_offsets.items():
+        for (topic, partition), offset in offsets_to_commit(records).items():
             _write_atomically(self.group_dir / f"{topic}-{partition}", str(offset).encode())
 
     def close(self) -> None:

@@ -9,8 +9,9 @@ SCHEMES = {
 }
 
 
-def open_cache(url: str, setting: str = "SMARTCITY_CACHE_URL") -> Cache:
-    return load_backend(setting, url, SCHEMES)
+def open_cache(url: str, setting: str = "SMARTCITY_CACHE_URL", **options) -> Cache:
+    """Open the backend that the URL's scheme names; ``options`` go to its ``from_url`` (e.g. ``settings=``)."""
+    return load_backend(setting, url, SCHEMES, **options)
 
 
 __all__ = ["Cache", "SCHEMES", "open_cache"]

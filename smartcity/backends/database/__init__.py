@@ -9,8 +9,9 @@ SCHEMES = {
 }
 
 
-def open_database(url: str, setting: str = "SMARTCITY_DATABASE_URL") -> Database:
-    return load_backend(setting, url, SCHEMES)
+def open_database(url: str, setting: str = "SMARTCITY_DATABASE_URL", **options) -> Database:
+    """Open the backend that the URL's scheme names; ``options`` go to its ``from_url`` (e.g. ``settings=``)."""
+    return load_backend(setting, url, SCHEMES, **options)
 
 
 __all__ = ["Database", "SCHEMES", "open_database"]

@@ -20,6 +20,9 @@ class Database(Protocol):
     def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run one statement for every row, in one transaction; return the rows changed in all."""
 
+    def executescript(self, sql: str) -> None:
+        """Run several ``;``-separated statements with no parameters (a schema file), in one transaction."""
+
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts keyed by column name."""
 

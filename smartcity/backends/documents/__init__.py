@@ -9,8 +9,9 @@ SCHEMES = {
 }
 
 
-def open_documents(url: str, setting: str = "SMARTCITY_DOCUMENTS_URL") -> DocumentStore:
-    return load_backend(setting, url, SCHEMES)
+def open_documents(url: str, setting: str = "SMARTCITY_DOCUMENTS_URL", **options) -> DocumentStore:
+    """Open the backend that the URL's scheme names; ``options`` go to its ``from_url`` (e.g. ``settings=``)."""
+    return load_backend(setting, url, SCHEMES, **options)
 
 
 __all__ = ["Document", "DocumentStore", "SCHEMES", "open_documents"]

@@ -9,8 +9,9 @@ SCHEMES = {
 }
 
 
-def open_objects(url: str, setting: str = "SMARTCITY_OBJECTS_URL") -> ObjectStore:
-    return load_backend(setting, url, SCHEMES)
+def open_objects(url: str, setting: str = "SMARTCITY_OBJECTS_URL", **options) -> ObjectStore:
+    """Open the backend that the URL's scheme names; ``options`` go to its ``from_url`` (e.g. ``settings=``)."""
+    return load_backend(setting, url, SCHEMES, **options)
 
 
 __all__ = ["ObjectStore", "SCHEMES", "open_objects"]

@@ -1,0 +1,121 @@
+"""The relational store contract, run against SQLite and PostgreSQL; and the ``:name`` translation for psycopg."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from smartcity.backends.database import Database, open_database
+from smartcity.backends.database.postgres import to_psycopg
+from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def database(request, tmp_path) -> Database:
+    if request.param == "embedded":
+        database = open_database(f"sqlite:///{tmp_path}/contract.db")
+    else:
+        settings = real_settings(request)
+        database = open_database(settings.database_url, settings=settings)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def table(database, unique) -> str:
+    name = f"contract_{unique}"
+    database.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, speed REAL, note TEXT)")
+    yield name
+    database.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def test_named_parameters_insert_and_query(database, table):
+    assert database.execute(f"INSERT INTO {table} (id, name, speed) VALUES (:id, :name, :speed)", {"id": 1, "name": "A1", "speed": 42.5}) == 1
+    assert database.query(f"SELECT id, name, speed, note FROM {table} WHERE name = :name", {"name": "A1"}) == [
+        {"id": 1, "name": "A1", "speed": 42.5, "note": None}
+    ]
+
+
+def test_colons_and_percents_in_literals_are_not_parameters(database, table):
+    database.execute(f"INSERT INTO {table} (id, name, note) VALUES (:id, 'x:y', '50% at 10:30')", {"id": 7})
+    rows = database.query(f"SELECT name, note, ':not_a_parameter' AS literal FROM {table} WHERE id = :id AND note LIKE '50%'", {"id": 7})
+    assert rows == [{"name": "x:y", "note": "50% at 10:30", "literal": ":not_a_parameter"}]
+
+
+def test_executemany_counts_every_row(database, table):
+    rows = [{"id": i, "name": f"s{i}", "speed": i * 1.5} for i in range(50)]
+    assert database.executemany(f"INSERT INTO {table} (id, name, speed) VALUES (:id, :name, :speed)", rows) == 50
+    assert database.execute(f"UPDATE {table} SET note = 'fast' WHERE speed > :limit", {"limit": 30}) == 29
+    assert database.query(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 50}]
+
+
+def test_transaction_commits_together_or_rolls_back_together(database, table):
+    with database.transaction():
+        database.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'kept')")
+        database.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'kept')")
+    with pytest.raises(RuntimeError), database.transaction():
+        database.execute(f"INSERT INTO {table} (id, name) VALUES (3, 'lost')")
+        raise RuntimeError("handler failed")
+    assert [row["id"] for row in database.query(f"SELECT id FROM {table} ORDER BY id")] == [1, 2]
+
+
+def test_nested_transaction_rolls_back_only_its_own_part(database, table):
+    with database.transaction():
+        database.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'outer')")
+        with pytest.raises(ValueError), database.transaction():
+            database.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'inner')")
+            raise ValueError("inner failed")
+    assert database.query(f"SELECT id FROM {table}") == [{"id": 1}]
+
+
+def test_a_failed_statement_in_executemany_writes_nothing(database, table):
+    rows = [{"id": 1, "name": "a"}, {"id": 1, "name": "duplicate"}]
+    with pytest.raises(Exception):
+        database.executemany(f"INSERT INTO {table} (id, name) VALUES (:id, :name)", rows)
+    assert database.query(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 0}]
+
+
+def test_executescript_runs_every_statement(database, unique):
+    script = f"""
+        CREATE TABLE script_{unique} (id INTEGER PRIMARY KEY, label TEXT DEFAULT 'a;b');
+        -- a comment; with a semicolon
+        INSERT INTO script_{unique} (id) VALUES (1);
+        INSERT INTO script_{unique} (id, label) VALUES (2, 'c');
+    """
+    try:
+        database.executescript(script)
+        assert database.query(f"SELECT id, label FROM script_{unique} ORDER BY id") == [
+            {"id": 1, "label": "a;b"}, {"id": 2, "label": "c"}
+        ]
+    finally:
+        database.execute(f"DROP TABLE IF EXISTS script_{unique}")
+
+
+def test_threads_each_write_through_their_own_connection(database, table):
+    def insert(first: int) -> None:
+        for i in range(first, first + 20):
+            database.execute(f"INSERT INTO {table} (id, name) VALUES (:id, 't')", {"id": i})
+
+    threads = [threading.Thread(target=insert, args=(n * 100,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert database.query(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 80}]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT :a::text, x::int FROM t", "SELECT %(a)s::text, x::int FROM t"),
+        ("SELECT ':a', \"col:b\", E'it\\'s :c', $$ :d $$, $tag$ :e $tag$ FROM t", None),
+        ("SELECT 1 -- :a\n, /* :b */ :c", "SELECT 1 -- :a\n, /* :b */ %(c)s"),
+        ("SELECT * FROM t WHERE name LIKE 'a%' AND id = :id", "SELECT * FROM t WHERE name LIKE 'a%%' AND id = %(id)s"),
+        ("SELECT '100%'", None),
+    ],
+)
+def test_named_parameters_become_psycopg_placeholders(sql, expected):
+    translated, has_params = to_psycopg(sql)
+    assert translated == (expected or sql)
+    assert has_params == (expected is not None)
