@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     streaming_metrics_port: int = Field(
         default=9108, description="Port of the streaming jobs' /metrics endpoint, scraped by Prometheus."
     )
+    streaming_checkpoint_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "streaming" / "checkpoints",
+        description="Checkpoints of the Spark streaming jobs (offsets and window state; a restart resumes there).",
+    )
+    streaming_trigger_s: float = Field(
+        default=5.0, gt=0, description="Seconds between the micro-batches of each Spark streaming job."
+    )
+    streaming_watermark_s: int = Field(
+        default=120, ge=0, description="How late (event time) an event may arrive and still count in its 5-min window."
+    )
+    spark_master: str = Field(default="local[2]", description="Spark master of `smartcity streaming run`.")
     prometheus_url: str | None = Field(
         default=None, description="Prometheus HTTP API the platform may query, e.g. http://127.0.0.1:9090."
     )
