@@ -75,6 +75,23 @@ class Settings(BaseSettings):
         description="Downloaded and built service binaries, kept between runs.",
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
+    stack_file: Path = Field(
+        default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
+    )
+    function_name: str | None = Field(
+        default=None, description="The one function a function container serves (set in its image by the template)."
+    )
+    trigger_metrics_port: int = Field(
+        default=9102, ge=0, description="Port of `smartcity functions trigger`'s /metrics endpoint (0: none)."
+    )
+    dedup_ttl_s: int = Field(
+        default=86400, ge=1, description="Seconds a handled event's (source, id) is remembered, so a redelivery is skipped."
+    )
+    knative_namespace: str = Field(default="smartcity", description="Namespace of the generated Knative manifests.")
+    knative_kafka_bootstrap_servers: str = Field(
+        default="my-cluster-kafka-bootstrap.kafka:9092",
+        description="Kafka bootstrap servers written into the generated KafkaSources and KafkaSinks (comma-separated).",
+    )
     kafka_port: int = Field(default=9092, description="Port of the local Kafka broker (`smartcity stack`).")
     kafka_controller_port: int = Field(default=9093, description="Port of the local Kafka's KRaft controller.")
     postgres_port: int = Field(default=5432, description="Port of the local PostgreSQL server (`smartcity stack`).")
