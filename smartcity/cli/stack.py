@@ -1,0 +1,78 @@
+"""``smartcity stack``: start, stop and show the real local services (Kafka, PostgreSQL, Redis, FerretDB, S3,
+Prometheus), and print the settings that point the platform at them."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smartcity import stack
+
+app = typer.Typer(help="The real local services, run as this project's own processes (no Docker needed).")
+console = Console()
+
+NAMES_HELP = f"Services to act on (default: all): {', '.join(stack.SERVICES)}."
+
+
+def _fail(error: stack.StackError) -> None:
+    console.print(f"[red]error[/red] {error}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False)) -> None:
+    """Install (first time only) and start the services not running; wait until each is healthy."""
+    begun = time.monotonic()
+    try:
+        with console.status("starting the local services…") as spinner:
+
+            def show(message: str) -> None:
+                spinner.update(message)
+                console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+            started = stack.up(names or None, progress=show)
+    except stack.StackError as error:
+        _fail(error)
+    console.print(f"started: {', '.join(started) or 'none (all were running)'} in {time.monotonic() - begun:.1f}s")
+    _print_status(stack.status(names or None))
+
+
+@app.command()
+def down(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False)) -> None:
+    """Stop the services and wait until none of their processes is left."""
+    try:
+        with console.status("stopping the local services…"):
+            stack.down(names or None, progress=console.log)
+    except stack.StackError as error:
+        _fail(error)
+
+
+@app.command()
+def status(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False)) -> None:
+    """Print a table of the services (service, address, healthy, version); exit 1 if any is unhealthy."""
+    try:
+        rows = stack.status(names or None)
+    except stack.StackError as error:
+        _fail(error)
+    _print_status(rows)
+    if not all(row.healthy for row in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def env() -> None:
+    """Print `export SMARTCITY_...=...` lines that point the platform at the local services (for `eval`)."""
+    for name, value in stack.settings_env().items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _print_status(rows: list[stack.ServiceStatus]) -> None:
+    table = Table("service", "address", "healthy", "version", "pid")
+    for row in rows:
+        healthy = "[green]yes[/green]" if row.healthy else "[red]no[/red]"
+        table.add_row(row.service, row.address, healthy, row.version or "-", str(row.pid or "-"))
+    console.print(table)

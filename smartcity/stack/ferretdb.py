@@ -1,0 +1,60 @@
+"""FerretDB v1.24 (MongoDB wire protocol) on its SQLite backend, built from its Go module; pymongo talks to it.
+
+The SQLite files live in ``<stack_dir>/ferretdb/data/``; the binary is cached in ``<cache_dir>/bin/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, LocalService, run_script
+
+FERRETDB_VERSION = "v1.24.2"
+
+
+class FerretDBService(LocalService):
+    name = "ferretdb"
+
+    @property
+    def port(self) -> int:
+        return self.settings.ferretdb_port
+
+    @property
+    def binary(self) -> Path:
+        return self.settings.cache_dir / "bin" / f"ferretdb-{FERRETDB_VERSION}"
+
+    def install(self) -> None:
+        run_script(self.name, "install-ferretdb.sh", FERRETDB_VERSION, self.binary.parent)
+
+    def prepare(self) -> None:
+        for folder in ("data", "state"):
+            (self.dir / folder).mkdir(exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            f"--listen-addr={self.address}",
+            "--handler=sqlite",
+            f"--sqlite-url=file:{self.dir / 'data'}/",
+            f"--state-dir={self.dir / 'state'}",
+            "--telemetry=disable",
+            "--debug-addr=-",
+            "--log-level=warn",
+        ]
+
+    def _client(self):
+        from pymongo import MongoClient
+
+        timeout_ms = int(PROBE_TIMEOUT_S * 1000)
+        return MongoClient(HOST, self.port, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+
+    def probe(self) -> bool:
+        with self._client() as client:
+            return client.admin.command("ping").get("ok") == 1.0
+
+    def version(self) -> str:
+        with self._client() as client:
+            return str(client.admin.command("buildInfo")["ferretdbVersion"]).removeprefix("v")
+
+    def _installed_version(self) -> str:
+        return FERRETDB_VERSION.removeprefix("v") if self.binary.exists() else ""

@@ -1,0 +1,134 @@
+"""Apache Kafka 4.x, one node in KRaft mode (broker and controller in one process), with the platform's topics.
+
+The jars come from Maven Central (``infra/local/kafka/pom.xml``); the storage is formatted once, with a cluster id
+kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every stream topic of :data:`smartcity.settings.TOPICS`
+and the dead-letter topic exist with ``settings.topic_partitions`` partitions (the one place they are configured).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+
+from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS
+from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, StackError, port_open
+from smartcity.stack.java import JavaService
+
+ADMIN_TIMEOUT_S = 15.0
+
+
+def _quiet_logger() -> logging.Logger:
+    """librdkafka logs every refused connection while the broker starts; those are expected, so hold them back."""
+    logger = logging.getLogger("smartcity.stack.kafka.client")
+    logger.setLevel(logging.CRITICAL)
+    return logger
+
+
+class KafkaService(JavaService):
+    name = "kafka"
+    maven_project = "kafka"
+    main_jar_prefix = "kafka_2.13-"
+    max_heap = "768m"
+    startup_timeout_s = 90.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.kafka_port, self.settings.kafka_controller_port)
+
+    @property
+    def properties_file(self) -> Path:
+        return self.dir / "server.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    def server_properties(self) -> str:
+        controller = f"{HOST}:{self.settings.kafka_controller_port}"
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{controller}",
+            "listeners": f"PLAINTEXT://{self.address},CONTROLLER://{controller}",
+            "advertised.listeners": f"PLAINTEXT://{self.address}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": str(self.settings.topic_partitions),
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+        }
+        return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+    def prepare(self) -> None:
+        self.properties_file.write_text(self.server_properties())
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id_file = self.dir / "cluster-id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        format_storage = self.java_command(
+            "kafka.tools.StorageTool",
+            "format", "--ignore-formatted", "--cluster-id", cluster_id_file.read_text().strip(),
+            "--config", str(self.properties_file),
+            properties={"log4j2.configurationFile": self.config_dir / "log4j2.properties"},
+        )  # fmt: skip
+        result = subprocess.run(format_storage, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(self.name, f"formatting the storage failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+    def command(self) -> list[str]:
+        return self.java_command(
+            "kafka.Kafka",
+            str(self.properties_file),
+            properties={"log4j2.configurationFile": self.config_dir / "log4j2.properties"},
+        )
+
+    def _admin(self):
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient({"bootstrap.servers": self.address}, logger=_quiet_logger())
+
+    def probe(self) -> bool:
+        if not port_open(self.port):
+            return False
+        return bool(self._admin().list_topics(timeout=PROBE_TIMEOUT_S).brokers)
+
+    def after_start(self) -> None:
+        ensure_topics(self._admin(), [*TOPICS, DEAD_LETTER_TOPIC], self.settings.topic_partitions)
+
+
+def ensure_topics(admin, topics: list[str], partitions: int) -> None:
+    """Create the missing topics with ``partitions`` partitions; raise those that have fewer (never lower them)."""
+    from confluent_kafka.admin import NewPartitions, NewTopic
+
+    existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    missing = [NewTopic(topic, num_partitions=partitions, replication_factor=1) for topic in topics if topic not in existing]
+    too_few = [
+        NewPartitions(topic, partitions)
+        for topic in topics
+        if topic in existing and len(existing[topic].partitions) < partitions
+    ]
+    futures = {**(admin.create_topics(missing) if missing else {}), **(admin.create_partitions(too_few) if too_few else {})}
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - re-raised with the topic named
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise StackError("kafka", f"topic {topic}: {error}") from error

@@ -1,0 +1,62 @@
+"""Prometheus from Debian's packages, configured from the template ``infra/prometheus/prometheus.yml``.
+
+It scrapes itself, the local function gateway's ``/metrics`` and the streaming jobs' ``/metrics``, at the ports
+the settings name; its time series live in ``<stack_dir>/prometheus/data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from smartcity.settings import PROJECT_ROOT
+from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, LocalService
+
+CONFIG_TEMPLATE = PROJECT_ROOT / "infra" / "prometheus" / "prometheus.yml"
+
+
+class PrometheusService(LocalService):
+    name = "prometheus"
+    debian_packages = ("prometheus",)
+
+    @property
+    def port(self) -> int:
+        return self.settings.prometheus_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "prometheus.yml"
+
+    def config(self) -> str:
+        """The template with the settings' ports filled in; a placeholder the settings do not fill is an error."""
+        return Template(CONFIG_TEMPLATE.read_text()).substitute(
+            prometheus_port=self.settings.prometheus_port,
+            gateway_port=self.settings.gateway_port,
+            streaming_metrics_port=self.settings.streaming_metrics_port,
+        )
+
+    def prepare(self) -> None:
+        self.config_file.write_text(self.config())
+
+    def command(self) -> list[str]:
+        return [
+            "prometheus",
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            f"--web.listen-address={HOST}:{self.port}",
+            "--web.enable-lifecycle",
+        ]
+
+    def probe(self) -> bool:
+        return httpx.get(f"{self.url}/-/ready", timeout=PROBE_TIMEOUT_S).status_code == 200
+
+    def version(self) -> str:
+        response = httpx.get(f"{self.url}/api/v1/status/buildinfo", timeout=PROBE_TIMEOUT_S)
+        return str(response.raise_for_status().json()["data"]["version"])
