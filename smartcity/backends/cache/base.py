@@ -1,7 +1,9 @@
 """The cache contract: bytes under string keys, with an optional time to live.
 
 It holds the latest state per sensor, vehicle, station and parking, and cached API reads. Keys expire after
-their TTL; an expired key reads as absent.
+their TTL; an expired key reads as absent. A TTL is a positive number of seconds (ValueError otherwise); a counter
+is stored as its decimal text (``b"3"``), as Redis does, and :meth:`Cache.incr` on a non-integer value raises
+ValueError.
 """
 
 from __future__ import annotations
@@ -33,3 +35,9 @@ class Cache(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def check_ttl(ttl_s: float | None) -> float | None:
+    if ttl_s is not None and not ttl_s > 0:
+        raise ValueError(f"ttl_s must be a positive number of seconds, not {ttl_s!r}")
+    return ttl_s

@@ -1,0 +1,71 @@
+"""The Redis cache (``redis://[:password@]host:port/db`` or ``rediss://`` for TLS), on redis-py.
+
+``*_many`` calls are one round trip each (MGET, a pipeline of SETs); TTLs are set in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Mapping, Sequence
+
+import redis
+
+from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, unreachable
+from smartcity.backends.cache.base import check_ttl
+from smartcity.settings import Settings
+
+SCAN_BATCH = 1000
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+class RedisCache:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> RedisCache:
+        host, port = host_port(url, setting, 6379)
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=30, health_check_interval=30)
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            client.close()
+            raise unreachable(setting, "Redis", f"{host}:{port}", error) from None
+        return cls(client)
+
+    def get(self, key: str) -> bytes | None:
+        return self.client.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.client.mget(keys) if keys else []
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        self.client.set(key, value, px=_millis(check_ttl(ttl_s)))
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        milliseconds = _millis(check_ttl(ttl_s))
+        pipeline = self.client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipeline.set(key, value, px=milliseconds)
+        pipeline.execute()
+
+    def delete(self, *keys: str) -> int:
+        return self.client.delete(*keys) if keys else 0
+
+    def keys(self, prefix: str) -> list[str]:
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+        return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH))
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        try:
+            return self.client.incrby(key, amount)
+        except redis.ResponseError as error:
+            raise ValueError(f"the value of {key!r} is not an integer: {error}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _millis(ttl_s: float | None) -> int | None:
+    return None if ttl_s is None else max(1, math.ceil(ttl_s * 1000))

@@ -1,0 +1,86 @@
+"""The cache contract, run against the in-process memory cache and against Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from smartcity.backends.cache import Cache, open_cache
+from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def cache(request) -> Cache:
+    if request.param == "embedded":
+        cache = open_cache("memory://contract")
+    else:
+        settings = real_settings(request)
+        cache = open_cache(settings.cache_url, settings=settings)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def prefix(cache, unique) -> str:
+    prefix = f"contract:{unique}:"
+    yield prefix
+    cache.delete(*cache.keys(prefix))
+
+
+def test_set_get_and_absent_keys(cache, prefix):
+    cache.set(f"{prefix}sensor:1", b'{"speed": 42}')
+    assert cache.get(f"{prefix}sensor:1") == b'{"speed": 42}'
+    assert cache.get(f"{prefix}sensor:absent") is None
+
+
+def test_many_keys_in_one_call_keep_their_order(cache, prefix):
+    cache.set_many({f"{prefix}b": b"2", f"{prefix}a": b"1", f"{prefix}bin": bytes(range(256))})
+    assert cache.get_many([f"{prefix}a", f"{prefix}missing", f"{prefix}b", f"{prefix}bin"]) == [b"1", None, b"2", bytes(range(256))]
+    assert cache.get_many([]) == []
+
+
+def test_keys_expire_after_their_ttl(cache, prefix):
+    cache.set(f"{prefix}short", b"x", ttl_s=0.3)
+    cache.set_many({f"{prefix}short-many": b"y"}, ttl_s=0.3)
+    cache.set(f"{prefix}long", b"z", ttl_s=60)
+    assert cache.get(f"{prefix}short") == b"x"
+    time.sleep(0.6)
+    assert cache.get_many([f"{prefix}short", f"{prefix}short-many", f"{prefix}long"]) == [None, None, b"z"]
+    assert cache.keys(prefix) == [f"{prefix}long"]
+
+
+def test_setting_again_without_ttl_keeps_the_key(cache, prefix):
+    cache.set(f"{prefix}k", b"1", ttl_s=0.3)
+    cache.set(f"{prefix}k", b"2")
+    time.sleep(0.5)
+    assert cache.get(f"{prefix}k") == b"2"
+
+
+def test_delete_counts_existing_keys(cache, prefix):
+    cache.set_many({f"{prefix}a": b"1", f"{prefix}b": b"2"})
+    assert cache.delete(f"{prefix}a", f"{prefix}b", f"{prefix}never") == 2
+    assert cache.delete() == 0
+    assert cache.get(f"{prefix}a") is None
+
+
+def test_keys_by_prefix_sorted_with_glob_characters_taken_literally(cache, prefix):
+    cache.set_many({f"{prefix}x*[1]": b"1", f"{prefix}x?2": b"2", f"{prefix}y": b"3", f"{prefix}xa": b"4"})
+    assert cache.keys(f"{prefix}x*") == [f"{prefix}x*[1]"]
+    assert cache.keys(f"{prefix}x") == sorted([f"{prefix}x*[1]", f"{prefix}x?2", f"{prefix}xa"])
+
+
+def test_incr_counts_from_zero(cache, prefix):
+    assert cache.incr(f"{prefix}events") == 1
+    assert cache.incr(f"{prefix}events", 10) == 11
+    assert cache.get(f"{prefix}events") == b"11"
+    cache.set(f"{prefix}text", b"not a number")
+    with pytest.raises(ValueError, match="not an integer"):
+        cache.incr(f"{prefix}text")
+
+
+def test_a_ttl_must_be_positive(cache, prefix):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="ttl_s"):
+            cache.set(f"{prefix}k", b"v", ttl_s=bad)
+    assert cache.get(f"{prefix}k") is None
