@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Annotated, Any, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Annotated, Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
@@ -25,6 +25,7 @@ from smartcity.api.problems import bad_request
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 MAX_CURSOR_LENGTH = 1024
+MAX_CURSOR_INT = 10**12  # epoch seconds and counters fit; a forged huge number does not reach SQL
 
 Item = TypeVar("Item")
 
@@ -56,8 +57,11 @@ def encode_cursor(position: Sequence[Any], filters: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str | None, filters: Mapping[str, Any], width: int) -> list[Any] | None:
-    """The sort-key position a cursor names (``width`` values), None for no cursor; 400 when it is not valid here."""
+def decode_cursor(cursor: str | None, filters: Mapping[str, Any], kinds: Sequence[type]) -> list[Any] | None:
+    """The sort-key position a cursor names, one value of each of ``kinds`` (str or int); None for no cursor.
+
+    A 400 naming ``query.cursor`` when it does not decode, has other values, or was made for other filters.
+    """
     if cursor is None:
         return None
     try:
@@ -67,11 +71,22 @@ def decode_cursor(cursor: str | None, filters: Mapping[str, Any], width: int) ->
         fingerprint = document["filters"]
     except (binascii.Error, ValueError, TypeError, KeyError):
         raise bad_request("query.cursor", "not a cursor this API issued") from None
-    if not isinstance(position, list) or len(position) != width:
+    if not _position_of_kinds(position, kinds):
         raise bad_request("query.cursor", "not a cursor this API issued")
     if fingerprint != filters_fingerprint(filters):
         raise bad_request("query.cursor", "this cursor belongs to a listing with other filters")
     return position
+
+
+def _position_of_kinds(position: Any, kinds: Sequence[type]) -> bool:
+    if not isinstance(position, list) or len(position) != len(kinds):
+        return False
+    for value, kind in zip(position, kinds):
+        if kind is int and not (isinstance(value, int) and not isinstance(value, bool) and abs(value) < MAX_CURSOR_INT):
+            return False
+        if kind is not int and not isinstance(value, kind):
+            return False
+    return True
 
 
 def page_of(
@@ -82,3 +97,18 @@ def page_of(
     if len(rows) <= limit or not items:
         return items, None
     return items, encode_cursor(position(items[-1]), filters)
+
+
+def page_by_key(
+    page_model: type[Page[Item]],
+    items: Iterable[Item],
+    key: Callable[[Item], str],
+    limit: int,
+    cursor: str | None,
+    filters: Mapping[str, Any],
+) -> Page[Item]:
+    """A page of in-memory items (latest states, a few thousand at most) sorted by a unique string key."""
+    after = decode_cursor(cursor, filters, (str,))
+    rows = sorted((item for item in items if after is None or key(item) > after[0]), key=key)
+    page, next_cursor = page_of(rows[: limit + 1], limit, lambda item: [key(item)], filters)
+    return page_model(items=page, next_cursor=next_cursor)

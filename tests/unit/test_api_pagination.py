@@ -27,7 +27,7 @@ def fetch_after(after, limit):
 def test_pages_cover_every_row_once_in_order():
     seen, cursor = [], None
     while True:
-        items, cursor = page_of(fetch_after(decode_cursor(cursor, FILTERS, 2), 4), 4, position, FILTERS)
+        items, cursor = page_of(fetch_after(decode_cursor(cursor, FILTERS, (str, str)), 4), 4, position, FILTERS)
         seen.extend(items)
         if cursor is None:
             break
@@ -41,7 +41,7 @@ def test_the_last_page_has_no_cursor_even_when_full():
 
 def problem(cursor, filters=FILTERS) -> ProblemError:
     with pytest.raises(ProblemError) as refused:
-        decode_cursor(cursor, filters, 2)
+        decode_cursor(cursor, filters, (str, str))
     assert refused.value.status == 400
     assert refused.value.errors[0].field == "query.cursor"
     return refused.value
@@ -60,6 +60,7 @@ def test_a_cursor_from_other_filters_is_refused():
         base64.urlsafe_b64encode(json.dumps([1, 2]).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps({"after": "x", "filters": "y"}).encode()).decode(),
         encode_cursor(["only-one-value"], FILTERS),
+        encode_cursor(["2026-01-01T00:03:00Z", 7], FILTERS),
     ],
 )
 def test_a_broken_cursor_is_refused(cursor):

@@ -1,0 +1,80 @@
+"""Time ranges and buckets for the API's history, delay and KPI queries, in both SQL dialects.
+
+A range is ``from`` (inclusive) to ``to`` (exclusive), both ISO 8601 with a timezone; a bucket is one of
+:data:`BUCKETS`. Buckets are aligned on the Unix epoch (a ``1h`` bucket starts on the hour, UTC), and
+:func:`bucket_sql` gives the SQL expression of a row's bucket start in seconds since the epoch, for PostgreSQL
+(``timestamptz`` columns) and SQLite (UTC ISO 8601 text columns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import AwareDatetime
+
+from smartcity.api.problems import bad_request
+
+MAX_RANGE = timedelta(days=366)
+
+
+class Bucket(str, Enum):
+    """Bucket sizes of history queries."""
+
+    five_minutes = "5m"
+    fifteen_minutes = "15m"
+    hour = "1h"
+    day = "1d"
+
+    @property
+    def seconds(self) -> int:
+        return {"5m": 300, "15m": 900, "1h": 3600, "1d": 86400}[self.value]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def time_range(
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="Start (inclusive), ISO 8601 with a timezone; default: `to` minus 1 hour.")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="End (exclusive), ISO 8601 with a timezone; default: now.")] = None,
+) -> TimeRange:
+    """The query's ``from``/``to`` (a FastAPI dependency); 400 when ``from`` is not before ``to`` or the span is too long."""
+    end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    start = (start or end - timedelta(hours=1)).astimezone(timezone.utc)
+    if start >= end:
+        raise bad_request("query.from", "must be before `to`")
+    if end - start > MAX_RANGE:
+        raise bad_request("query.from", f"the range may span at most {MAX_RANGE.days} days")
+    return TimeRange(start, end)
+
+
+def sql_time(dialect: str, moment: datetime) -> datetime | str:
+    """A moment as a query parameter. SQLite compares timestamps as text, so it gets the stored UTC ISO form."""
+    moment = moment.astimezone(timezone.utc)
+    return moment if dialect == "postgresql" else moment.isoformat(timespec="microseconds")
+
+
+def epoch_sql(dialect: str, column: str) -> str:
+    """SQL for a timestamp column's seconds since the epoch (an integer)."""
+    if dialect == "postgresql":
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS bigint)"
+    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+
+
+def bucket_sql(dialect: str, column: str, bucket_s: int) -> str:
+    """SQL for the start (seconds since the epoch) of the ``bucket_s``-second bucket a timestamp falls in."""
+    return f"(({epoch_sql(dialect, column)} / {int(bucket_s)}) * {int(bucket_s)})"
+
+
+def from_epoch(seconds: int | float) -> datetime:
+    return datetime.fromtimestamp(int(seconds), timezone.utc)
