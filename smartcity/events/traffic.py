@@ -29,8 +29,6 @@ class TrafficFlowObserved(CityEvent):
                                 ge=0, le=1)
     averageVehicleSpeed: float | None = optional_measure(
         "Mean speed of the vehicles that passed; null when none passed", "km/h", ge=0, le=300)
-    averageVehicleLength: float | None = optional_measure(
-        "Mean length of the vehicles that passed; null when none passed", "m", ge=0, le=50)
     congested: bool = Field(description="True when the lane is congested (high occupancy and low speed)")
 
     @field_validator("dateObservedTo")

@@ -26,7 +26,7 @@ def sample(topic: str) -> dict:
             "dateObserved": when, "dateObservedFrom": (T0 - timedelta(seconds=5)).isoformat(), "dateObservedTo": when,
             "location": CENTRE, "refRoadSegment": ngsi_id("RoadSegment", "-23283579#1"), "laneId": 0, "zone": "Z22",
             "intensity": 2, "intensityPerHour": 1440.0, "occupancy": 0.31, "averageVehicleSpeed": 42.5,
-            "averageVehicleLength": 4.3, "congested": False,
+            "congested": False,
         },
         "public-transport": {
             "id": ngsi_id("Vehicle", "bus-12"), "type": "Vehicle", "dateObserved": when, "vehicleId": "bus-12",

@@ -1,0 +1,333 @@
+"""The city's road traffic: a SUMO microscopic simulation of a real network, run in-process through libsumo.
+
+The network and its measured peak-hour demand are RESCO's Cologne scenario (``cologne8``) shipped in the
+``sumo-rl`` package; SUMO itself comes from the ``eclipse-sumo`` package. Demand follows a daily profile scaled so
+that the rush hours carry RESCO's measured 7–8 h demand. Induction loops (E1 detectors, 5 s period) sit in the
+middle of chosen lanes. Incidents are real obstacles in the simulation: an accident is a stopped vehicle on a
+lane, a lane closure forbids the lane to traffic; both cause queues upstream.
+
+libsumo runs one simulation per process: open one :class:`TrafficSimulation` at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import random
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+from smartcity.errors import MissingDependencyError
+
+SCENARIO = "cologne8"
+DETECTOR_PERIOD_S = 5
+VEHICLE_TYPES = """
+  <vType id="pkw" vClass="passenger" speedDev="0.1" length="4.3" minGap="1.5"/>
+  <vType id="taxi" vClass="passenger" speedDev="0.05" length="4.6" minGap="1.5" color="yellow"/>
+  <vType id="wreck" vClass="passenger" length="4.5" minGap="0" color="red"/>
+"""
+
+
+def scenario_dir(name: str = SCENARIO) -> Path:
+    """The RESCO scenario folder inside the installed ``sumo-rl`` package (found without importing it)."""
+    spec = importlib.util.find_spec("sumo_rl")
+    if spec is None or spec.origin is None:
+        raise MissingDependencyError("smartcity simulate", "sumo-rl")
+    return Path(spec.origin).parent / "nets" / "RESCO" / name
+
+
+@lru_cache(maxsize=1)
+def libsumo() -> ModuleType:
+    """The libsumo module, with ``SUMO_HOME`` pointing at the ``eclipse-sumo`` package's SUMO."""
+    try:
+        import sumo
+    except ImportError:
+        raise MissingDependencyError("smartcity simulate", "eclipse-sumo") from None
+    os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
+    # libsumo otherwise prints a pyarrow version warning on import; we never use SUMO's parquet output
+    os.environ.setdefault("LIBSUMO_AS_TRACI", "quiet")
+    try:
+        import libsumo as module
+    except ImportError:
+        raise MissingDependencyError("smartcity simulate", "libsumo") from None
+    return module
+
+
+@contextmanager
+def network(net_file: Path) -> Iterator[ModuleType]:
+    """libsumo with only ``net_file`` loaded (no traffic): to read geometry and find routes."""
+    traci = libsumo()
+    traci.start(["sumo", "-n", str(net_file), "--no-step-log", "true", "--no-warnings", "true"])
+    try:
+        yield traci
+    finally:
+        traci.close()
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One induction loop: a lane of a road segment (SUMO edge), at ``position`` metres from the lane start."""
+
+    id: str
+    lane: str
+    edge: str
+    lane_index: int
+    position: float
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class LoopReading:
+    """What a loop saw over its last 5 s interval; ``speed_kmh`` is None when no vehicle passed."""
+
+    vehicles: int
+    occupancy: float
+    speed_kmh: float | None
+
+
+@dataclass
+class Demand:
+    """Trip relations (origin edge, destination edge) of the scenario, and the daily rate of departures."""
+
+    routes: list[list[str]]
+    weights: list[int]
+    peak_trips_per_hour: float
+
+    def rate_per_s(self, seconds_of_day: float, weekday: bool = True) -> float:
+        return self.peak_trips_per_hour / 3600 * daily_profile(seconds_of_day / 3600, weekday)
+
+
+def daily_profile(hour: float, weekday: bool = True) -> float:
+    """Share of the peak hour's traffic at ``hour`` (0..24): morning and evening rush hours on weekdays."""
+    base = 0.04 + 0.5 * _bump(hour, 13.0, 5.0)
+    if weekday:
+        return min(1.0, base + 0.95 * _bump(hour, 7.9, 1.1) + 0.9 * _bump(hour, 17.4, 1.4))
+    return min(1.0, 0.6 * base + 0.45 * _bump(hour, 14.0, 3.5))
+
+
+def _bump(x: float, centre: float, width: float) -> float:
+    return math.exp(-0.5 * ((x - centre) / width) ** 2)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method; the means here are small)."""
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+@dataclass
+class _Obstacle:
+    kind: str
+    lane: str
+    vehicle: str | None = None
+    allowed_before: tuple[str, ...] = field(default_factory=tuple)
+
+
+class TrafficSimulation:
+    """The running SUMO simulation: steps city time, adds trips, reads loops, places and clears obstacles."""
+
+    def __init__(self, seed: int, begin_s: int, detector_lanes: int | None = None, scenario: str = SCENARIO) -> None:
+        self.seed = seed
+        self.scenario = scenario_dir(scenario)
+        self.traci = libsumo()
+        self._rng = random.Random(f"{seed}:demand")
+        self._workdir = tempfile.TemporaryDirectory(prefix="smartcity-sumo-")
+        self._departures = 0
+        self._obstacles: dict[str, _Obstacle] = {}
+        self.arrived: set[str] = set()
+        begin_s -= begin_s % DETECTOR_PERIOD_S
+        lanes = _candidate_lanes(self.net_file)
+        self._lanes = lanes if detector_lanes is None else lanes[:detector_lanes]
+        self._start(begin_s)
+        self.detectors = self._place_detectors()
+        self.demand = self._load_demand()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def net_file(self) -> Path:
+        return self.scenario / f"{self.scenario.name}.net.xml"
+
+    def _start(self, begin_s: int) -> None:
+        additional = Path(self._workdir.name) / "city.add.xml"
+        loops = "".join(
+            f'  <inductionLoop id="loop.{lane}" lane="{lane}" pos="{length / 2:.2f}" period="{DETECTOR_PERIOD_S}" '
+            f'file="NUL"/>\n' for lane, _, _, length, _ in self._lanes)
+        additional.write_text(f"<additional>\n{VEHICLE_TYPES}{loops}</additional>\n")
+        self.traci.start([
+            "sumo", "-n", str(self.net_file), "-a", str(additional), "--begin", str(begin_s),
+            "--seed", str(self.seed), "--step-length", "1", "--no-step-log", "true", "--no-warnings", "true",
+            "--time-to-teleport", "300", "--collision.action", "none", "--device.rerouting.probability", "0.3",
+            "--device.rerouting.period", "60",
+        ])
+
+    def close(self) -> None:
+        self.traci.close()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> TrafficSimulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- network -----------------------------------------------------------------------------------------
+
+    def _place_detectors(self) -> list[Detector]:
+        """The loops of the chosen lanes, mid-lane, located once the network is loaded."""
+        return [Detector(f"loop.{lane}", lane, edge, index, length / 2, *self.geo(edge, length / 2, index))
+                for lane, edge, index, length, _ in self._lanes]
+
+    def _load_demand(self) -> Demand:
+        """RESCO's measured trips (7–8 h) as weighted relations; routes found once, unroutable ones left out."""
+        counts: dict[tuple[str, str], int] = {}
+        for trip in ElementTree.parse(self.scenario / f"{self.scenario.name}.rou.xml").getroot().iter("trip"):
+            pair = (trip.get("from"), trip.get("to"))
+            counts[pair] = counts.get(pair, 0) + 1
+        routes, weights = [], []
+        for (origin, destination), count in sorted(counts.items()):
+            edges = self.route(origin, destination)
+            if edges:
+                self.traci.route.add(f"od{len(routes)}", edges)
+                routes.append(edges)
+                weights.append(count)
+        return Demand(routes, weights, peak_trips_per_hour=float(sum(counts.values())))
+
+    def route(self, origin: str, destination: str) -> list[str]:
+        """The fastest route between two edges now, or ``[]`` when there is none."""
+        try:
+            return list(self.traci.simulation.findRoute(origin, destination, vType="pkw").edges)
+        except self.traci.TraCIException:
+            return []
+
+    def geo(self, edge: str, position: float, lane_index: int = 0) -> tuple[float, float]:
+        return self.traci.simulation.convert2D(edge, position, lane_index, toGeo=True)
+
+    # --- time ----------------------------------------------------------------------------------------------
+
+    @property
+    def time_s(self) -> float:
+        return self.traci.simulation.getTime()
+
+    def advance(self, seconds: int, weekday: bool = True) -> None:
+        """Run ``seconds`` one-second steps, inserting the demand of each second."""
+        for _ in range(seconds):
+            rate = self.demand.rate_per_s(self.time_s % 86400, weekday)
+            for _ in range(_poisson(self._rng, rate)):
+                index = self._rng.choices(range(len(self.demand.routes)), self.demand.weights)[0]
+                self._departures += 1
+                self.traci.vehicle.add(f"car{self._departures}", f"od{index}", typeID="pkw",
+                                       departLane="best", departSpeed="max")
+            self.traci.simulationStep()
+            self.arrived.update(self.traci.simulation.getArrivedIDList())
+            self._hold_wrecks()
+
+    # --- readings ------------------------------------------------------------------------------------------
+
+    def read_loops(self) -> dict[str, LoopReading]:
+        loops = self.traci.inductionloop
+        readings = {}
+        for detector in self.detectors:
+            speed = loops.getLastIntervalMeanSpeed(detector.id)
+            readings[detector.id] = LoopReading(
+                loops.getLastIntervalVehicleNumber(detector.id),
+                min(1.0, loops.getLastIntervalOccupancy(detector.id) / 100),
+                round(speed * 3.6, 2) if speed >= 0 else None)
+        return readings
+
+    def edge_emissions(self, edges: list[str]) -> dict[str, float]:
+        """Sum over ``edges`` of the vehicles' emissions this step: NOx, PMx and CO in mg/s (SUMO's HBEFA model)."""
+        edge = self.traci.edge
+        return {
+            "nox": sum(edge.getNOxEmission(e) for e in edges),
+            "pmx": sum(edge.getPMxEmission(e) for e in edges),
+            "co": sum(edge.getCOEmission(e) for e in edges),
+        }
+
+    def vehicle_count(self) -> int:
+        return self.traci.vehicle.getIDCount()
+
+    # --- vehicles driven by other sources (taxis) ---------------------------------------------------------------
+
+    def add_trip(self, vehicle: str, origin: str, destination: str, vehicle_type: str = "taxi") -> bool:
+        """Send a vehicle from ``origin`` to ``destination``; False when no route joins them."""
+        edges = self.route(origin, destination) if origin != destination else [origin]
+        if not edges:
+            return False
+        self.traci.route.add(f"route.{vehicle}", edges)
+        self.traci.vehicle.add(vehicle, f"route.{vehicle}", typeID=vehicle_type, departLane="best",
+                               departSpeed="max")
+        return True
+
+    def vehicle_fix(self, vehicle: str) -> tuple[float, float, float, float, float] | None:
+        """(lon, lat, speed km/h, heading degrees, distance m) of a vehicle on the road; None if not (yet) there."""
+        vehicles = self.traci.vehicle
+        if vehicle not in vehicles.getIDList():
+            return None
+        x, y = vehicles.getPosition(vehicle)
+        lon, lat = self.traci.simulation.convertGeo(x, y)
+        return lon, lat, vehicles.getSpeed(vehicle) * 3.6, vehicles.getAngle(vehicle) % 360, vehicles.getDistance(vehicle)
+
+    # --- incidents -----------------------------------------------------------------------------------------
+
+    def crash(self, incident: str, lane: str, position: float) -> None:
+        """An accident: a wrecked car stands on ``lane`` at ``position`` metres until :meth:`clear`."""
+        edge, index = lane.rsplit("_", 1)
+        wreck = f"wreck.{incident}"
+        self.traci.route.add(f"route.{wreck}", [edge])
+        self.traci.vehicle.add(wreck, f"route.{wreck}", typeID="wreck", departLane=index,
+                               departPos=f"{position:.1f}", departSpeed="0")
+        self._obstacles[incident] = _Obstacle("crash", lane, vehicle=wreck)
+
+    def close_lane(self, incident: str, lane: str) -> None:
+        """A lane closure: no vehicle may enter ``lane`` until :meth:`clear`."""
+        allowed = tuple(self.traci.lane.getAllowed(lane))
+        self.traci.lane.setAllowed(lane, ["authority"])
+        self._obstacles[incident] = _Obstacle("closure", lane, allowed_before=allowed)
+
+    def clear(self, incident: str) -> None:
+        obstacle = self._obstacles.pop(incident, None)
+        if obstacle is None:
+            return
+        if obstacle.kind == "closure":
+            self.traci.lane.setAllowed(obstacle.lane, list(obstacle.allowed_before))
+        elif obstacle.vehicle in self.traci.vehicle.getIDList():
+            self.traci.vehicle.remove(obstacle.vehicle)
+
+    def _hold_wrecks(self) -> None:
+        """A wreck that has just appeared stops where it stands (a stop, so SUMO never teleports it away)."""
+        for obstacle in self._obstacles.values():
+            if obstacle.kind == "crash" and obstacle.vehicle in self.traci.simulation.getDepartedIDList():
+                vehicles = self.traci.vehicle
+                vehicles.setLaneChangeMode(obstacle.vehicle, 0)
+                edge, index = obstacle.lane.rsplit("_", 1)
+                stop_at = min(vehicles.getLanePosition(obstacle.vehicle) + 0.5,
+                              self.traci.lane.getLength(obstacle.lane) - 0.1)
+                vehicles.setStop(obstacle.vehicle, edge, pos=stop_at, laneIndex=int(index), duration=10**7)
+
+
+@lru_cache(maxsize=4)
+def _candidate_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]:
+    """(lane, edge, index, length, speed) of the normal lanes of at least 30 m open to cars, main roads first."""
+    lanes = []
+    for edge in ElementTree.parse(net_file).getroot().iter("edge"):
+        if edge.get("function"):
+            continue
+        for lane in edge.iter("lane"):
+            length, speed = float(lane.get("length")), float(lane.get("speed"))
+            allow, disallow = lane.get("allow", ""), lane.get("disallow", "")
+            if length < 30 or "passenger" in disallow or (allow and "passenger" not in allow):
+                continue
+            lanes.append((lane.get("id"), edge.get("id"), int(lane.get("index")), length, speed))
+    return sorted(lanes, key=lambda item: (-item[4], item[0]))
