@@ -44,6 +44,7 @@ import orjson
 from smartcity.backends._url import local_path, query_options
 from smartcity.backends.bus.base import Record, check_headers, check_name, offsets_to_commit
 from smartcity.errors import ConfigurationError
+from smartcity.settings import Settings
 
 GROUPS_FOLDER = "_groups"
 META_FILE = "_meta.json"
@@ -151,7 +152,7 @@ class FileLogBus:
         self._round_robin: dict[str, itertools.count] = {}
 
     @classmethod
-    def from_url(cls, url: str, setting: str) -> FileLogBus:
+    def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> FileLogBus:
         options = query_options(url)
         try:
             batch = int(options.get("batch", "1000"))

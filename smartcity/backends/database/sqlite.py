@@ -16,6 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from smartcity.backends._url import local_path
 from smartcity.errors import ConfigurationError
+from smartcity.settings import Settings
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -35,7 +36,7 @@ class SqliteDatabase:
         self.connection()  # fail now, not at the first statement, when the file cannot be opened
 
     @classmethod
-    def from_url(cls, url: str, setting: str) -> SqliteDatabase:
+    def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> SqliteDatabase:
         path = local_path(url, setting)
         try:
             return cls(path)
