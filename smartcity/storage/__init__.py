@@ -1,0 +1,6 @@
+"""Where events come to rest: PostgreSQL/SQLite time series and reference tables, documents, latest state, archive.
+
+Modules: :mod:`migrate` (versioned schema), :mod:`partitions` (daily partitions), :mod:`tables` (event -> row),
+:mod:`timeseries`, :mod:`latest_state`, :mod:`documents`, :mod:`archive` (the writers), :mod:`backup`. The tables,
+collections and key schemes are described in ``smartcity/storage/README.md``.
+"""

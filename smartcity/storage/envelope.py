@@ -1,0 +1,51 @@
+"""What the storage writers take: one validated event with its CloudEvent id, independent of any transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+from smartcity.events import STREAMS, CityEvent
+
+def iso_utc(moment: datetime) -> str:
+    """A fixed-width UTC ISO 8601 text, so texts sort as the moments do."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+# Whose latest state the cache keeps, when it is not the stream's record key: a taxi's, not a trip's.
+LATEST_STATE_FIELD = {"taxi-vtc": "vehicleId"}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the store functions hand it to the writers.
+
+    ``event_id`` is the CloudEvent ``id``, the idempotence key of every store. The event's time is its model's
+    ``dateObserved``, which ingest makes part of the id, so it never changes for one id.
+    """
+
+    stream: str
+    event_id: str
+    source: str
+    event: CityEvent
+
+    @property
+    def time(self) -> datetime:
+        return self.event.dateObserved
+
+    @property
+    def type(self) -> str:
+        return STREAMS[self.stream].ce_type
+
+    @property
+    def entity_id(self) -> str:
+        """The entity whose latest state this event is (sensor, vehicle, station, parking, incident)."""
+        field = LATEST_STATE_FIELD.get(self.stream, STREAMS[self.stream].key_field)
+        return str(getattr(self.event, field))
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The event as JSON-ready values."""
+        return self.event.model_dump(mode="json")

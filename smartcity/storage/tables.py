@@ -1,0 +1,114 @@
+"""The time-series table of each stream, and how an event becomes a row of it.
+
+Every stream's table has the columns ``event_id``, ``observed_at`` (the event's ``dateObserved``), ``entity_id``
+(its NGSI-LD ``id``) and ``stored_at`` (set by the database), then one column per field of the stream's model,
+named mechanically: ``location`` gives ``lon`` and ``lat``, ``zone`` gives ``zone_id``, ``refRoadSegment`` gives
+``segment_id``, any other field its name in snake_case (``averageVehicleSpeed`` -> ``average_vehicle_speed``).
+The constant NGSI ``type`` is left out. The migrations create these columns; ``tests/unit/test_storage_tables.py``
+checks that they still match the models, so a model change without its migration fails the tests.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel
+
+from smartcity.events import STREAMS, CityEvent, Location
+
+TABLE_OF_STREAM = {
+    "traffic-sensors": "traffic_flow",
+    "public-transport": "transport_positions",
+    "taxi-vtc": "taxi_trips",
+    "parking": "parking_occupancy",
+    "bike-share": "bike_station_status",
+    "incidents": "incident_reports",
+    "weather": "weather_observations",
+    "air-quality": "air_quality_observations",
+}
+RENAMED = {"id": "entity_id", "dateObserved": "observed_at", "zone": "zone_id", "refRoadSegment": "segment_id"}
+SKIPPED = {"type"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Literal["text", "integer", "double", "boolean", "timestamp"]
+    nullable: bool
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def columns_of(model: type[BaseModel]) -> list[Column]:
+    """The table columns that hold ``model``'s fields (without ``event_id`` and ``stored_at``)."""
+    return [column for name in model.model_fields if name not in SKIPPED for column in _field_columns(model, name)]
+
+
+def _field_columns(model: type[BaseModel], name: str) -> list[Column]:
+    kind, nullable = _kind_of(model.model_fields[name].annotation)
+    if kind == "location":
+        prefix = "" if name == "location" else f"{snake_case(name)}_"
+        return [Column(f"{prefix}lon", "double", nullable), Column(f"{prefix}lat", "double", nullable)]
+    return [Column(RENAMED.get(name) or snake_case(name), kind, nullable)]
+
+
+def _kind_of(annotation: Any) -> tuple[str, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _kind_of(inner)[0], True
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _kind_of(args[0])
+    if typing.get_origin(annotation) is Literal:
+        return "text", False
+    kinds = {bool: "boolean", int: "integer", float: "double", str: "text", datetime: "timestamp",
+             AwareDatetime: "timestamp", Location: "location"}
+    for python_type, kind in kinds.items():
+        if isinstance(annotation, type) and issubclass(annotation, python_type):
+            return kind, False
+    raise TypeError(f"no column type for the annotation {annotation!r}")
+
+
+@dataclass(frozen=True)
+class StreamTable:
+    """One stream's table: its name, its columns, and the row of an event."""
+
+    stream: str
+    table: str
+    model: type[CityEvent]
+
+    @property
+    def columns(self) -> list[Column]:
+        return [Column("event_id", "text", False), *columns_of(self.model)]
+
+    def row(self, event_id: str, event: CityEvent) -> dict[str, Any]:
+        row: dict[str, Any] = {"event_id": event_id}
+        for name in self.model.model_fields:
+            if name in SKIPPED:
+                continue
+            value = getattr(event, name)
+            columns = _field_columns(self.model, name)
+            if len(columns) == 2:  # a Location: lon, lat
+                row[columns[0].name], row[columns[1].name] = value.coordinates if value else (None, None)
+            else:
+                row[columns[0].name] = value
+        return row
+
+
+STREAM_TABLES: dict[str, StreamTable] = {
+    topic: StreamTable(topic, TABLE_OF_STREAM[topic], stream.model) for topic, stream in STREAMS.items()
+}
+
+
+def stream_table(stream: str) -> StreamTable:
+    try:
+        return STREAM_TABLES[stream]
+    except KeyError:
+        raise KeyError(f"no table for stream {stream!r}; known streams: {', '.join(STREAM_TABLES)}") from None

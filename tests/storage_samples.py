@@ -1,0 +1,66 @@
+"""One valid event of each stream, for the ingest and storage tests (built from the models, at the city's centre)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from smartcity.events import (
+    AirQualityObserved, Alert, BikeHireDockingStation, CityEvent, OffStreetParking, PublicTransportVehicle,
+    TaxiTrip, TrafficFlowObserved, WeatherObserved, city,
+)
+from smartcity.storage.envelope import StoredEvent
+
+MOMENT = datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc)
+SEGMENT = "urn:ngsi-ld:RoadSegment:edge-1"
+
+
+def centre() -> dict:
+    box = city()
+    return {"type": "Point", "coordinates": [round((box.west + box.east) / 2, 6), round((box.south + box.north) / 2, 6)]}
+
+
+def sample_events(moment: datetime = MOMENT, n: int = 1) -> dict[str, CityEvent]:
+    """The ``n``-th sample event of each stream at ``moment``, keyed by topic (entity ids end with ``n``)."""
+    at, here, zone = moment, centre(), city().zone_of(*centre()["coordinates"])
+    common = {"dateObserved": at, "location": here, "zone": zone}
+    return {
+        "traffic-sensors": TrafficFlowObserved(
+            id=f"urn:ngsi-ld:TrafficFlowObserved:loop-{n}", dateObservedFrom=at - timedelta(seconds=5),
+            dateObservedTo=at, refRoadSegment=SEGMENT, laneId=0, intensity=3, intensityPerHour=2160.0,
+            occupancy=0.2, averageVehicleSpeed=40.0, congested=False, **common),
+        "public-transport": PublicTransportVehicle(
+            id=f"urn:ngsi-ld:Vehicle:bus-{n}", vehicleId=f"bus-{n}", vehicleType="bus", routeId="R1", tripId="T1",
+            stopId="S1", stopSequence=2, currentStatus="IN_TRANSIT_TO", delay=30, speed=20.0, heading=90.0,
+            occupancyStatus="EMPTY", **common),
+        "taxi-vtc": TaxiTrip(
+            id=f"urn:ngsi-ld:TaxiTrip:trip-{n}", serviceType="taxi", vehicleId=f"AB-{n:03d}-CD", driverId=f"driver-{n}",
+            tripStatus="onTrip", speed=30.0, heading=10.0, pickupZone=zone, dropoffZone=zone, passengerCount=1,
+            distanceTravelled=120.0, fare=None, **common),
+        "parking": OffStreetParking(
+            id=f"urn:ngsi-ld:OffStreetParking:park-{n}", name="Central", refRoadSegment=SEGMENT, totalSpotNumber=100,
+            occupiedSpotNumber=40, availableSpotNumber=60, occupancy=0.4, status="open", **common),
+        "bike-share": BikeHireDockingStation(
+            id=f"urn:ngsi-ld:BikeHireDockingStation:dock-{n}", name="Dock", totalSlotNumber=20, availableBikeNumber=5,
+            freeSlotNumber=14, outOfServiceSlotNumber=1, isInstalled=True, isRenting=True, isReturning=True,
+            status="working", dateLastReported=at, **common),
+        "incidents": Alert(
+            id=f"urn:ngsi-ld:Alert:incident-{n}", category="traffic", subCategory="carAccident", severity="high",
+            status="active", description="Two cars collided", refRoadSegment=SEGMENT, laneId=None, dateIssued=at,
+            validFrom=at, validTo=None, alertSource="police", **common),
+        "weather": WeatherObserved(
+            id=f"urn:ngsi-ld:WeatherObserved:station-{n}", name="Roof", temperature=12.5, relativeHumidity=0.6,
+            atmosphericPressure=1013.0, precipitation=0.0, windSpeed=3.0, windDirection=180.0, weatherType="cloudy",
+            **common),
+        "air-quality": AirQualityObserved(
+            id=f"urn:ngsi-ld:AirQualityObserved:station-{n}", name="Kerb", no2=20.0, pm10=15.0, pm25=8.0, o3=40.0,
+            co=0.3, airQualityIndex=25, airQualityLevel="low", **common),
+    }
+
+
+def stored(stream: str, event: CityEvent, event_id: str | None = None) -> StoredEvent:
+    return StoredEvent(stream, event_id or f"{stream}/{event.id}/{event.dateObserved.isoformat()}", "/tests", event)
+
+
+def sample_stored_events(moment: datetime = MOMENT, n: int = 1) -> list[StoredEvent]:
+    return [stored(stream, event) for stream, event in sample_events(moment, n).items()]
+

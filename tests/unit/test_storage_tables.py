@@ -1,0 +1,55 @@
+"""The stream tables match the event models, and the time-series writer is idempotent on the event id (SQLite)."""
+
+import pytest
+
+from smartcity.backends.database import open_database
+from smartcity.events import STREAMS
+from smartcity.storage.migrate import migrate
+from smartcity.storage.tables import STREAM_TABLES, snake_case
+from smartcity.storage.timeseries import TimeSeriesWriter
+from tests.storage_samples import MOMENT, sample_events, sample_stored_events
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_database(f"sqlite:///{tmp_path / 'test.db'}")
+    migrate(database)
+    yield database
+    database.close()
+
+
+def test_every_stream_has_a_table_and_a_sample_event():
+    assert set(STREAM_TABLES) == set(STREAMS) == set(sample_events())
+
+
+@pytest.mark.parametrize("stream", sorted(STREAM_TABLES))
+def test_the_migrated_table_has_the_columns_of_the_model(db, stream):
+    """Fails when a model changes without a migration that changes its table the same way."""
+    table = STREAM_TABLES[stream]
+    migrated = {row["name"]: not row["notnull"] for row in db.query(f"PRAGMA table_info({table.table})")}
+    expected = {column.name: column.nullable for column in table.columns}
+    assert {name: nullable for name, nullable in migrated.items() if name != "stored_at"} == expected
+
+
+def test_snake_case():
+    assert [snake_case(n) for n in ("averageVehicleSpeed", "pm25", "no2", "laneId")] == [
+        "average_vehicle_speed", "pm25", "no2", "lane_id"]
+
+
+def test_a_batch_lands_once_whatever_the_redeliveries(db):
+    writer = TimeSeriesWriter(db)
+    events = sample_stored_events()
+    assert writer.write(events) == len(events)
+    rows = {stream: db.query(f"SELECT * FROM {table.table}") for stream, table in STREAM_TABLES.items()}
+    assert writer.write(events + events[:3]) == 0
+    assert {stream: db.query(f"SELECT * FROM {table.table}") for stream, table in STREAM_TABLES.items()} == rows
+    assert all(writer.count(stream) == 1 for stream in STREAM_TABLES)
+
+
+def test_a_row_holds_the_event_with_utc_times_and_flattened_location(db):
+    TimeSeriesWriter(db).write(sample_stored_events())
+    (row,) = db.query("SELECT * FROM taxi_trips")
+    taxi = sample_events()["taxi-vtc"]
+    assert row["entity_id"] == taxi.id and row["observed_at"] == MOMENT.isoformat()
+    assert (row["lon"], row["lat"]) == taxi.location.coordinates and row["zone_id"] == taxi.zone
+    assert row["fare"] is None and row["passenger_count"] == 1
