@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import api, schemas, settings, stack
+from smartcity.cli import api, db, schemas, settings, stack
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -16,6 +16,7 @@ app.add_typer(settings.app, name="settings")
 app.add_typer(api.app, name="token")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(stack.app, name="stack")
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:
