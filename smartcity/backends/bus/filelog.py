@@ -16,7 +16,10 @@ the files whose names start with ``.`` or ``_``, so it can read a topic folder a
     {"topic", "partition", "offset", "timestamp_ms", "key", "value", "headers": {name: text}}
 
 ``key`` and ``value`` are UTF-8 text; one that is not UTF-8 is base64 with ``"key_base64": true`` or
-``"value_base64": true`` beside it. ``key`` is null for keyless records.
+``"value_base64": true`` beside it. ``key`` is null for keyless records. Spark reads a topic as a stream with
+``spark.readStream.schema(SPARK_SCHEMA).json(topic_glob(root, topic))`` (partition folders are not ``name=value``
+folders, so a plain folder path finds nothing; ``.option("recursiveFileLookup", "true")`` on the topic folder works
+too).
 
 A keyed record's partition is a stable hash of its key (CRC-32, not Kafka's murmur2: the partition of a key is
 stable here, but not the same number as on Kafka); keyless records go round robin. A consumer group's partitions
@@ -53,6 +56,18 @@ SEGMENT_SUFFIX = ".jsonl"
 # How often a consumer looks for partitions that no member of its group holds (a member left, a topic appeared).
 CLAIM_INTERVAL_S = 0.5
 IDLE_SLEEP_S = 0.02
+
+
+# The DDL schema of a segment line, for Spark's JSON reader.
+SPARK_SCHEMA = (
+    "topic STRING, partition INT, offset BIGINT, timestamp_ms BIGINT, key STRING, key_base64 BOOLEAN, "
+    "value STRING, value_base64 BOOLEAN, headers MAP<STRING, STRING>"
+)
+
+
+def topic_glob(root: Path | str, topic: str) -> str:
+    """The path pattern of every segment of a topic, as Spark's file source takes it."""
+    return f"{root}/{topic}/*/*{SEGMENT_SUFFIX}"
 
 
 def segment_name(first_offset: int) -> str:
