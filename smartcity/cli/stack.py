@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from smartcity import stack
+from smartcity.errors import ConfigurationError
+from smartcity.settings import TOPICS, get_settings
+from smartcity.stack.kafka import create_platform_topics
 
 app = typer.Typer(help="The real local services, run as this project's own processes (no Docker needed).")
 console = Console()
@@ -18,7 +21,7 @@ console = Console()
 NAMES_HELP = f"Services to act on (default: all): {', '.join(stack.SERVICES)}."
 
 
-def _fail(error: stack.StackError) -> None:
+def _fail(error: Exception) -> None:
     console.print(f"[red]error[/red] {error}")
     raise typer.Exit(1)
 
@@ -68,6 +71,17 @@ def env() -> None:
     """Print `export SMARTCITY_...=...` lines that point the platform at the local services (for `eval`)."""
     for name, value in stack.settings_env().items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command()
+def topics() -> None:
+    """Create the platform's topics that are missing on the Kafka of SMARTCITY_BUS_URL (e.g. under docker compose)."""
+    settings = get_settings()
+    try:
+        create_platform_topics(settings.bus_url, settings.topic_partitions)
+    except ConfigurationError as error:
+        _fail(error)
+    typer.echo(f"{len(TOPICS) + 1} topics present on {settings.bus_url}, new ones with {settings.topic_partitions} partitions")
 
 
 def _print_status(rows: list[stack.ServiceStatus]) -> None:

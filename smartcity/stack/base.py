@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -68,30 +69,41 @@ def port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _state_and_group(stat: Path) -> tuple[str, int] | None:
-    """The state letter and process group of one /proc/<pid>/stat; None when the process is gone."""
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[2])
-
-
-def process_group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of the process group ``pgid``, read from /proc."""
-    members = []
+def _processes() -> dict[int, tuple[str, int, int]]:
+    """Every process as pid -> (state letter, parent pid, process group), read from /proc."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        found = _state_and_group(stat)
-        if found and found[1] == pgid and found[0] not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        table[int(stat.parent.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def process_tree(leader: int) -> list[int]:
+    """Live (not zombie) processes of the group ``leader`` leads and all their descendants.
+
+    Descendants count too because some servers move their children to sessions of their own (PostgreSQL's
+    backends call setsid), out of reach of a signal to the group.
+    """
+    table = {pid: entry for pid, entry in _processes().items() if entry[0] not in ("Z", "X")}
+    found = {pid for pid, (_, _, group) in table.items() if group == leader}
+    frontier = set(found)
+    while frontier:
+        frontier = {pid for pid, (_, parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return sorted(found)
 
 
 def group_leader_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process leading its own process group (as the servers we start do)."""
     reap(pid)
-    found = _state_and_group(Path(f"/proc/{pid}/stat"))
-    return found is not None and found[0] not in ("Z", "X") and found[1] == pid
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in ("Z", "X") and int(fields[2]) == pid
 
 
 def reap(pid: int) -> None:
@@ -100,6 +112,33 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def alive_processes(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that are still running (zombies do not count; ours are reaped)."""
+    for pid in pids:
+        reap(pid)
+    table = _processes()
+    return [pid for pid in pids if pid in table and table[pid][0] not in ("Z", "X")]
+
+
+def _signal(pids: list[int], sig: signal.Signals, group: int) -> None:
+    """Signal the process group, and each process of ``pids`` that may have left it, with ``sig``."""
+    with suppress(ProcessLookupError):
+        os.killpg(group, sig)
+    if sig == signal.SIGKILL:  # a graceful stop is the server's to pass on to its children
+        for pid in alive_processes(pids):
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while alive_processes(pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 class LocalService(ABC):
@@ -213,16 +252,17 @@ class LocalService(ABC):
         return True
 
     def stop(self) -> bool:
-        """End the server's whole process group and wait until no process of it is left. Returns whether one ran."""
+        """End the server and every process it started; wait until none is left. Returns whether one ran."""
         pid = self._recorded_pid()
-        if pid is None or not process_group_members(pid):
+        tree = process_tree(pid) if pid is not None else []
+        if not tree:
             self.pid_file.unlink(missing_ok=True)
             return False
-        self._signal_group(pid, self.stop_signal)
-        if not self._wait_group_gone(pid, self.stop_timeout_s):
-            self._signal_group(pid, signal.SIGKILL)
-            if not self._wait_group_gone(pid, 10.0):
-                raise StackError(self.name, f"processes {process_group_members(pid)} survived SIGKILL")
+        _signal(tree, self.stop_signal, group=pid)
+        if not _wait_gone(tree, self.stop_timeout_s):
+            _signal(tree, signal.SIGKILL, group=pid)
+            if not _wait_gone(tree, 10.0):
+                raise StackError(self.name, f"processes {alive_processes(tree)} survived SIGKILL")
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -259,21 +299,6 @@ class LocalService(ABC):
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
-
-    def _signal_group(self, pgid: int, sig: signal.Signals) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-
-    def _wait_group_gone(self, pgid: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            reap(pgid)
-            if not process_group_members(pgid):
-                return True
-            time.sleep(0.1)
-        return False
 
     def _safe_version(self) -> str:
         try:

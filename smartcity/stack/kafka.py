@@ -2,7 +2,7 @@
 
 The jars come from Maven Central (``infra/local/kafka/pom.xml``); the storage is formatted once, with a cluster id
 kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every stream topic of :data:`smartcity.settings.TOPICS`
-and the dead-letter topic exist with ``settings.topic_partitions`` partitions (the one place they are configured).
+and the dead-letter topic exist, made with ``settings.topic_partitions`` partitions (the one place that says how many).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, StackError, port_open
 from smartcity.stack.java import JavaService
-
-ADMIN_TIMEOUT_S = 15.0
 
 
 def _quiet_logger() -> logging.Logger:
@@ -111,24 +109,16 @@ class KafkaService(JavaService):
         return bool(self._admin().list_topics(timeout=PROBE_TIMEOUT_S).brokers)
 
     def after_start(self) -> None:
-        ensure_topics(self._admin(), [*TOPICS, DEAD_LETTER_TOPIC], self.settings.topic_partitions)
+        create_platform_topics(f"kafka://{self.address}", self.settings.topic_partitions)
 
 
-def ensure_topics(admin, topics: list[str], partitions: int) -> None:
-    """Create the missing topics with ``partitions`` partitions; raise those that have fewer (never lower them)."""
-    from confluent_kafka.admin import NewPartitions, NewTopic
+def create_platform_topics(bus_url: str, partitions: int) -> None:
+    """Create the stream topics and the dead-letter topic that are missing, with ``partitions`` partitions each
+    (topics that exist are left as they are)."""
+    from smartcity.backends.bus import open_bus
 
-    existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    missing = [NewTopic(topic, num_partitions=partitions, replication_factor=1) for topic in topics if topic not in existing]
-    too_few = [
-        NewPartitions(topic, partitions)
-        for topic in topics
-        if topic in existing and len(existing[topic].partitions) < partitions
-    ]
-    futures = {**(admin.create_topics(missing) if missing else {}), **(admin.create_partitions(too_few) if too_few else {})}
-    for topic, future in futures.items():
-        try:
-            future.result(timeout=ADMIN_TIMEOUT_S)
-        except Exception as error:  # noqa: BLE001 - re-raised with the topic named
-            if "TOPIC_ALREADY_EXISTS" not in str(error):
-                raise StackError("kafka", f"topic {topic}: {error}") from error
+    bus = open_bus(bus_url)
+    try:
+        bus.create_topics([*TOPICS, DEAD_LETTER_TOPIC], partitions)
+    finally:
+        bus.close()

@@ -1,0 +1,171 @@
+"""The local stack without its servers: names, settings, generated configuration, compose file, and the process
+handling of :class:`LocalService` on a small HTTP server of our own (started, kept, stopped with its children)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from smartcity import stack
+from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity.stack.base import LocalService, StackError, alive_processes, port_open, process_tree
+from smartcity.stack.kafka import KafkaService
+from smartcity.stack.prometheus import PrometheusService
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unknown_service_name_is_refused_with_the_known_names():
+    with pytest.raises(StackError) as raised:
+        stack.services(["redis", "mysql"])
+    assert raised.value.service == "mysql"
+    assert "kafka, postgres, redis, ferretdb, s3, prometheus" in str(raised.value)
+
+
+def test_settings_env_follows_the_port_settings(tmp_path):
+    settings = Settings(
+        kafka_port=19092, postgres_port=15432, redis_port=16379, ferretdb_port=27018, s3_port=19000,
+        prometheus_port=19090, stack_dir=tmp_path,
+    )  # fmt: skip
+    assert stack.settings_env(settings) == {
+        "SMARTCITY_BUS_URL": "kafka://127.0.0.1:19092",
+        "SMARTCITY_DATABASE_URL": "postgresql://smartcity@127.0.0.1:15432/smartcity",
+        "SMARTCITY_DOCUMENTS_URL": "mongodb://127.0.0.1:27018/smartcity",
+        "SMARTCITY_CACHE_URL": "redis://127.0.0.1:16379/0",
+        "SMARTCITY_OBJECTS_URL": "s3://127.0.0.1:19000/smartcity",
+        "SMARTCITY_SECRETS_DIR": str(tmp_path / "secrets"),
+        "SMARTCITY_PROMETHEUS_URL": "http://127.0.0.1:19090",
+    }
+
+
+def test_prometheus_configuration_scrapes_the_ports_of_the_settings(tmp_path):
+    settings = Settings(stack_dir=tmp_path, prometheus_port=19090, gateway_port=18080, streaming_metrics_port=19108)
+    config = yaml.safe_load(PrometheusService(settings).config())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets == {
+        "prometheus": ["127.0.0.1:19090"],
+        "functions": ["127.0.0.1:18080"],
+        "streaming": ["127.0.0.1:19108"],
+    }
+
+
+def test_kafka_runs_broker_and_controller_on_the_ports_of_the_settings(tmp_path):
+    settings = Settings(stack_dir=tmp_path, kafka_port=19092, kafka_controller_port=19093, topic_partitions=5)
+    properties = dict(
+        line.split("=", 1) for line in KafkaService(settings).server_properties().splitlines()
+    )
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert properties["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert properties["num.partitions"] == "5"
+    assert properties["log.dirs"] == str(tmp_path / "kafka" / "data")
+
+
+def test_compose_file_uses_the_ports_of_the_settings_defaults():
+    compose = yaml.safe_load((PROJECT_ROOT / "infra" / "compose.yaml").read_text())
+    published = {
+        name: {int(port.rsplit(":", 2)[1]) for port in service.get("ports", [])}
+        for name, service in compose["services"].items()
+    }
+    defaults = Settings()
+    assert defaults.kafka_port in published["kafka"]
+    assert defaults.postgres_port in published["postgres"]
+    assert defaults.ferretdb_port in published["mongodb"]
+    assert defaults.redis_port in published["redis"]
+    assert defaults.s3_port in published["minio"]
+    assert defaults.prometheus_port in published["prometheus"]
+
+
+# Process handling, on a tiny HTTP server that also starts a child in a session of its own (as PostgreSQL does).
+# Like PostgreSQL's, the child ends by itself when its parent is gone.
+CHILD = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent: time.sleep(0.1)"
+SERVER = f"""
+import http.server, subprocess, sys
+subprocess.Popen([sys.executable, "-c", {CHILD!r}], start_new_session=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+class TinyHttpService(LocalService):
+    name = "tiny"
+    startup_timeout_s = 15.0
+    stop_timeout_s = 5.0
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        super().__init__(settings)
+        self._port = port
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def install(self) -> None:
+        pass
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", SERVER, str(self.port)]
+
+    def probe(self) -> bool:
+        return httpx.get(f"http://{self.address}/", timeout=1).status_code == 200
+
+    def version(self) -> str:
+        return "1"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    service = TinyHttpService(Settings(stack_dir=tmp_path), _free_port())
+    yield service
+    service.stop()
+
+
+def test_start_is_idempotent_and_stop_leaves_no_process(tiny):
+    assert tiny.start() is True
+    processes = process_tree(tiny.pid())
+    assert len(processes) == 2  # the server and the child it moved to a session of its own
+    assert tiny.start() is False
+    assert process_tree(tiny.pid()) == processes
+
+    assert tiny.stop() is True
+    assert alive_processes(processes) == []
+    assert not port_open(tiny.port)
+    assert not tiny.pid_file.exists()
+    assert tiny.stop() is False
+
+
+def test_a_killed_server_is_unhealthy_and_started_again(tiny):
+    tiny.start()
+    first = tiny.pid()
+    os.kill(first, signal.SIGKILL)  # from outside, as a crash would be
+    status = tiny.status()
+    assert status.healthy is False and status.pid is None
+    assert tiny.start() is True
+    assert tiny.healthy() and tiny.pid() != first
+
+
+def test_a_port_taken_by_another_process_is_named(tiny):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", tiny.port))
+        squatter.listen()
+        with pytest.raises(StackError, match=f"port {tiny.port} is already taken"):
+            tiny.start()
+
+
+def test_a_server_that_exits_while_starting_shows_its_log(tmp_path):
+    class Failing(TinyHttpService):
+        def command(self) -> list[str]:
+            return [sys.executable, "-c", "import sys; print('bad configuration: x'); sys.exit(3)"]
+
+    with pytest.raises(StackError, match="bad configuration: x"):
+        Failing(Settings(stack_dir=tmp_path), _free_port()).start()
