@@ -26,7 +26,7 @@ from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page
 from smartcity.api.problems import ProblemError, bad_request, conflict, not_found, problem_responses
 from smartcity.api.timeseries import sql_time
 from smartcity.events.common import Location, RoadSegmentRef, Zone, city
-from smartcity.runtime.function import http_function
+from smartcity.runtime import Context, http_function
 from smartcity.storage.documents import INCIDENTS
 
 State = Literal["open", "acknowledged", "resolved"]
@@ -128,7 +128,7 @@ def _cursor_time(value: str) -> datetime:
 
 
 @http_function
-def create_app(context) -> FastAPI:
+def create_app(context: Context) -> FastAPI:
     app = create_api_app("incidents", "Road incidents and their workflow: open, acknowledged, resolved.", context)
     router = APIRouter(prefix="/v1/incidents")
     last_sync = {"at": float("-inf")}

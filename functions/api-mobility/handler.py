@@ -19,7 +19,7 @@ from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
 from smartcity.api.problems import not_found, problem_responses
 from smartcity.api.timeseries import TimeRange, sql_time, time_range
 from smartcity.events.common import Zone
-from smartcity.runtime.function import http_function
+from smartcity.runtime import Context, http_function
 from smartcity.storage.latest_state import LatestState
 
 LATEST_TTL_S = 5.0
@@ -91,7 +91,7 @@ def parking(state: dict[str, Any]) -> Parking:
 
 
 @http_function
-def create_app(context) -> FastAPI:
+def create_app(context: Context) -> FastAPI:
     app = create_api_app("mobility", "Shared and individual mobility: bikes, parking, taxis.", context)
     router = APIRouter(prefix="/v1/mobility", dependencies=[Depends(viewer)], responses=READ_ERRORS)
     latest = LatestState(context.cache, context.settings.latest_state_ttl_s)

@@ -20,7 +20,7 @@ from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page
 from smartcity.api.problems import bad_request, not_found, problem_responses
 from smartcity.api.timeseries import Bucket, TimeRange, bucket_sql, from_epoch, sql_time, time_range
 from smartcity.events.common import Zone
-from smartcity.runtime.function import http_function
+from smartcity.runtime import Context, http_function
 from smartcity.storage.latest_state import LatestState
 
 STREAM = "traffic-sensors"
@@ -142,7 +142,7 @@ def history_filter(sensor_id: str | None, segment_id: str | None, zone: str | No
 
 
 @http_function
-def create_app(context) -> FastAPI:
+def create_app(context: Context) -> FastAPI:
     app = create_api_app("traffic", "Road traffic: sensors, road segments, history, congestion.", context)
     router = APIRouter(prefix="/v1/traffic", dependencies=[Depends(viewer)], responses=READ_ERRORS)
     latest = LatestState(context.cache, context.settings.latest_state_ttl_s)

@@ -20,7 +20,7 @@ from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
 from smartcity.api.problems import not_found, problem_responses
 from smartcity.api.timeseries import TimeRange, sql_time, time_range
 from smartcity.events.common import Zone
-from smartcity.runtime.function import http_function
+from smartcity.runtime import Context, http_function
 from smartcity.storage.latest_state import LatestState
 
 STREAM = "public-transport"
@@ -117,7 +117,7 @@ DELAY_COLUMNS = f"""COUNT(*) AS positions, COUNT(DISTINCT vehicle_id) AS vehicle
 
 
 @http_function
-def create_app(context) -> FastAPI:
+def create_app(context: Context) -> FastAPI:
     app = create_api_app("transport", "Public transport: lines, stops, vehicles, delays.", context)
     router = APIRouter(prefix="/v1/transport", dependencies=[Depends(viewer)], responses=READ_ERRORS)
     latest = LatestState(context.cache, context.settings.latest_state_ttl_s)
