@@ -36,7 +36,7 @@ def bootstrap_servers(url: str, setting: str) -> str:
 
 
 def _log_client_error(error: KafkaError) -> None:
-    # librdkafka retries broker connections by itself; say so in the log instead of on stderr.
+    # librdkafka retries broker connections by itself: its complaints go to the log, not to stderr.
     log.warning("kafka client: %s", error)
 
 
@@ -44,7 +44,7 @@ class KafkaBus:
     """Publishes through one idempotent producer; opens one confluent-kafka consumer per group member."""
 
     def __init__(self, config: dict[str, str], setting: str) -> None:
-        self.config = {**config, "error_cb": _log_client_error}
+        self.config = {**config, "error_cb": _log_client_error, "logger": log}
         self.admin = AdminClient(self.config)
         try:
             self.admin.list_topics(timeout=CONNECT_TIMEOUT_S)
