@@ -1,0 +1,125 @@
+"""``smartcity functions``: the functions of ``stack.yml``: list them, serve them, trigger them, deploy them.
+
+``gateway`` serves every function (or those named) on OpenFaaS's routes; ``trigger`` runs the Kafka triggers of
+the Kafka-triggered ones (over whatever ``SMARTCITY_BUS_URL`` names: Kafka, or the embedded log); ``knative``
+regenerates ``infra/knative/`` from the stack file. ``--stack`` wins over ``SMARTCITY_STACK_FILE``, ``--port``
+over ``SMARTCITY_GATEWAY_PORT``, ``--metrics-port`` over ``SMARTCITY_TRIGGER_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smartcity.runtime import jsonlog
+from smartcity.runtime.function import CloudEventHandler
+from smartcity.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="The functions of stack.yml: list, local gateway, Kafka triggers, Knative manifests.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+StackOption = typer.Option(None, "--stack", help="Stack file; default: SMARTCITY_STACK_FILE (./stack.yml).")
+Names = typer.Argument(None, help="Functions to run; default: all of the stack file.")
+KNATIVE_DIR = PROJECT_ROOT / "infra" / "knative"
+
+
+def _stack(stack: Path | None) -> Path:
+    return stack or get_settings().stack_file
+
+
+@app.command("list")
+def list_functions(stack: Path | None = StackOption) -> None:
+    """Every function: its kind, trigger, output topic, delivery spec and image."""
+    from smartcity.runtime.loader import load_stack
+
+    table = Table("function", "kind", "trigger", "output topic", "delivery", "image")
+    for function in load_stack(_stack(stack), get_settings()):
+        handler = function.handler
+        kind = "http" if not isinstance(handler, CloudEventHandler) else (
+            f"cloudevent, batch {handler.batch_size}" if handler.is_batch else "cloudevent")
+        spec = function.spec
+        delivery = (f"retry {spec.delivery.retry}, {spec.delivery.backoff_policy} {spec.delivery.backoff_delay}, "
+                    f"then {spec.delivery.dead_letter_topic}") if spec.topics else ""
+        table.add_row(function.name, kind, spec.trigger, spec.output_topic or "", delivery, spec.entry.image)
+    Console().print(table)
+
+
+@app.command()
+def gateway(
+    names: list[str] | None = Names,
+    stack: Path | None = StackOption,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int | None = typer.Option(None, help="Port; default: SMARTCITY_GATEWAY_PORT."),
+) -> None:
+    """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
+    import uvicorn
+
+    from smartcity.runtime.gateway import build_gateway
+
+    settings = get_settings()
+    jsonlog.configure(settings.log_level)
+    with console.status("loading functions"):
+        app_ = build_gateway(_stack(stack), settings, names or ())
+    console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port or settings.gateway_port}")
+    uvicorn.run(app_, host=host, port=port or settings.gateway_port, log_config=None)
+
+
+@app.command()
+def trigger(
+    names: list[str] | None = Names,
+    stack: Path | None = StackOption,
+    metrics_port: int | None = typer.Option(None, help="Port of /metrics (0: none); default: SMARTCITY_TRIGGER_METRICS_PORT."),
+) -> None:
+    """Run the Kafka triggers: one consumer group per function, retries, dead-letter topic, dedup. Ctrl-C stops."""
+    from prometheus_client import start_http_server
+
+    from smartcity.runtime.loader import load_stack
+    from smartcity.runtime.trigger import Triggers
+
+    settings = get_settings()
+    jsonlog.configure(settings.log_level)
+    with console.status("loading functions"):
+        functions = load_stack(_stack(stack), settings, names or ())
+        if not names:
+            functions = [function for function in functions if function.spec.topics]
+        triggers = Triggers(functions)
+    port = settings.trigger_metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr="127.0.0.1", registry=triggers.metrics.registry)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    triggers.start()
+    console.print(f"triggers running: {', '.join(f'{f.name} <- {f.spec.trigger}' for f in functions)}"
+                  + (f"; metrics on :{port}/metrics" if port else ""))
+    stopping.wait()
+    console.print("stopping: finishing the events in hand")
+    triggers.stop()
+
+
+@app.command()
+def knative(
+    stack: Path | None = StackOption,
+    out: Path = typer.Option(KNATIVE_DIR, help="Folder of the manifests."),
+    check: bool = typer.Option(False, help="Write nothing; fail if the manifests are not up to date."),
+) -> None:
+    """Generate the Knative manifests (Service, KafkaSource with delivery, dead-letter KafkaSinks) from stack.yml."""
+    from smartcity.runtime import knative as manifests
+
+    settings = get_settings()
+    options = (_stack(stack), out, settings.knative_namespace, settings.knative_kafka_bootstrap_servers)
+    if check:
+        stale = manifests.stale_files(*options)
+        if stale:
+            console.print(f"[red]out of date:[/red] {', '.join(stale)}; run `smartcity functions knative`")
+            raise typer.Exit(1)
+        console.print(f"{out} is up to date")
+        return
+    for path in manifests.write(*options):
+        console.print(f"wrote {path}")

@@ -1,0 +1,41 @@
+"""The process a function's container runs (the template's ``fprocess``): one function, served for of-watchdog.
+
+of-watchdog (HTTP mode) listens on the container's port and forwards every request to ``127.0.0.1:5000``, where
+this serves the function's app at ``/``. The image holds a copy of ``stack.yml``, and the template sets
+``SMARTCITY_FUNCTION_NAME`` from the function's ``FUNCTION_NAME`` build argument, so the function runs with the same
+entry (environment, secrets, output topic) as on the local gateway. Its code is in ``./function``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+
+from smartcity.errors import ConfigurationError
+from smartcity.runtime import jsonlog
+from smartcity.runtime.loader import load_function
+from smartcity.runtime.server import function_app
+from smartcity.runtime.stackfile import read_stack
+from smartcity.settings import get_settings
+
+UPSTREAM_HOST = "127.0.0.1"
+UPSTREAM_PORT = 5000  # the template's upstream_url
+HANDLER_FOLDER = Path("function")  # where faas-cli puts the handler, beside the template's files
+
+
+def main() -> None:
+    settings = get_settings()
+    jsonlog.configure(settings.log_level)
+    if not settings.function_name:
+        raise ConfigurationError("SMARTCITY_FUNCTION_NAME", "is not set: the image serves no function")
+    _, specs = read_stack(settings.stack_file)
+    spec = next((spec for spec in specs if spec.name == settings.function_name), None)
+    if spec is None:
+        raise ConfigurationError("SMARTCITY_FUNCTION_NAME", f"{settings.function_name!r} is not in {settings.stack_file}")
+    function = load_function(spec, settings, handler_dir=HANDLER_FOLDER.resolve())
+    uvicorn.run(function_app(function), host=UPSTREAM_HOST, port=UPSTREAM_PORT, log_config=None)
+
+
+if __name__ == "__main__":
+    main()
