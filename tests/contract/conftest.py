@@ -7,6 +7,7 @@ server that ``real_stack`` started); ``pytest tests/contract -k embedded`` runs 
 from __future__ import annotations
 
 import uuid
+from typing import Any, Callable
 
 import pytest
 
@@ -15,15 +16,19 @@ from smartcity.settings import Settings
 IMPLEMENTATIONS = ["embedded", pytest.param("real", marks=pytest.mark.real)]
 
 
-def real_setting(request: pytest.FixtureRequest, name: str) -> str:
-    """One ``SMARTCITY_*`` setting of the real local services (starts them, once per session, if need be)."""
-    return request.getfixturevalue("real_stack")[name]
-
-
 def real_settings(request: pytest.FixtureRequest) -> Settings:
-    """The Settings that point at the real local services: their URLs and their secrets folder."""
+    """The Settings that point at the real local services (started once per session if need be)."""
     env = request.getfixturevalue("real_stack")
     return Settings(**{name.removeprefix("SMARTCITY_").lower(): value for name, value in env.items()})
+
+
+def open_implementation(request: pytest.FixtureRequest, opener: Callable[..., Any], embedded_url: str, url_field: str) -> Any:
+    """The backend a parametrized fixture stands for: the embedded one at ``embedded_url``, or the real server
+    that the setting ``url_field`` of the real stack names."""
+    if request.param == "embedded":
+        return opener(embedded_url)
+    settings = real_settings(request)
+    return opener(getattr(settings, url_field), settings=settings)
 
 
 @pytest.fixture

@@ -8,15 +8,14 @@ from collections import defaultdict
 import pytest
 
 from smartcity.backends.bus import EventBus, Record, open_bus
-from tests.contract.conftest import IMPLEMENTATIONS, real_setting
+from tests.contract.conftest import IMPLEMENTATIONS, open_implementation
 
 WAIT_S = 40.0  # a Kafka consumer group takes a few seconds to form
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def bus(request, tmp_path) -> EventBus:
-    url = f"file://{tmp_path}/bus" if request.param == "embedded" else real_setting(request, "SMARTCITY_BUS_URL")
-    bus = open_bus(url)
+    bus = open_implementation(request, open_bus, f"file://{tmp_path}/bus", "bus_url")
     yield bus
     bus.close()
 

@@ -7,16 +7,12 @@ import time
 import pytest
 
 from smartcity.backends.cache import Cache, open_cache
-from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+from tests.contract.conftest import IMPLEMENTATIONS, open_implementation
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def cache(request) -> Cache:
-    if request.param == "embedded":
-        cache = open_cache("memory://contract")
-    else:
-        settings = real_settings(request)
-        cache = open_cache(settings.cache_url, settings=settings)
+    cache = open_implementation(request, open_cache, "memory://contract", "cache_url")
     yield cache
     cache.close()
 

@@ -8,16 +8,12 @@ import pytest
 
 from smartcity.backends.database import Database, open_database
 from smartcity.backends.database.postgres import to_psycopg
-from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+from tests.contract.conftest import IMPLEMENTATIONS, open_implementation
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def database(request, tmp_path) -> Database:
-    if request.param == "embedded":
-        database = open_database(f"sqlite:///{tmp_path}/contract.db")
-    else:
-        settings = real_settings(request)
-        database = open_database(settings.database_url, settings=settings)
+    database = open_implementation(request, open_database, f"sqlite:///{tmp_path}/contract.db", "database_url")
     yield database
     database.close()
 

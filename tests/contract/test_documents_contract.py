@@ -7,18 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from smartcity.backends.documents import DocumentStore, open_documents
-from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+from tests.contract.conftest import IMPLEMENTATIONS, open_implementation
 
 NOON = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def store(request, tmp_path) -> DocumentStore:
-    if request.param == "embedded":
-        store = open_documents(f"embedded:///{tmp_path}/documents.db")
-    else:
-        settings = real_settings(request)
-        store = open_documents(settings.documents_url, settings=settings)
+    store = open_implementation(request, open_documents, f"embedded:///{tmp_path}/documents.db", "documents_url")
     yield store
     store.close()
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 import pytest
 
 from smartcity.backends.objects import ObjectStore, open_objects
-from tests.contract.conftest import IMPLEMENTATIONS, real_settings
+from tests.contract.conftest import IMPLEMENTATIONS, open_implementation
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def store(request, tmp_path) -> ObjectStore:
-    if request.param == "embedded":
-        store = open_objects(f"file://{tmp_path}/objects")
-    else:
-        settings = real_settings(request)
-        store = open_objects(settings.objects_url, settings=settings)
+    store = open_implementation(request, open_objects, f"file://{tmp_path}/objects", "objects_url")
     yield store
     store.close()
 
