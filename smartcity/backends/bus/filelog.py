@@ -45,7 +45,7 @@ from typing import Iterator, Sequence
 import orjson
 
 from smartcity.backends._url import local_path, query_options
-from smartcity.backends.bus.base import Record, check_headers, check_name, offsets_to_commit
+from smartcity.backends.bus.base import DeliveryError, Record, check_headers, check_name, offsets_to_commit
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
 
@@ -241,11 +241,14 @@ class FileLogBus:
 
     def _write_segment(self, topic: str, partition: int, records: list[tuple]) -> None:
         partition_dir = self.root / topic / str(partition)
-        with _flock(partition_dir / ".lock"):
-            first = _next_offset(partition_dir)
-            data = b"".join(encode_line(topic, partition, first + i, record) for i, record in enumerate(records))
-            _write_atomically(partition_dir / segment_name(first), data)
-            _write_atomically(partition_dir / NEXT_OFFSET_FILE, str(first + len(records)).encode())
+        try:
+            with _flock(partition_dir / ".lock"):
+                first = _next_offset(partition_dir)
+                data = b"".join(encode_line(topic, partition, first + i, record) for i, record in enumerate(records))
+                _write_atomically(partition_dir / segment_name(first), data)
+                _write_atomically(partition_dir / NEXT_OFFSET_FILE, str(first + len(records)).encode())
+        except OSError as error:
+            raise DeliveryError(f"{len(records)} record(s) of {topic}[{partition}] not written: {error}") from error
 
     def consumer(self, group: str, topics: Sequence[str], from_beginning: bool = True) -> FileLogConsumer:
         return FileLogConsumer(self, check_name("group", group), [check_name("topic", t) for t in topics], from_beginning)
