@@ -21,6 +21,10 @@ console = Console()
 NAMES_HELP = f"Services to act on (default: all): {', '.join(stack.SERVICES)}."
 
 
+def _show(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
 def _fail(error: Exception) -> None:
     console.print(f"[red]error[/red] {error}")
     raise typer.Exit(1)
@@ -31,13 +35,8 @@ def up(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=Fal
     """Install (first time only) and start the services not running; wait until each is healthy."""
     begun = time.monotonic()
     try:
-        with console.status("starting the local services…") as spinner:
-
-            def show(message: str) -> None:
-                spinner.update(message)
-                console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
-
-            started = stack.up(names or None, progress=show)
+        with console.status("starting the local services…"):
+            started = stack.up(names or None, progress=_show)
     except stack.StackError as error:
         _fail(error)
     console.print(f"started: {', '.join(started) or 'none (all were running)'} in {time.monotonic() - begun:.1f}s")
@@ -49,7 +48,7 @@ def down(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=F
     """Stop the services and wait until none of their processes is left."""
     try:
         with console.status("stopping the local services…"):
-            stack.down(names or None, progress=console.log)
+            stack.down(names or None, progress=_show, force=True)
     except stack.StackError as error:
         _fail(error)
 

@@ -4,7 +4,8 @@ Kafka (KRaft, one node), PostgreSQL, Redis, FerretDB (MongoDB wire protocol), an
 and Prometheus, each installed by a script of ``infra/local/`` into ``settings.cache_dir`` and run with its data,
 log and pid file in ``settings.stack_dir/<service>/``. :func:`up` is idempotent (a healthy service is left alone)
 and starts services concurrently; :func:`down` leaves no process behind; :func:`settings_env` gives the
-``SMARTCITY_*`` settings that point the platform at these services.
+``SMARTCITY_*`` settings that point the platform at these services. A test session's ``down`` leaves the servers
+running while another session uses them (:mod:`smartcity.stack.users`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from smartcity.settings import Settings, get_settings
+from smartcity.stack import users
 from smartcity.stack.base import HOST, LocalService, ServiceStatus, StackError, install_debian_packages
 from smartcity.stack.ferretdb import FerretDBService
 from smartcity.stack.kafka import KafkaService
@@ -80,6 +82,7 @@ def up(names: list[str] | None = None, progress: Progress | None = None) -> list
     settings = get_settings()
     chosen = services(names, settings)
     with _stack_lock(settings):
+        users.register(settings.stack_dir)
         packages = [package for service in chosen for package in service.debian_packages]
         report(f"checking Debian packages: {', '.join(packages)}")
         install_debian_packages("stack", packages)
@@ -98,12 +101,20 @@ def up(names: list[str] | None = None, progress: Progress | None = None) -> list
     return [service.name for service, was_started in zip(chosen, started, strict=True) if was_started]
 
 
-def down(only: list[str] | None = None, progress: Progress | None = None) -> None:
-    """Stop the services named (all when None) and wait until none of their processes is left."""
+def down(only: list[str] | None = None, progress: Progress | None = None, force: bool = False) -> None:
+    """Stop the services named (all when None) and wait until none of their processes is left.
+
+    While another live process that called :func:`up` (another test session) still uses the stack, the services
+    are left running for it, unless ``force``.
+    """
     report = progress or (lambda message: None)
     settings = get_settings()
     chosen = services(only, settings)
     with _stack_lock(settings):
+        users.unregister(settings.stack_dir)
+        if chosen and not force and (others := users.others(settings.stack_dir)):
+            report(f"left running: {', '.join(service.name for service in chosen)} (still used by processes {others})")
+            return
 
         def bring_down(service: LocalService) -> None:
             report(f"{service.name}: {'stopped' if service.stop() else 'was not running'}")

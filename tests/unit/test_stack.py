@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 import yaml
 
 from smartcity import stack
+from smartcity.stack import users
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity.stack.base import LocalService, StackError, alive_processes, port_open, process_tree
 from smartcity.stack.kafka import KafkaService
@@ -169,3 +172,34 @@ def test_a_server_that_exits_while_starting_shows_its_log(tmp_path):
 
     with pytest.raises(StackError, match="bad configuration: x"):
         Failing(Settings(stack_dir=tmp_path), _free_port()).start()
+
+
+def test_other_live_users_are_seen_and_ended_ones_forgotten(tmp_path):
+    users.register(tmp_path)
+    assert users.others(tmp_path) == []  # this process is not "another" user
+    another_session = f"""
+from pathlib import Path
+import time
+from smartcity.stack import users
+users.register(Path({str(tmp_path)!r}))
+time.sleep(30)
+"""
+    other = subprocess.Popen([sys.executable, "-c", another_session])
+    try:
+        assert _wait_for(lambda: users.others(tmp_path) == [other.pid])
+    finally:
+        other.kill()
+        other.wait()
+    assert users.others(tmp_path) == []
+    assert not (tmp_path / "users" / str(other.pid)).exists()
+    users.unregister(tmp_path)
+    assert list((tmp_path / "users").iterdir()) == []
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
