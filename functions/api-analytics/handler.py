@@ -76,7 +76,7 @@ def caqi_band(index: float) -> str:
 def kpis(database: Any, period: TimeRange, zone: str | None) -> Kpis:
     """The KPIs of ``period`` (in ``zone``, or the whole city)."""
     dialect = database.dialect
-    params = {"start": sql_time(dialect, period.start), "end": sql_time(dialect, period.end), "zone": zone}
+    params = {"start": sql_time(period.start), "end": sql_time(period.end), "zone": zone}
     where = "observed_at >= :start AND observed_at < :end" + (" AND zone_id = :zone" if zone else "")
     speed = database.query(f"SELECT AVG(average_vehicle_speed) AS v FROM traffic_flow WHERE {where}", params)[0]["v"]
     congested_steps = database.query(

@@ -92,7 +92,7 @@ def summary(row: dict[str, Any]) -> IncidentSummary:
     return IncidentSummary(**{**row, "zone": row["zone_id"]})
 
 
-def stream_case(document: dict[str, Any], dialect: str) -> dict[str, Any]:
+def stream_case(document: dict[str, Any]) -> dict[str, Any]:
     """A ``incident_cases`` row from a reported incident of the document store."""
     lon, lat = document["location"]["coordinates"]
     cleared_at = document.get("clearedAt")
@@ -100,8 +100,8 @@ def stream_case(document: dict[str, Any], dialect: str) -> dict[str, Any]:
         "incident_id": document["_id"], "category": document["subCategory"], "severity": document["severity"],
         "description": document["description"], "zone_id": document["zone"],
         "segment_id": document.get("refRoadSegment"), "lon": lon, "lat": lat,
-        "reported_at": sql_time(dialect, document["firstReportedAt"]),
-        "cleared_at": sql_time(dialect, cleared_at) if cleared_at else None,
+        "reported_at": sql_time(_as_datetime(document["firstReportedAt"])),
+        "cleared_at": sql_time(_as_datetime(cleared_at)) if cleared_at else None,
         "reported_by": document.get("alertSource") or "stream",
     }
 
@@ -139,7 +139,7 @@ def create_app(context: Context) -> FastAPI:
             return
         last_sync["at"] = time.monotonic()
         database = context.database
-        rows = [stream_case(document, database.dialect) for document in context.documents.find(INCIDENTS)]
+        rows = [stream_case(document) for document in context.documents.find(INCIDENTS)]
         if rows:
             database.executemany(SYNC_SQL, rows)
 
@@ -177,7 +177,7 @@ def create_app(context: Context) -> FastAPI:
             """INSERT INTO incident_case_timeline (incident_id, seq, at, action, state, actor, note)
                SELECT :id, COALESCE(MAX(seq), 0) + 1, :at, :action, :state, :actor, :note
                FROM incident_case_timeline WHERE incident_id = :id""",
-            {"id": incident_id, "at": sql_time(database.dialect, at), "action": action, "state": state,
+            {"id": incident_id, "at": sql_time(at), "action": action, "state": state,
              "actor": caller.subject, "note": note},
         )
 
@@ -211,10 +211,10 @@ def create_app(context: Context) -> FastAPI:
             params: dict[str, Any] = {name: value for name, value in filters.items() if value is not None}
             if since is not None:
                 conditions.append("reported_at >= :since_at")
-                params["since_at"] = sql_time(database.dialect, since)
+                params["since_at"] = sql_time(since)
             if after is not None:
                 conditions.append("(reported_at < :after_at OR (reported_at = :after_at AND incident_id < :after_id))")
-                params.update(after_at=sql_time(database.dialect, _cursor_time(after[0])), after_id=after[1])
+                params.update(after_at=sql_time(_cursor_time(after[0])), after_id=after[1])
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             rows = database.query(
                 f"SELECT {CASE_COLUMNS} FROM incident_cases {where} "
@@ -248,7 +248,7 @@ def create_app(context: Context) -> FastAPI:
                 {"id": incident_id, "category": report.category, "severity": report.severity,
                  "description": report.description, "zone": city().zone_of(report.location.lon, report.location.lat),
                  "segment_id": report.segment_id, "lon": report.location.lon, "lat": report.location.lat,
-                 "now": sql_time(database.dialect, now), "actor": caller.subject},
+                 "now": sql_time(now), "actor": caller.subject},
             )
             record(incident_id, "created", "open", caller, None, now)
         return written(request, incident(incident_id), status=201)
@@ -261,7 +261,7 @@ def create_app(context: Context) -> FastAPI:
             changed = database.execute(
                 """UPDATE incident_cases SET state = :target, version = version + 1, updated_at = :now
                    WHERE incident_id = :id AND state = :expected""",
-                {"target": target, "now": sql_time(database.dialect, now), "id": incident_id, "expected": expected},
+                {"target": target, "now": sql_time(now), "id": incident_id, "expected": expected},
             )
             if changed:
                 record(incident_id, action + "d", target, caller, note, now)

@@ -159,7 +159,7 @@ def create_app(context: Context) -> FastAPI:
                            AVG(CASE WHEN trip_status = 'completed' THEN fare END) AS average_fare
                     FROM taxi_trips WHERE observed_at >= :start AND observed_at < :end{zone_condition}
                     GROUP BY pickup_zone ORDER BY pickup_zone""",
-                {"start": sql_time(database.dialect, period.start), "end": sql_time(database.dialect, period.end),
+                {"start": sql_time(period.start), "end": sql_time(period.end),
                  "zone": zone},
             )
             return TaxiDemand(start=period.start, end=period.end, zones=[ZoneDemand(**row) for row in rows])

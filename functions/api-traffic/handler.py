@@ -242,7 +242,7 @@ def create_app(context: Context) -> FastAPI:
                 FROM traffic_flow
                 WHERE observed_at >= :start AND observed_at < :end{condition}
                 GROUP BY 1 ORDER BY 1 LIMIT :fetch""",
-            {**params, "start": sql_time(database.dialect, start), "end": sql_time(database.dialect, period.end),
+            {**params, "start": sql_time(start), "end": sql_time(period.end),
              "fetch": limit + 1},
         )
         items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)

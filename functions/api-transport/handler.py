@@ -123,8 +123,7 @@ def create_app(context: Context) -> FastAPI:
     latest = LatestState(context.cache, context.settings.latest_state_ttl_s)
 
     def range_params(period: TimeRange) -> dict[str, Any]:
-        dialect = context.database.dialect
-        return {"start": sql_time(dialect, period.start), "end": sql_time(dialect, period.end)}
+        return {"start": sql_time(period.start), "end": sql_time(period.end)}
 
     @router.get("/lines", response_model=Page[Line], responses=NOT_MODIFIED_RESPONSE)
     def list_lines(request: Request, limit: PageSize = 100, cursor: Cursor = None) -> Response:
@@ -144,7 +143,7 @@ def create_app(context: Context) -> FastAPI:
         """The network's stops (GTFS stops), by id; ``line_id`` keeps those the line served in the last day."""
         def produce() -> Page[Stop]:
             database = context.database
-            since = sql_time(database.dialect, datetime.now(timezone.utc) - SERVED_WINDOW)
+            since = sql_time(datetime.now(timezone.utc) - SERVED_WINDOW)
             served: dict[str, set[str]] = {}
             for row in database.query(
                 "SELECT DISTINCT stop_id, route_id FROM transport_positions WHERE observed_at >= :since", {"since": since}

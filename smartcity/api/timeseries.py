@@ -58,10 +58,11 @@ def time_range(
     return TimeRange(start, end)
 
 
-def sql_time(dialect: str, moment: datetime) -> datetime | str:
-    """A moment as a query parameter. SQLite compares timestamps as text, so it gets the stored UTC ISO form."""
-    moment = moment.astimezone(timezone.utc)
-    return moment if dialect == "postgresql" else moment.isoformat(timespec="microseconds")
+def sql_time(moment: datetime) -> datetime:
+    """A moment as a query parameter: in UTC. SQLite compares timestamps as text, and its backend writes a datetime
+    parameter as the stream writers store theirs (``isoformat()`` in UTC), so equal moments are equal texts and
+    the texts sort in time order; PostgreSQL compares ``timestamptz`` values."""
+    return moment.astimezone(timezone.utc)
 
 
 def epoch_sql(dialect: str, column: str) -> str:

@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from smartcity.runtime.context import Backends
 from smartcity.runtime.loader import LoadedFunction, load_stack
@@ -181,12 +182,20 @@ def _mount_api_functions(gateway: FastAPI, functions: Sequence[LoadedFunction], 
     install_api_docs(gateway, api)
     for name in api:
         group = name[len(API_FUNCTION_PREFIX):]
-
-        async def public_route(scope: dict, receive: Callable, send: Callable, name: str = name) -> None:
-            # The routes carry their full public path, so the app runs at the root.
-            await invoke(apps[name], name, metrics, {**scope, "root_path": ""}, receive, send)
-
+        public_route = PublicApiRoute(apps[name], name, metrics)
         gateway.mount(f"/{API_VERSION}/{group}", public_route)
+        # A mount matches only below its prefix: the group's root itself (GET /v1/incidents) is a route of its own.
+        gateway.router.routes.append(Route(f"/{API_VERSION}/{group}", public_route))
+
+
+class PublicApiRoute:
+    """``/v1/<group>/...`` to ``api-<group>``: its routes carry their full public path, so the app runs at the root."""
+
+    def __init__(self, app: ASGIApp, name: str, metrics: Metrics) -> None:
+        self.app, self.name, self.metrics = app, name, metrics
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await invoke(self.app, self.name, self.metrics, {**scope, "root_path": ""}, receive, send)
 
 
 def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | None = None,
