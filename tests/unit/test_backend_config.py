@@ -67,7 +67,7 @@ def test_an_unreachable_host_fails_fast_naming_the_setting(setting, url, closed_
         opener(url.format(port=closed_port), settings=secrets)
     assert time.monotonic() - started < FAIL_FAST_S
     assert raised.value.setting == setting
-    assert f"cannot reach" in str(raised.value) and str(closed_port) in str(raised.value)
+    assert "cannot reach" in str(raised.value) and str(closed_port) in str(raised.value)
 
 
 def test_a_missing_secret_file_is_named(tmp_path, closed_port):
