@@ -227,3 +227,30 @@ def backends_of(gateway: FastAPI) -> dict[str, Any]:
     """The database, cache and documents the gateway's API functions use (one of each, shared)."""
     context = gateway.state.functions[API_FUNCTIONS[0]].context
     return {"database": context.database, "cache": context.cache, "documents": context.documents}
+
+
+@dataclass
+class SampleApi:
+    """The API gateway over a seeded sample city, and tokens to call it with."""
+
+    gateway: FastAPI
+    settings: Settings
+    sample: SampleCity
+
+    def token(self, role: str = "viewer", algorithm: str = "HS256", ttl: timedelta = timedelta(hours=1),
+              now: datetime | None = None) -> str:
+        from smartcity.api.auth import KeyRing, Role, issue_token
+
+        return issue_token(KeyRing(self.settings), f"sample-{role}", Role(role), algorithm, ttl, now)
+
+    def headers(self, role: str = "viewer", algorithm: str = "HS256") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, algorithm)}"}
+
+
+def open_sample_api(directory: Path, now: datetime | None = None, **overrides: Any) -> SampleApi:
+    """Settings under ``directory`` (or ``overrides``), the gateway over the API functions, the sample written."""
+    settings = sample_settings(directory, **overrides)
+    gateway = api_gateway(settings)
+    backends = backends_of(gateway)
+    sample = seed_sample_city(backends["database"], backends["cache"], backends["documents"], settings, now)
+    return SampleApi(gateway, settings, sample)
