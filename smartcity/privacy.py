@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from smartcity.events import Location, city, personal_fields
 from smartcity.settings import Settings, get_settings, read_secret
@@ -38,10 +38,14 @@ class Pseudonymizer:
         self.gps_precision_decimals = gps_precision_decimals
 
     @classmethod
+    def from_secret(cls, key: SecretStr, gps_precision_decimals: int) -> Pseudonymizer:
+        return cls(key.get_secret_value().encode("utf-8"), gps_precision_decimals)
+
+    @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Pseudonymizer:
+        """The key from the secret file ``pseudonym-key``, the precision from the settings."""
         settings = settings or get_settings()
-        key = read_secret(PSEUDONYM_KEY_SECRET, settings).get_secret_value().encode()
-        return cls(key, settings.gps_precision_decimals)
+        return cls.from_secret(read_secret(PSEUDONYM_KEY_SECRET, settings), settings.gps_precision_decimals)
 
     def pseudonym(self, identifier: str) -> str:
         digest = hmac.new(self._key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()

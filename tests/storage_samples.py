@@ -1,13 +1,19 @@
-"""One valid event of each stream, for the ingest and storage tests (built from the models, at the city's centre)."""
+"""Helpers of the ingest and storage tests: one valid event of each stream, embedded settings, reading a topic."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from smartcity.events import (
     AirQualityObserved, Alert, BikeHireDockingStation, CityEvent, OffStreetParking, PublicTransportVehicle,
     TaxiTrip, TrafficFlowObserved, WeatherObserved, city,
 )
+from smartcity.backends.bus import EventBus, Record
+from smartcity.privacy import PSEUDONYM_KEY_SECRET
+from smartcity.settings import Settings
 from smartcity.storage.envelope import StoredEvent
 
 MOMENT = datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -64,3 +70,32 @@ def stored(stream: str, event: CityEvent, event_id: str | None = None) -> Stored
 def sample_stored_events(moment: datetime = MOMENT, n: int = 1) -> list[StoredEvent]:
     return [stored(stream, event) for stream, event in sample_events(moment, n).items()]
 
+
+
+def embedded_settings(folder: Path, **overrides: Any) -> Settings:
+    """Settings whose every backend is embedded under ``folder``, with a pseudonym key in its secrets folder."""
+    secrets = folder / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / PSEUDONYM_KEY_SECRET).write_text(uuid.uuid4().hex)
+    values: dict[str, Any] = {
+        "bus_url": f"file://{folder}/bus",
+        "cache_url": f"memory://{uuid.uuid4().hex}",
+        "database_url": f"sqlite:///{folder}/smartcity.db",
+        "documents_url": f"embedded:///{folder}/documents.db",
+        "objects_url": f"file://{folder}/objects",
+        "secrets_dir": secrets,
+        "topic_partitions": 2,
+    }
+    return Settings(**{**values, **overrides})
+
+
+def drain(bus: EventBus, topic: str, group: str | None = None) -> list[Record]:
+    """Every record of a topic, read by a fresh consumer group."""
+    consumer = bus.consumer(group or f"drain-{uuid.uuid4().hex}", [topic], from_beginning=True)
+    records: list[Record] = []
+    try:
+        while batch := consumer.poll(timeout_s=0.2, max_records=10_000):
+            records += batch
+    finally:
+        consumer.close()
+    return records

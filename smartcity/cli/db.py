@@ -57,3 +57,17 @@ def status(database_url: str | None = DatabaseUrl) -> None:
     console.print(table)
     if any(row.changed for row in rows):
         raise typer.Exit(1)
+
+
+@app.command("load-reference")
+def load_reference(database_url: str | None = DatabaseUrl) -> None:
+    """Upsert the city's zones, road segments, car parks, stations, routes and stops (after migrate)."""
+    from smartcity.storage.reference import load_reference as load
+
+    db = _open(database_url)
+    try:
+        with console.status("loading the reference data"):
+            counts = load(db)
+    finally:
+        db.close()
+    console.print(", ".join(f"{table}: {rows}" for table, rows in counts.items()))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any, Union
 
-from smartcity.events import STREAMS, CityEvent
+from pydantic import Field, RootModel
+
+from smartcity.events import STREAMS, CityEvent, stream_for_type
 
 def iso_utc(moment: datetime) -> str:
     """A fixed-width UTC ISO 8601 text, so texts sort as the moments do."""
@@ -49,3 +52,26 @@ class StoredEvent:
     def data(self) -> dict[str, Any]:
         """The event as JSON-ready values."""
         return self.event.model_dump(mode="json")
+
+
+class AnyStreamEvent(RootModel):
+    """The data of an event of any stream, validated into its stream's model (told apart by its NGSI ``type``).
+
+    The store functions take all eight topics; with this as their data model the runtime validates each event
+    and dead-letters, naming the field, any whose data fits no stream.
+    """
+
+    root: Annotated[Union[tuple(stream.model for stream in STREAMS.values())], Field(discriminator="type")]
+
+
+def stored_events(events: Sequence[Any]) -> list[StoredEvent]:
+    """The runtime's events (``Event[AnyStreamEvent]``) as writers take them; ValueError when type and data differ."""
+    result = []
+    for event in events:
+        stream = stream_for_type(event.type)
+        data = event.data.root if isinstance(event.data, AnyStreamEvent) else event.data
+        if not isinstance(data, stream.model):
+            raise ValueError(f"event {event.id}: type {event.type} carries {type(data).__name__} data, "
+                             f"not {stream.model.__name__}")
+        result.append(StoredEvent(stream.topic, event.id, event.source, data))
+    return result

@@ -2,7 +2,8 @@
 
 One ``INSERT ... ON CONFLICT DO NOTHING`` per stream per batch, run with ``executemany`` in one transaction
 (psycopg pipelines it): a redelivered event hits the primary key ``(event_id, observed_at)`` and changes nothing.
-On PostgreSQL the daily partitions a batch needs are created first (:class:`PartitionKeeper`).
+On PostgreSQL the daily partitions a batch needs are created first (:class:`PartitionKeeper`). A traffic sensor
+seen for the first time is added to the ``sensors`` reference table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 from smartcity.backends.database import Database
 from smartcity.storage.envelope import StoredEvent
 from smartcity.storage.partitions import PartitionKeeper
+from smartcity.storage.reference import sensor_rows, write_rows
 from smartcity.storage.tables import StreamTable, stream_table
+
+
+SENSOR_STREAM = "traffic-sensors"
 
 
 def insert_sql(table: StreamTable) -> str:
@@ -35,6 +40,7 @@ class TimeSeriesWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.partitions = PartitionKeeper(db)
+        self._known_sensors: set[str] = set()
 
     def write(self, events: Sequence[StoredEvent]) -> int:
         """Insert the events into their streams' tables; return how many rows were new."""
@@ -47,7 +53,13 @@ class TimeSeriesWriter:
             self.partitions.ensure(table.table, [event.time for event in batch])
             rows = [{name: _utc(value) for name, value in table.row(e.event_id, e.event).items()} for e in batch]
             inserted += self.db.executemany(insert_sql(table), rows)
+        self._add_sensors([e.event for e in by_stream.get(SENSOR_STREAM, []) if e.event.id not in self._known_sensors])
         return inserted
+
+    def _add_sensors(self, traffic: list) -> None:
+        if traffic:
+            write_rows(self.db, "sensors", sensor_rows(traffic), update=False)
+            self._known_sensors.update(event.id for event in traffic)
 
     def count(self, stream: str) -> int:
         table = stream_table(stream).table

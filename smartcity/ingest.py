@@ -1,0 +1,362 @@
+"""Ingest: device readings over HTTP become validated, normalized, enriched, pseudonymized CloudEvents on a topic.
+
+Each ``functions/ingest-<stream>/handler.py`` serves :func:`ingest_app` for its stream. ``POST /`` takes:
+
+- JSON (``application/json``): one reading (an object) or a batch (an array). A reading is the stream's model
+  (``smartcity/events/schemas/``) in key-value form, or with NGSI-LD normalized attributes
+  (``{"type": "Property", "value": 12, "unitCode": "MTS"}``, ``{"type": "GeoProperty", "value": {...}}``,
+  ``{"type": "Relationship", "object": "urn:..."}``);
+- CSV (``text/csv``): a header line, then one reading per line. ``lon`` and ``lat`` (or ``longitude`` and
+  ``latitude``) columns make the ``location``; an empty cell is an absent value.
+
+Each reading then goes through:
+
+1. **units**: a value whose unit is given (``unitCode``, or a key or column named ``field[unit]`` such as
+   ``averageVehicleSpeed[m/s]`` or ``occupancy[%]``) is converted to the unit of the model's field (km/h,
+   ratio 0..1, °C, hPa, ...); see :data:`CONVERSIONS`;
+2. **enrichment**: a local ``id`` gets its NGSI-LD prefix; a missing ``zone`` comes from the location; a missing
+   ``refRoadSegment`` comes from the reference tables (the sensor's or car park's segment, else the nearest);
+3. **validation** against the model: every error is reported with the reading's index, the field and the reason;
+4. **privacy**: personal fields are pseudonymized or coarsened (:mod:`smartcity.privacy`);
+5. **publishing**: a CloudEvent of the stream's type, keyed by the stream's key field. Its ``id`` is derived from
+   the stream, the entity and ``dateObserved``, so a reading sent twice is the same event and every store keeps
+   it once.
+
+The answer is 202 ``{"accepted": n, "rejected": 0, "ids": [...]}`` when every reading was published; 422 with
+``"errors": [{"index", "field", "reason"}, ...]`` when some were refused (the others of the batch are still
+published; nothing invalid reaches a topic); 400 when the body cannot be read at all; 415 for another media type.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from smartcity.backends.database import Database
+from smartcity.events import STREAMS, CityEvent, Stream, city, errors_by_field
+from smartcity.events.common import NGSI_PREFIX
+from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
+from smartcity.runtime.context import Context
+from smartcity.runtime.events import new_event
+from smartcity.runtime.publishing import Publisher
+from smartcity.storage.envelope import iso_utc
+
+MAX_ITEMS = 10_000
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2d34-5b1e-4c8e-9a55-3c1d0f7e2a90")
+REFERENCE_REFRESH_S = 60.0
+
+UNIT_ALIASES = {
+    "KMH": "km/h", "kmh": "km/h", "MTS": "m/s", "HM": "mph", "P1": "%", "percent": "%", "C62": "ratio 0..1",
+    "ratio": "ratio 0..1", "CEL": "°C", "FAH": "°F", "KEL": "K", "A97": "hPa", "PAL": "Pa", "KPA": "kPa",
+    "MTR": "m", "KMT": "km", "SEC": "s", "MIN": "min", "MMT": "mm", "GQ": "µg/m³", "ug/m3": "µg/m³",
+    "µg/m3": "µg/m³", "GP": "mg/m³", "mg/m3": "mg/m³", "DD": "degrees", "deg": "degrees",
+}
+CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
+    ("m/s", "km/h"): lambda v: v * 3.6,
+    ("mph", "km/h"): lambda v: v * 1.609344,
+    ("km/h", "m/s"): lambda v: v / 3.6,
+    ("%", "ratio 0..1"): lambda v: v / 100,
+    ("°F", "°C"): lambda v: (v - 32) * 5 / 9,
+    ("K", "°C"): lambda v: v - 273.15,
+    ("Pa", "hPa"): lambda v: v / 100,
+    ("kPa", "hPa"): lambda v: v * 10,
+    ("km", "m"): lambda v: v * 1000,
+    ("min", "s"): lambda v: v * 60,
+    ("µg/m³", "mg/m³"): lambda v: v / 1000,
+    ("mg/m³", "µg/m³"): lambda v: v * 1000,
+}
+_COORDINATES = (("lon", "lat"), ("longitude", "latitude"))
+
+
+class BodyError(ValueError):
+    """The body as a whole cannot be read (400), or is of a media type ingest does not take (415)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        super().__init__(reason)
+
+
+class ItemError(ValueError):
+    """One reading is refused: which field, and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+@dataclass
+class IngestReport:
+    """What became of one request's readings."""
+
+    ids: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        return 422 if self.errors else 202
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"accepted": len(self.ids), "rejected": len({e["index"] for e in self.errors}),
+                                "ids": self.ids}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+# --- reading the body ---------------------------------------------------------------------------------------
+
+
+def parse_items(body: bytes, content_type: str | None) -> list[Any]:
+    """The readings of a request body: a JSON object or array, or CSV rows."""
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BodyError(400, f"the body is not UTF-8: {error}") from None
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as error:
+            raise BodyError(400, f"the body is not JSON: {error}") from None
+        items = parsed if isinstance(parsed, list) else [parsed]
+    elif media_type in ("text/csv", "application/csv"):
+        rows = csv.DictReader(io.StringIO(text))
+        if not rows.fieldnames:
+            raise BodyError(400, "the CSV body has no header line")
+        items = [{k: v for k, v in row.items() if k and v not in (None, "")} for row in rows]
+    else:
+        raise BodyError(415, f"media type {media_type!r} is not taken: send application/json or text/csv")
+    if not items:
+        raise BodyError(400, "the body holds no reading")
+    if len(items) > MAX_ITEMS:
+        raise BodyError(400, f"{len(items)} readings in one request; at most {MAX_ITEMS}")
+    return items
+
+
+# --- units --------------------------------------------------------------------------------------------------
+
+
+def unit_of(model: type[CityEvent], name: str) -> str | None:
+    info = model.model_fields.get(name)
+    extra = info.json_schema_extra if info is not None else None
+    return extra.get("unit") if isinstance(extra, dict) else None
+
+
+def convert(model: type[CityEvent], name: str, value: Any, unit: str) -> float:
+    """``value`` given in ``unit``, in the unit of the model's field ``name``."""
+    target = unit_of(model, name)
+    if target is None:
+        raise ItemError(name, f"a unit ({unit!r}) was given, but the field is not a measure")
+    source = UNIT_ALIASES.get(unit, unit)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ItemError(name, f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ItemError(name, f"{value!r} is not a finite number")
+    if source == target:
+        return number
+    conversion = CONVERSIONS.get((source, target))
+    if conversion is None:
+        known = sorted({s for s, t in CONVERSIONS if t == target} | {target})
+        raise ItemError(name, f"unit {unit!r} cannot be converted to {target}; known units: {', '.join(known)}")
+    return conversion(number)
+
+
+def normalize(model: type[CityEvent], item: Any) -> dict[str, Any]:
+    """A reading in key-value form, in the model's units (NGSI-LD attributes unwrapped, ``field[unit]`` converted)."""
+    if not isinstance(item, Mapping):
+        raise ItemError("<reading>", f"expected an object, got {type(item).__name__}")
+    result: dict[str, Any] = {}
+    for key, value in item.items():
+        if str(key).startswith("@"):  # NGSI-LD @context: the model is the context
+            continue
+        name, unit = _split_unit(str(key))
+        if isinstance(value, Mapping) and value.get("type") in ("Property", "GeoProperty", "Relationship"):
+            unit = value.get("unitCode", unit)
+            value = value.get("object") if value["type"] == "Relationship" else value.get("value")
+        result[name] = convert(model, name, value, unit) if unit is not None and value is not None else value
+    for lon_key, lat_key in _COORDINATES:
+        if "location" not in result and lon_key in result and lat_key in result:
+            lon, lat = result.pop(lon_key), result.pop(lat_key)
+            result["location"] = {"type": "Point", "coordinates": [_number(lon_key, lon), _number(lat_key, lat)]}
+    return result
+
+
+def _split_unit(key: str) -> tuple[str, str | None]:
+    if key.endswith("]") and "[" in key:
+        name, _, unit = key[:-1].partition("[")
+        return name.strip(), unit.strip()
+    return key, None
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ItemError(name, f"{value!r} is not a number") from None
+
+
+# --- enrichment ---------------------------------------------------------------------------------------------
+
+
+class ReferenceIndex:
+    """Road segments, and the segment of each sensor and car park, read from the reference tables.
+
+    Read on first use and again when a lookup misses and the last read is over :data:`REFERENCE_REFRESH_S` old
+    (sensors are added as they first report).
+    """
+
+    def __init__(self, db: Callable[[], Database]) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self.segments: list[tuple[str, float, float]] = []
+        self.segment_of: dict[str, str] = {}
+
+    def _refresh(self, force: bool = False) -> None:
+        with self._lock:
+            if not force and time.monotonic() - self._read_at < REFERENCE_REFRESH_S:
+                return
+            db = self._db()
+            self.segments = [(r["segment_id"], r["lon"], r["lat"])
+                             for r in db.query("SELECT segment_id, lon, lat FROM road_segments")]
+            owners = db.query("SELECT sensor_id AS id, segment_id FROM sensors UNION ALL "
+                              "SELECT parking_id AS id, segment_id FROM parkings WHERE segment_id IS NOT NULL")
+            self.segment_of = {row["id"]: row["segment_id"] for row in owners}
+            self._read_at = time.monotonic()
+
+    def segment_for(self, entity_id: str | None, location: Any) -> str | None:
+        """The entity's own segment if the reference data knows it, else the segment nearest to ``location``."""
+        if not self.segments or (entity_id and entity_id not in self.segment_of):
+            self._refresh()
+        if entity_id in self.segment_of:
+            return self.segment_of[entity_id]
+        point = _point(location)
+        if point is None or not self.segments:
+            return None
+        lon, lat = point
+        scale = math.cos(math.radians(lat))  # a degree of longitude is shorter than one of latitude
+        return min(self.segments, key=lambda s: ((s[1] - lon) * scale) ** 2 + (s[2] - lat) ** 2)[0]
+
+
+def _point(location: Any) -> tuple[float, float] | None:
+    try:
+        lon, lat = location["coordinates"]
+        return float(lon), float(lat)
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def enrich(model: type[CityEvent], item: dict[str, Any], reference: ReferenceIndex | None) -> dict[str, Any]:
+    """Fill what the reading may leave out: the NGSI-LD id prefix, the zone, the road segment."""
+    item = dict(item)
+    if isinstance(item.get("id"), str) and item["id"] and not item["id"].startswith(NGSI_PREFIX):
+        item["id"] = model.make_id(item["id"])
+    point = _point(item.get("location"))
+    if "zone" in model.model_fields and "zone" not in item and point and city().contains(*point):
+        item["zone"] = city().zone_of(*point)
+    if "refRoadSegment" in model.model_fields and "refRoadSegment" not in item and reference is not None:
+        segment = reference.segment_for(item.get("id"), item.get("location"))
+        if segment is not None:
+            item["refRoadSegment"] = segment
+    return item
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------
+
+
+def event_id(stream: Stream, event: CityEvent) -> str:
+    """The CloudEvent id of an observation: the same reading sent twice is the same event."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream.ce_type}|{event.id}|{iso_utc(event.dateObserved)}"))
+
+
+class Ingestor:
+    """Turns request bodies of one stream into CloudEvents, and publishes them."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        pseudonymizer: Callable[[], Pseudonymizer],
+        publish: Callable[[list[CloudEvent]], None],
+        reference: ReferenceIndex | None,
+        source: str,
+    ) -> None:
+        self.stream = stream
+        self._pseudonymizer = pseudonymizer
+        self._publish = publish
+        self.reference = reference
+        self.source = source
+
+    def event_of(self, item: Any) -> CloudEvent:
+        """One reading's CloudEvent; :class:`ItemError` or ``ValidationError`` when it is refused."""
+        model = self.stream.model
+        reading = model.model_validate(enrich(model, normalize(model, item), self.reference))
+        if self.stream.personal_fields:
+            reading = self._pseudonymizer().apply(reading)
+        return new_event(
+            self.stream.ce_type, self.source, reading, id=event_id(self.stream, reading), subject=reading.id,
+            time=reading.dateObserved, partitionkey=self.stream.key_of(reading),
+        )
+
+    def ingest(self, body: bytes, content_type: str | None) -> IngestReport:
+        """Publish the valid readings of a body; report the others. :class:`BodyError` for an unreadable body."""
+        report = IngestReport()
+        events = []
+        for index, item in enumerate(parse_items(body, content_type)):
+            try:
+                events.append(self.event_of(item))
+            except ItemError as error:
+                report.errors.append({"index": index, "field": error.field, "reason": error.reason})
+            except ValidationError as error:
+                report.errors += [{"index": index, "field": name, "reason": reason}
+                                  for name, reason in errors_by_field(error).items()]
+        self._publish(events)
+        report.ids = [event.get_id() for event in events]
+        return report
+
+
+def ingest_app(topic: str, context: Context) -> FastAPI:
+    """The FastAPI app of the ingest function of ``topic`` (``context``: the function's runtime context)."""
+    stream = STREAMS[topic]
+    publisher = Publisher(lambda: context.bus, None, context.settings.topic_partitions)
+    # the pseudonym key (a secret the function lists in stack.yml) is read when a personal field first needs it
+    pseudonymizer = functools.cache(lambda: Pseudonymizer.from_secret(
+        context.secret(PSEUDONYM_KEY_SECRET), context.settings.gps_precision_decimals))
+    reference = ReferenceIndex(lambda: context.database) if "refRoadSegment" in stream.model.model_fields else None
+    ingestor = Ingestor(stream, pseudonymizer, publisher.publish, reference, context.source)
+    app = FastAPI(title=f"ingest-{topic}", description=f"Readings of the {topic} stream: {stream.description}.")
+
+    @app.post("/", status_code=202)
+    async def ingest(request: Request) -> JSONResponse:
+        """Validate, normalize, enrich and publish one reading or a batch (JSON or CSV); 422 lists refused ones."""
+        body = await request.body()
+        try:
+            report = await run_in_threadpool(ingestor.ingest, body, request.headers.get("content-type"))
+        except BodyError as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        return JSONResponse(report.as_json(), status_code=report.status)
+
+    @app.get("/schema")
+    def schema() -> dict[str, Any]:
+        """The JSON Schema of one reading of this stream (key-value form)."""
+        return stream.model.model_json_schema()
+
+    return app
+
