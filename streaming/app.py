@@ -1,0 +1,98 @@
+"""The streaming jobs by name, and how to run a set of them with the audit beside them.
+
+``smartcity streaming run`` calls :func:`run`; tests and the benchmark build a :class:`StreamingContext` with
+:func:`open_context` (their own topics, checkpoints and cache prefix) and call :func:`start_jobs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from smartcity.backends.bus import open_bus
+from smartcity.backends.cache import open_cache
+from smartcity.backends.database import open_database
+from smartcity.errors import ConfigurationError
+from smartcity.settings import DEAD_LETTER_TOPIC, Settings
+from smartcity.storage.migrate import migrate
+from streaming import anomalies, metrics, mobility_index, traffic_windows
+from streaming.audit import audit_job
+from streaming.runner import BatchWriter, Job, StreamingContext, await_all, listen, start
+from streaming.session import build_session
+from streaming.sources import BusSource
+
+JOBS: dict[str, Job] = {job.name: job for job in (traffic_windows.JOB, mobility_index.JOB, anomalies.JOB)}
+OUTPUT_TOPICS = ("incidents", DEAD_LETTER_TOPIC)
+log = logging.getLogger(__name__)
+
+
+def jobs_named(names: Sequence[str]) -> list[Job]:
+    """The jobs called ``names`` (all of them when empty); an unknown name is an error listing the known ones."""
+    unknown = [name for name in names if name not in JOBS]
+    if unknown:
+        raise ConfigurationError("JOB", f"unknown streaming job(s) {', '.join(unknown)}; known: {', '.join(JOBS)}")
+    return [JOBS[name] for name in (names or JOBS)]
+
+
+def open_context(settings: Settings, spark: SparkSession, *, trigger_s: float | None,
+                 checkpoint_dir: Path | None = None, topic_prefix: str = "", cache_prefix: str = "streaming:",
+                 max_records_per_batch: int | None = None) -> StreamingContext:
+    """A context on the settings' bus, database and cache; the output topics are created if missing."""
+    bus = open_bus(settings.bus_url)
+    source = BusSource(settings.bus_url, max_records_per_batch=max_records_per_batch, topic_prefix=topic_prefix)
+    ctx = StreamingContext(
+        spark=spark, source=source, database=open_database(settings.database_url), cache=open_cache(settings.cache_url),
+        bus=bus, checkpoint_dir=checkpoint_dir or settings.streaming_checkpoint_dir,
+        watermark_s=settings.streaming_watermark_s, trigger_s=trigger_s, cache_prefix=cache_prefix,
+        cache_ttl_s=settings.latest_state_ttl_s,
+    )
+    bus.create_topics([ctx.topic(topic) for topic in OUTPUT_TOPICS], settings.topic_partitions)
+    return ctx
+
+
+def start_jobs(ctx: StreamingContext, jobs: Sequence[Job], writers: Mapping[str, BatchWriter] | None = None,
+               audit: bool = True) -> list[StreamingQuery]:
+    """Start ``jobs`` (and their audit); ``writers`` replaces the batch writer of the jobs it names."""
+    listen(ctx)
+    queries = []
+    try:
+        for job in [*jobs, *([audit_job(jobs)] if audit else [])]:
+            queries.append(start(ctx, job, (writers or {}).get(job.name)))
+    except Exception:
+        for query in queries:
+            query.stop()
+        raise
+    return queries
+
+
+def close_context(ctx: StreamingContext) -> None:
+    for backend in (ctx.bus, ctx.cache, ctx.database):
+        backend.close()
+
+
+def run(settings: Settings, names: Sequence[str], once: bool = False,
+        on_started: Callable[[list[str]], None] = lambda names: None) -> None:
+    """Run the jobs called ``names`` locally until stopped (or, ``once``, until what is on the bus is processed)."""
+    jobs = jobs_named(names)
+    database = open_database(settings.database_url)
+    try:
+        migrate(database)
+    finally:
+        database.close()
+    metrics.serve(settings.streaming_metrics_port)
+    spark = build_session(settings)
+    ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s)
+    queries = start_jobs(ctx, jobs)
+    on_started([query.name for query in queries])
+    try:
+        await_all(queries)
+    finally:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+        close_context(ctx)
+        spark.stop()

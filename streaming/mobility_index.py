@@ -1,0 +1,110 @@
+"""Job ``mobility``: a multimodal mobility index per zone and 5-minute window, 0 (stuck) .. 100 (fluid).
+
+One read of six topics, each event reduced to its zone and the measure it brings; per zone and window:
+
+- traffic (``traffic-sensors``): vehicle-weighted mean speed and mean occupancy -> congestion index;
+- transit (``public-transport``): mean positive delay of the bus positions;
+- bikes (``bike-share``): bikes available / docks over the station reports;
+- parking (``parking``): spots taken / spots over the car park reports;
+- taxi (``taxi-vtc``): distinct trips seen waiting for their pickup (``toPickup``);
+- air (``air-quality``): mean CAQI.
+
+:func:`streaming.indices.component_scores` makes each a 0..1 score and :func:`streaming.indices.mobility_index`
+their weighted mean over the components present. Update mode: each micro-batch upserts the changed windows into
+``mobility_index_5min`` and the newest window per zone into the cache (``<prefix>mobility:zone:<zone>``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from streaming.indices import component_scores, mobility_index
+from streaming.runner import Job, StreamingContext, observe_input, window_of
+from streaming.sinks import CurrentWindows, collect_records, upsert
+from streaming.sources import event_column, read_events
+
+TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality")
+COLUMNS = (
+    "zone_id", "window_start", "window_end", "mobility_index", "traffic_score", "transit_score", "bikes_score",
+    "parking_score", "taxi_score", "air_score", "mean_speed_kmh", "mean_occupancy", "mean_bus_delay_s",
+    "bikes_available", "bike_docks", "parking_occupied", "parking_spots", "taxi_waiting_trips", "mean_caqi",
+    "event_count", "last_event_at", "updated_at",
+)
+
+
+def _event(topic: str, field: str):
+    return F.col(event_column(topic))[field]
+
+
+def zone_measures(ctx: StreamingContext) -> DataFrame:
+    """Every good event of the six topics as (zone, event_time, the measures its topic brings, others null)."""
+    events = read_events(ctx.spark, ctx.source, TOPICS).where(F.col("problem").isNull())
+    traffic_speed_known = _event("traffic-sensors", "averageVehicleSpeed").isNotNull() & (
+        _event("traffic-sensors", "intensity") > 0)
+    measures = events.select(
+        F.coalesce(*[_event(topic, "zone") for topic in TOPICS]).alias("zone_id"),
+        "event_time",
+        F.when(traffic_speed_known, _event("traffic-sensors", "intensity")).alias("vehicles_with_speed"),
+        F.when(traffic_speed_known, _event("traffic-sensors", "averageVehicleSpeed")
+               * _event("traffic-sensors", "intensity")).alias("speed_x_vehicles"),
+        _event("traffic-sensors", "occupancy").alias("occupancy"),
+        F.greatest(_event("public-transport", "delay"), F.lit(0)).alias("bus_delay_s"),
+        _event("bike-share", "availableBikeNumber").alias("bikes"),
+        _event("bike-share", "totalSlotNumber").alias("docks"),
+        _event("parking", "occupiedSpotNumber").alias("occupied"),
+        _event("parking", "totalSpotNumber").alias("spots"),
+        _event("taxi-vtc", "id").alias("taxi_trip"),
+        F.when(_event("taxi-vtc", "tripStatus") == "toPickup", _event("taxi-vtc", "id")).alias("waiting_trip"),
+        _event("air-quality", "airQualityIndex").alias("caqi"),
+    )
+    return observe_input(measures, JOB.name).withWatermark("event_time", f"{ctx.watermark_s} seconds")
+
+
+def build(ctx: StreamingContext) -> DataFrame:
+    windows = zone_measures(ctx).groupBy(window_of(), "zone_id").agg(
+        F.count(F.lit(1)).alias("event_count"),
+        F.max("event_time").alias("last_event_at"),
+        F.try_divide(F.sum("speed_x_vehicles"), F.sum("vehicles_with_speed")).alias("mean_speed_kmh"),
+        F.avg("occupancy").alias("mean_occupancy"),
+        F.avg("bus_delay_s").alias("mean_bus_delay_s"),
+        F.sum("bikes").alias("bikes_available"),
+        F.sum("docks").alias("bike_docks"),
+        F.sum("occupied").alias("parking_occupied"),
+        F.sum("spots").alias("parking_spots"),
+        F.when(F.count("taxi_trip") > 0, F.size(F.collect_set("waiting_trip"))).alias("taxi_waiting_trips"),
+        F.avg("caqi").alias("mean_caqi"),
+    )
+    scores = component_scores(
+        mean_speed_kmh=F.col("mean_speed_kmh"), occupancy=F.col("mean_occupancy"),
+        mean_bus_delay_s=F.col("mean_bus_delay_s"), bikes_available=F.col("bikes_available"),
+        bike_docks=F.col("bike_docks"), parking_occupied=F.col("parking_occupied"),
+        parking_spots=F.col("parking_spots"), taxi_waiting_trips=F.col("taxi_waiting_trips"),
+        mean_caqi=F.col("mean_caqi"),
+    )
+    return windows.select(
+        "*",
+        F.col("window.start").alias("window_start"),
+        F.col("window.end").alias("window_end"),
+        *[score.alias(f"{name}_score") for name, score in scores.items()],
+        mobility_index(scores).alias("mobility_index"),
+    ).drop("window")
+
+
+def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
+    now = datetime.now(timezone.utc)
+    rows = [{column: {**record, "updated_at": now}[column] for column in COLUMNS} for record in collect_records(batch)]
+    upsert(ctx.database, "mobility_index_5min", rows, key=("zone_id", "window_start"))
+    CurrentWindows(ctx.cache, ctx.cache_prefix, ctx.cache_ttl_s).put("mobility:zone", "zone_id", rows)
+
+
+JOB = Job(
+    name="mobility",
+    topics=TOPICS,
+    output_mode="update",
+    build=build,
+    write=write,
+    description="Multimodal mobility index per zone: traffic, transit delays, bikes, parking, taxi demand, air",
+)

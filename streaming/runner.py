@@ -1,0 +1,201 @@
+"""How a job runs: its context (session, bus source, sinks, checkpoints), its query, and the progress listener.
+
+A :class:`Job` is a name, the topics it reads, an output mode, a ``build`` function giving its streaming
+DataFrame and a ``write`` function that ``foreachBatch`` calls with each micro-batch. :func:`start` starts it
+with a checkpoint at ``<checkpoint_dir>/<job name>``: offsets and window state are saved there each micro-batch,
+so a restarted job resumes after the last committed batch and replays the one in flight, which the idempotent
+sinks write again unchanged.
+
+:class:`ProgressListener` turns each finished micro-batch into metrics (processing lag, watermark, duration) and
+keeps every job's watermark in a :class:`Watermarks` file, which the late-event audit reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from smartcity.backends.bus import EventBus
+from smartcity.backends.cache import Cache
+from smartcity.backends.database import Database
+from smartcity.settings import DEAD_LETTER_TOPIC
+from streaming import metrics
+from streaming.sources import BusSource
+
+WINDOW = "5 minutes"
+WINDOW_S = 300
+INPUT_METRICS = "input"  # suffix of the observation each job makes of its input
+log = logging.getLogger(__name__)
+
+
+class Watermarks:
+    """The last watermark of each job (a UTC datetime), kept in ``<checkpoint_dir>/<job>.watermark``."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self._lock = threading.Lock()
+
+    def _path(self, job: str) -> Path:
+        return self.checkpoint_dir / f"{job}.watermark"
+
+    def get(self, job: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(json.loads(self._path(job).read_text())["watermark"])
+        except FileNotFoundError:
+            return None
+
+    def advance(self, job: str, watermark: datetime) -> None:
+        """Record ``watermark`` if it is later than the one recorded (watermarks never go back)."""
+        with self._lock:
+            current = self.get(job)
+            if current is None or watermark > current:
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                temporary = self._path(job).with_suffix(".tmp")
+                temporary.write_text(json.dumps({"watermark": watermark.isoformat()}))
+                temporary.replace(self._path(job))
+
+
+@dataclass
+class StreamingContext:
+    """What every job needs: the session, where records come from, where results go, and the timing rules."""
+
+    spark: SparkSession
+    source: BusSource
+    database: Database
+    cache: Cache
+    bus: EventBus
+    checkpoint_dir: Path
+    watermark_s: int
+    # None runs each query until the records there now are processed (Spark's availableNow), then stops.
+    trigger_s: float | None = None
+    cache_prefix: str = "streaming:"
+    cache_ttl_s: float = 900.0
+    watermarks: Watermarks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.watermarks = Watermarks(self.checkpoint_dir)
+
+    def topic(self, name: str) -> str:
+        """The bus topic of stream ``name`` (with the source's topic prefix)."""
+        return self.source.topic_prefix + name
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic(DEAD_LETTER_TOPIC)
+
+
+BatchWriter = Callable[[StreamingContext, DataFrame, int], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    topics: tuple[str, ...]
+    output_mode: str
+    build: Callable[[StreamingContext], DataFrame]
+    write: BatchWriter
+    description: str = ""
+
+
+def observe_input(events: DataFrame, job: str, event_time: str = "event_time") -> DataFrame:
+    """Observe each micro-batch's event count and event-time quantiles, for the processing-lag metric."""
+    return events.observe(
+        f"{job}_{INPUT_METRICS}",
+        F.count(F.lit(1)).alias("events"),
+        F.percentile_approx(F.unix_micros(event_time), list(metrics.LAG_QUANTILES), 10000).alias("quantiles"),
+    )
+
+
+def window_of(event_time: str = "event_time") -> Column:
+    """The 5-minute tumbling window of an event time."""
+    return F.window(event_time, WINDOW)
+
+
+def start(ctx: StreamingContext, job: Job, write: BatchWriter | None = None) -> StreamingQuery:
+    """Start ``job``'s query, writing each micro-batch with ``write`` (the job's own by default)."""
+    writer = write or job.write
+    stream = (
+        job.build(ctx).writeStream.queryName(job.name).outputMode(job.output_mode)
+        .option("checkpointLocation", str(ctx.checkpoint_dir / job.name))
+        .foreachBatch(lambda batch, batch_id: writer(ctx, batch, batch_id))
+    )
+    stream = stream.trigger(availableNow=True) if ctx.trigger_s is None else stream.trigger(
+        processingTime=f"{ctx.trigger_s} seconds")
+    return stream.start()
+
+
+def await_all(queries: Sequence[StreamingQuery], timeout_s: float | None = None) -> None:
+    """Wait until every query has stopped (or ``timeout_s``); the first failure stops the others and is raised."""
+    try:
+        for query in queries:
+            query.awaitTermination(timeout_s)
+    except Exception:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+        raise
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+class ProgressListener(StreamingQueryListener):
+    """Metrics from each finished micro-batch: lag from the job's input observation, watermark, duration."""
+
+    def __init__(self, watermarks_of: Callable[[], Watermarks | None]) -> None:
+        self.watermarks_of = watermarks_of
+        self.lags: dict[str, list[tuple[int, list[float]]]] = {}  # per job: (events, lags per quantile)
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        job = progress.name
+        if not job:
+            return
+        done_at = _parse_time(progress.timestamp).timestamp() + progress.batchDuration / 1000
+        metrics.BATCH_DURATION.labels(job).set(progress.batchDuration / 1000)
+        observed = progress.observedMetrics.get(f"{job}_{INPUT_METRICS}")
+        if observed is not None and observed["events"] and observed["quantiles"]:
+            quantiles = [micros / 1_000_000 for micros in observed["quantiles"]]
+            lags = metrics.record_batch_lag(job, observed["events"], done_at, quantiles)
+            self.lags.setdefault(job, []).append((observed["events"], lags))
+        watermark = (progress.eventTime or {}).get("watermark")
+        if watermark:
+            moment = _parse_time(watermark)
+            if moment.timestamp() > 0:
+                metrics.WATERMARK.labels(job).set(moment.timestamp())
+                watermarks = self.watermarks_of()
+                if watermarks is not None:
+                    watermarks.advance(job, moment)
+
+
+_listeners: dict[int, ProgressListener] = {}
+_current: dict[str, StreamingContext] = {}
+
+
+def listen(ctx: StreamingContext) -> ProgressListener:
+    """Register the progress listener of ``ctx.spark`` (once per session); it reports to ``ctx`` from now on."""
+    _current["ctx"] = ctx
+    key = id(ctx.spark)
+    if key not in _listeners:
+        _listeners[key] = ProgressListener(lambda: _current["ctx"].watermarks if "ctx" in _current else None)
+        ctx.spark.streams.addListener(_listeners[key])
+    return _listeners[key]

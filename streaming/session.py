@@ -1,0 +1,76 @@
+"""The SparkSession of the streaming jobs: local mode by default, with Spark's Kafka connector on the classpath.
+
+The connector (``spark-sql-kafka-0-10_2.13``) must be the very version of pyspark. Its jars are resolved once by
+Maven from ``infra/spark/connector/pom.xml`` into ``<cache_dir>/spark-connector/lib`` and handed to Spark as
+``spark.jars``: after the first run no network is needed (Spark's own ``spark.jars.packages`` resolution is not
+used, because its Ivy trips over poms without jars that other Maven builds leave in ``~/.m2``).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+from smartcity.errors import ConfigurationError, MissingDependencyError
+from smartcity.settings import PROJECT_ROOT, Settings
+
+CONNECTOR_POM = PROJECT_ROOT / "infra" / "spark" / "connector" / "pom.xml"
+INSTALL_MAVEN_JARS = PROJECT_ROOT / "infra" / "local" / "install-maven-jars.sh"
+CONNECTOR_JAR_PREFIX = "spark-sql-kafka-0-10_2.13-"
+# Few shuffle partitions: the windows of a city fit in a handful, and each partition is a task per micro-batch.
+SHUFFLE_PARTITIONS = 4
+
+log = logging.getLogger(__name__)
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    """The Kafka connector's jars, resolved by Maven on first use; checked against pyspark's version."""
+    try:
+        import pyspark
+    except ImportError:
+        raise MissingDependencyError("streaming", "pyspark==4.2.0") from None
+    lib_dir = settings.cache_dir / "spark-connector" / "lib"
+    # install-maven-jars.sh takes a project folder under infra/local; ours lives in infra/spark.
+    project = Path("..") / CONNECTOR_POM.parent.relative_to(PROJECT_ROOT / "infra")
+    try:
+        subprocess.run(["bash", str(INSTALL_MAVEN_JARS), str(project), str(lib_dir)], check=True,
+                       capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ConfigurationError("streaming", "needs bash and Maven (mvn) to resolve Spark's Kafka connector") from None
+    except subprocess.CalledProcessError as error:
+        raise ConfigurationError(
+            "streaming", f"Maven could not resolve {CONNECTOR_POM}: {error.stderr.strip()[-2000:]}"
+        ) from None
+    jars = sorted(lib_dir.glob("*.jar"))
+    connector = [jar.name for jar in jars if jar.name.startswith(CONNECTOR_JAR_PREFIX)]
+    expected = f"{CONNECTOR_JAR_PREFIX}{pyspark.__version__}.jar"
+    if connector != [expected]:
+        raise ConfigurationError(
+            "streaming", f"{CONNECTOR_POM} resolves {connector}, but pyspark {pyspark.__version__} needs {expected}: "
+            "set <spark.version> in the pom to pyspark's version"
+        )
+    return jars
+
+
+def build_session(settings: Settings, app_name: str = "smartcity-streaming", master: str | None = None):
+    """A SparkSession for the streaming jobs (the active one if it exists), in UTC, with the Kafka connector."""
+    from pyspark.sql import SparkSession
+
+    jars = ",".join(str(jar) for jar in connector_jars(settings))
+    builder = (
+        SparkSession.builder.master(master or settings.spark_master)
+        .appName(app_name)
+        .config("spark.jars", jars)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Keep a few checkpoint versions only: the state is small, the disk is shared.
+        .config("spark.sql.streaming.minBatchesToRetain", "20")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
