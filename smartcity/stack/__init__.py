@@ -59,6 +59,7 @@ def _stack_lock(settings: Settings) -> Iterator[None]:
 
 def _run_all(action: Callable[[LocalService], object], chosen: list[LocalService]) -> list[object]:
     """Run ``action`` on every service at once; raise one :class:`StackError` naming every service that failed."""
+
     def attempt(service: LocalService) -> object:
         try:
             return action(service)
@@ -83,9 +84,9 @@ def up(names: list[str] | None = None, progress: Progress | None = None) -> list
     chosen = services(names, settings)
     with _stack_lock(settings):
         users.register(settings.stack_dir)
-        packages = [package for service in chosen for package in service.debian_packages]
-        report(f"checking Debian packages: {', '.join(packages)}")
-        install_debian_packages("stack", packages)
+        if packages := [package for service in chosen for package in service.debian_packages]:
+            report(f"checking Debian packages: {', '.join(packages)}")
+            install_debian_packages("stack", packages)
 
         def bring_up(service: LocalService) -> bool:
             begun = time.monotonic()
@@ -125,7 +126,7 @@ def down(only: list[str] | None = None, progress: Progress | None = None, force:
 def status(names: list[str] | None = None) -> list[ServiceStatus]:
     """Service, address, health and version of each service (all when None)."""
     chosen = services(names)
-    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
         return list(pool.map(LocalService.status, chosen))
 
 

@@ -2,7 +2,8 @@
 
 A :class:`LocalService` is one server run as this project's own process on 127.0.0.1: ``install()`` (idempotent,
 cached, by a script in ``infra/local/``), ``start()`` (idempotent: a healthy service is left alone), ``healthy()``,
-``version()`` and ``stop()`` (which leaves no process behind: the whole process group is ended and waited for).
+``version()`` and ``stop()`` (which leaves no process behind: the server and every process it started are ended
+and waited for).
 Its data, configuration, log and pid file live in ``<stack_dir>/<name>/``.
 """
 
@@ -106,12 +107,18 @@ def group_leader_alive(pid: int) -> bool:
     return fields[0] not in ("Z", "X") and int(fields[2]) == pid
 
 
+# The servers this process started, kept so that their exit status is collected (no zombie, no warning).
+_children: dict[int, subprocess.Popen] = {}
+
+
 def reap(pid: int) -> None:
     """Collect the exit status of ``pid`` if it is our child, so it does not linger as a zombie."""
-    try:
+    if pid in _children:
+        if _children[pid].poll() is not None:
+            del _children[pid]
+        return
+    with suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def alive_processes(pids: list[int]) -> list[int]:
@@ -145,6 +152,8 @@ class LocalService(ABC):
     """One local server. Subclasses say how to install, configure, run, probe and version it."""
 
     name: ClassVar[str]
+    # The settings naming the ports it listens on (checked free before it starts), the clients' port first.
+    port_settings: ClassVar[tuple[str, ...]]
     debian_packages: ClassVar[tuple[str, ...]] = ()
     startup_timeout_s: ClassVar[float] = 60.0
     stop_timeout_s: ClassVar[float] = 20.0
@@ -157,14 +166,9 @@ class LocalService(ABC):
     # What each service says about itself.
 
     @property
-    @abstractmethod
     def port(self) -> int:
         """The port clients use."""
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        """Every port the server listens on (checked free before it starts)."""
-        return (self.port,)
+        return getattr(self.settings, self.port_settings[0])
 
     @property
     def address(self) -> str:
@@ -180,7 +184,7 @@ class LocalService(ABC):
 
     @abstractmethod
     def probe(self) -> bool:
-        """Whether the server answers its protocol on its port (no exception: False when it does not)."""
+        """Whether the server answers its protocol on its port; False or any exception when it does not."""
 
     @abstractmethod
     def version(self) -> str:
@@ -197,6 +201,11 @@ class LocalService(ABC):
         return None
 
     # Process handling, shared by every service.
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the server keeps its data, kept between runs."""
+        return self.dir / "data"
 
     @property
     def pid_file(self) -> Path:
@@ -237,13 +246,13 @@ class LocalService(ABC):
             return False
         if self.pid() is not None:
             self.stop()  # our process is there but does not answer: start it afresh
-        taken = [port for port in self.ports if port_open(port)]
-        if taken:
-            raise StackError(
-                self.name,
-                f"port {taken[0]} is already taken by a process that is not ours; stop it or set "
-                f"SMARTCITY_{self.name.upper()}_PORT to another port",
-            )
+        for setting in self.port_settings:
+            if port_open(port := getattr(self.settings, setting)):
+                raise StackError(
+                    self.name,
+                    f"port {port} is already taken by a process that is not ours; stop it or set "
+                    f"SMARTCITY_{setting.upper()} to another port",
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
         self._launch()
@@ -279,6 +288,7 @@ class LocalService(ABC):
                 start_new_session=True,  # its own process group, so stop() ends every child too
                 user=self.run_as(),
             )
+        _children[process.pid] = process
         self.pid_file.write_text(str(process.pid))
 
     def _wait_healthy(self) -> None:

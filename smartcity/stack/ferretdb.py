@@ -14,10 +14,7 @@ FERRETDB_VERSION = "v1.24.2"
 
 class FerretDBService(LocalService):
     name = "ferretdb"
-
-    @property
-    def port(self) -> int:
-        return self.settings.ferretdb_port
+    port_settings = ("ferretdb_port",)
 
     @property
     def binary(self) -> Path:
@@ -27,15 +24,15 @@ class FerretDBService(LocalService):
         run_script(self.name, "install-ferretdb.sh", FERRETDB_VERSION, self.binary.parent)
 
     def prepare(self) -> None:
-        for folder in ("data", "state"):
-            (self.dir / folder).mkdir(exist_ok=True)
+        for folder in (self.data_dir, self.dir / "state"):
+            folder.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         return [
             str(self.binary),
             f"--listen-addr={self.address}",
             "--handler=sqlite",
-            f"--sqlite-url=file:{self.dir / 'data'}/",
+            f"--sqlite-url=file:{self.data_dir}/",
             f"--state-dir={self.dir / 'state'}",
             "--telemetry=disable",
             "--debug-addr=-",

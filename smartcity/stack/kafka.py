@@ -27,26 +27,15 @@ def _quiet_logger() -> logging.Logger:
 
 class KafkaService(JavaService):
     name = "kafka"
+    port_settings = ("kafka_port", "kafka_controller_port")
     maven_project = "kafka"
     main_jar_prefix = "kafka_2.13-"
     max_heap = "768m"
     startup_timeout_s = 90.0
 
     @property
-    def port(self) -> int:
-        return self.settings.kafka_port
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return (self.settings.kafka_port, self.settings.kafka_controller_port)
-
-    @property
     def properties_file(self) -> Path:
         return self.dir / "server.properties"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.dir / "data"
 
     def server_properties(self) -> str:
         controller = f"{HOST}:{self.settings.kafka_controller_port}"

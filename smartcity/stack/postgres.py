@@ -31,16 +31,9 @@ def postgres_bin_dir() -> Path:
 
 class PostgresService(LocalService):
     name = "postgres"
+    port_settings = ("postgres_port",)
     debian_packages = ("postgresql",)
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for every client to disconnect
-
-    @property
-    def port(self) -> int:
-        return self.settings.postgres_port
-
-    @property
-    def data_dir(self) -> Path:
-        return self.dir / "data"
 
     @property
     def socket_dir(self) -> Path:

@@ -19,11 +19,8 @@ CONFIG_TEMPLATE = PROJECT_ROOT / "infra" / "prometheus" / "prometheus.yml"
 
 class PrometheusService(LocalService):
     name = "prometheus"
+    port_settings = ("prometheus_port",)
     debian_packages = ("prometheus",)
-
-    @property
-    def port(self) -> int:
-        return self.settings.prometheus_port
 
     @property
     def url(self) -> str:
@@ -48,7 +45,7 @@ class PrometheusService(LocalService):
         return [
             "prometheus",
             f"--config.file={self.config_file}",
-            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--storage.tsdb.path={self.data_dir}",
             "--storage.tsdb.retention.time=7d",
             f"--web.listen-address={HOST}:{self.port}",
             "--web.enable-lifecycle",

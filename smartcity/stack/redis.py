@@ -7,16 +7,16 @@ from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, LocalService
 
 class RedisService(LocalService):
     name = "redis"
+    port_settings = ("redis_port",)
     debian_packages = ("redis-server",)
 
-    @property
-    def port(self) -> int:
-        return self.settings.redis_port
+    def prepare(self) -> None:
+        self.data_dir.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         return [
             "redis-server",
-            "--bind", HOST, "--port", str(self.port), "--dir", str(self.dir),
+            "--bind", HOST, "--port", str(self.port), "--dir", str(self.data_dir),
             "--daemonize", "no", "--logfile", "", "--save", "60 1000", "--appendonly", "no",
         ]  # fmt: skip
 

@@ -26,13 +26,10 @@ def secrets_dir(stack_dir: Path) -> Path:
 
 class S3Service(JavaService):
     name = "s3"
+    port_settings = ("s3_port",)
     maven_project = "s3proxy"
     main_jar_prefix = "s3proxy-"
     max_heap = "256m"
-
-    @property
-    def port(self) -> int:
-        return self.settings.s3_port
 
     @property
     def properties_file(self) -> Path:
@@ -56,8 +53,7 @@ class S3Service(JavaService):
     def prepare(self) -> None:
         self._make_credentials()
         access_key, secret_key = self.credentials()
-        data_dir = self.dir / "data"
-        data_dir.mkdir(exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
         self.properties_file.touch(mode=0o600)
         self.properties_file.write_text(
             f"s3proxy.endpoint=http://{self.address}\n"
@@ -65,7 +61,7 @@ class S3Service(JavaService):
             f"s3proxy.identity={access_key}\n"
             f"s3proxy.credential={secret_key}\n"
             "jclouds.provider=filesystem\n"
-            f"jclouds.filesystem.basedir={data_dir}\n"
+            f"jclouds.filesystem.basedir={self.data_dir}\n"
         )
 
     def command(self) -> list[str]:

@@ -102,16 +102,9 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRe
 
 class TinyHttpService(LocalService):
     name = "tiny"
+    port_settings = ("gateway_port",)  # any port setting will do
     startup_timeout_s = 15.0
     stop_timeout_s = 5.0
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__(settings)
-        self._port = port
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     def install(self) -> None:
         pass
@@ -128,7 +121,7 @@ class TinyHttpService(LocalService):
 
 @pytest.fixture
 def tiny(tmp_path: Path):
-    service = TinyHttpService(Settings(stack_dir=tmp_path), _free_port())
+    service = TinyHttpService(Settings(stack_dir=tmp_path, gateway_port=_free_port()))
     yield service
     service.stop()
 
@@ -161,7 +154,7 @@ def test_a_port_taken_by_another_process_is_named(tiny):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", tiny.port))
         squatter.listen()
-        with pytest.raises(StackError, match=f"port {tiny.port} is already taken"):
+        with pytest.raises(StackError, match=f"port {tiny.port} is already taken .* SMARTCITY_GATEWAY_PORT"):
             tiny.start()
 
 
@@ -171,7 +164,7 @@ def test_a_server_that_exits_while_starting_shows_its_log(tmp_path):
             return [sys.executable, "-c", "import sys; print('bad configuration: x'); sys.exit(3)"]
 
     with pytest.raises(StackError, match="bad configuration: x"):
-        Failing(Settings(stack_dir=tmp_path), _free_port()).start()
+        Failing(Settings(stack_dir=tmp_path, gateway_port=_free_port())).start()
 
 
 def test_other_live_users_are_seen_and_ended_ones_forgotten(tmp_path):
