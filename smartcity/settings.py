@@ -12,6 +12,7 @@ no server at all.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -130,6 +131,35 @@ class Settings(BaseSettings):
         default=7, ge=0, description="Daily partitions of the time-series tables created ahead of today."
     )
     backup_keep: int = Field(default=7, ge=1, description="Backups kept by `smartcity backup prune` (the newest ones).")
+    simulator_speed: float = Field(
+        default=1.0, ge=0, description="`smartcity simulate`: city seconds per wall second (0: as fast as possible).")
+    simulator_sensors: int | None = Field(
+        default=None, ge=1, description="`smartcity simulate`: traffic sensors (default one per lane; more: scale-out).")
+    simulator_rate_cap: float | None = Field(
+        default=None, gt=0, description="`smartcity simulate`: most events published per wall second (none: no cap).")
+    simulator_seed: int = Field(default=1, description="`smartcity simulate`: random seed; same seed and start, same events.")
+    simulator_start: datetime | None = Field(
+        default=None, description="`smartcity simulate`: city time to start at, ISO 8601 with a timezone (default: now).")
+    simulator_duration: str | None = Field(
+        default=None, description="`smartcity simulate`: city time to run, e.g. 300s, 90m, 2h (default: until stopped).")
+    simulator_sink: str = Field(default="bus", description="`smartcity simulate`: where events go, bus or http.")
+    simulator_url: str | None = Field(
+        default=None, description="`smartcity simulate --sink http`: URL, {topic} is replaced "
+                                  "(default: the local gateway's /function/ingest-{topic}).")
+    simulator_format: str = Field(default="json", description="`smartcity simulate --sink http`: body format, json or csv.")
+    simulator_streams: str | None = Field(
+        default=None, description="`smartcity simulate`: comma-separated topics to publish (default: all eight).")
+    simulator_incidents: str | None = Field(
+        default=None, description="`smartcity simulate`: incidents to inject, `;`-separated "
+                                  "kind=accident|closure,at=HH:MM|+10m,minutes=20,lane=<SUMO lane>.")
+    simulator_incidents_per_day: float = Field(
+        default=4.0, ge=0, description="`smartcity simulate`: random incidents per day of city time.")
+    simulator_gtfs: Path | None = Field(
+        default=None, description="`smartcity simulate`: GTFS zip the buses run (default: the simulated city's feed).")
+    simulator_record: Path | None = Field(
+        default=None, description="`smartcity simulate`: also write every event to this JSON-lines file.")
+    simulator_replay: Path | None = Field(
+        default=None, description="`smartcity simulate`: publish a recording instead of simulating.")
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from smartcity.events.common import CITY_FILE, City
-from smartcity.simulator.city import GTFS_FILE
+from smartcity.simulator.city import GTFS_FILE, metres
 from smartcity.simulator.sumo import SCENARIO, network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
@@ -121,9 +121,9 @@ def _bike_stations(segments: list[dict], count: int = 12) -> list[dict]:
     streets = [s for s in segments if s["length"] >= 30]
     centre_lon = sum(s["lon"] for s in streets) / len(streets)
     centre_lat = sum(s["lat"] for s in streets) / len(streets)
-    chosen = [min(streets, key=lambda s: _metres(s["lon"], s["lat"], centre_lon, centre_lat))]
+    chosen = [min(streets, key=lambda s: metres(s["lon"], s["lat"], centre_lon, centre_lat))]
     while len(chosen) < count:
-        chosen.append(max(streets, key=lambda s: min(_metres(s["lon"], s["lat"], c["lon"], c["lat"]) for c in chosen)))
+        chosen.append(max(streets, key=lambda s: min(metres(s["lon"], s["lat"], c["lon"], c["lat"]) for c in chosen)))
     return [_place(s, f"B{n:02}", f"Bike station B{n:02} ({s['zone']})", 12 + 4 * (n % 4), "dockingStation")
             for n, s in enumerate(chosen, 1)]
 
@@ -133,14 +133,8 @@ def _station(segments: list[dict], place_id: str, name: str, kind: str, main_roa
     centre_lon = sum(s["lon"] for s in segments) / len(segments)
     centre_lat = sum(s["lat"] for s in segments) / len(segments)
     fits = [s for s in segments if (s["priority"] >= 9) == main_road]
-    return _place(min(fits, key=lambda s: _metres(s["lon"], s["lat"], centre_lon, centre_lat)), place_id, name,
+    return _place(min(fits, key=lambda s: metres(s["lon"], s["lat"], centre_lon, centre_lat)), place_id, name,
                   kind=kind)
-
-
-def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Distance on the ground, equirectangular (exact enough over a few kilometres)."""
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return 6371000 * math.hypot(x, math.radians(lat2 - lat1))
 
 
 # --- the bus lines ----------------------------------------------------------------------------------------------
@@ -160,7 +154,7 @@ def _bus_lines(traci: ModuleType, segments: list[dict], count: int = 3) -> dict[
                 continue
             there = traci.simulation.findRoute(origin["id"], destination["id"])
             back = traci.simulation.findRoute(_opposite(destination["id"]), _opposite(origin["id"]))
-            straight = _metres(origin["lon"], origin["lat"], destination["lon"], destination["lat"]) > there.length / 2
+            straight = metres(origin["lon"], origin["lat"], destination["lon"], destination["lat"]) > there.length / 2
             if there.edges and back.edges and straight:
                 candidates.append((there.length + back.length, list(there.edges), list(back.edges)))
     lines: dict[str, list[str]] = {}
@@ -243,7 +237,7 @@ def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict) -> bytes:
         offsets = _running_times(stops[name])
         for service, headways in (("WD", _WEEKDAY_HEADWAYS), ("WE", _WEEKEND_HEADWAYS)):
             for start in _departures(headways):
-                trip_id = f"L{line}.{direction}.{service}.{start // 60:04}"
+                trip_id = f"L{line}.{direction}.{service}.{start // 3600:02}{start % 3600 // 60:02}"
                 tables["trips.txt"].append({"route_id": f"L{line}", "service_id": service, "trip_id": trip_id,
                                             "direction_id": direction, "shape_id": shape_id})
                 for seq, (stop_id, stop, (arrive, leave)) in enumerate(zip(stop_ids, stops[name], offsets), 1):

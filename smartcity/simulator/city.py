@@ -8,6 +8,7 @@ starting SUMO. The zone grid and bounding box are the ones :mod:`smartcity.event
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -63,6 +64,12 @@ class CityModel:
 
     def segments_in(self, zone: str) -> list[str]:
         return [segment.id for segment in self.segments.values() if segment.zone == zone]
+
+
+def metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Distance on the ground between two points, equirectangular (exact enough over a few kilometres)."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return 6371000 * math.hypot(x, math.radians(lat2 - lat1))
 
 
 def _places(items: list[dict]) -> list[Place]:

@@ -12,7 +12,6 @@ libsumo runs one simulation per process: open one :class:`TrafficSimulation` at 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import random
 import tempfile
@@ -25,9 +24,12 @@ from types import ModuleType
 from typing import Iterator
 
 from smartcity.errors import MissingDependencyError
+from smartcity.simulator.profiles import daily_profile, poisson
 
 SCENARIO = "cologne8"
 DETECTOR_PERIOD_S = 5
+# A real loop is about 2 m long; a point detector can sit in the gap between two queued cars and see nothing.
+LOOP_LENGTH_M = 2.0
 VEHICLE_TYPES = """
   <vType id="pkw" vClass="passenger" speedDev="0.1" length="4.3" minGap="1.5"/>
   <vType id="taxi" vClass="passenger" speedDev="0.05" length="4.6" minGap="1.5" color="yellow"/>
@@ -105,27 +107,6 @@ class Demand:
         return self.peak_trips_per_hour / 3600 * daily_profile(seconds_of_day / 3600, weekday)
 
 
-def daily_profile(hour: float, weekday: bool = True) -> float:
-    """Share of the peak hour's traffic at ``hour`` (0..24): morning and evening rush hours on weekdays."""
-    base = 0.04 + 0.5 * _bump(hour, 13.0, 5.0)
-    if weekday:
-        return min(1.0, base + 0.95 * _bump(hour, 7.9, 1.1) + 0.9 * _bump(hour, 17.4, 1.4))
-    return min(1.0, 0.6 * base + 0.45 * _bump(hour, 14.0, 3.5))
-
-
-def _bump(x: float, centre: float, width: float) -> float:
-    return math.exp(-0.5 * ((x - centre) / width) ** 2)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """A Poisson draw (Knuth's method; the means here are small)."""
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
 @dataclass
 class _Obstacle:
     kind: str
@@ -146,11 +127,14 @@ class TrafficSimulation:
         self._departures = 0
         self._obstacles: dict[str, _Obstacle] = {}
         self.arrived: set[str] = set()
+        self.blocked_trips = 0
         begin_s -= begin_s % DETECTOR_PERIOD_S
         lanes = _candidate_lanes(self.net_file)
         self._lanes = lanes if detector_lanes is None else lanes[:detector_lanes]
         self._start(begin_s)
         self.detectors = self._place_detectors()
+        self._covered = [0.0] * len(self.detectors)
+        self._sampled_steps = 0
         self.demand = self._load_demand()
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -162,7 +146,8 @@ class TrafficSimulation:
     def _start(self, begin_s: int) -> None:
         additional = Path(self._workdir.name) / "city.add.xml"
         loops = "".join(
-            f'  <inductionLoop id="loop.{lane}" lane="{lane}" pos="{length / 2:.2f}" period="{DETECTOR_PERIOD_S}" '
+            f'  <inductionLoop id="loop.{lane}" lane="{lane}" pos="{length / 2:.2f}" length="{LOOP_LENGTH_M}" '
+            f'period="{DETECTOR_PERIOD_S}" '
             f'file="NUL"/>\n' for lane, _, _, length, _ in self._lanes)
         additional.write_text(f"<additional>\n{VEHICLE_TYPES}{loops}</additional>\n")
         self.traci.start([
@@ -211,6 +196,13 @@ class TrafficSimulation:
         except self.traci.TraCIException:
             return []
 
+    def route_length(self, origin: str, destination: str) -> float:
+        """Length in metres of the fastest route between two edges now (0 when there is none)."""
+        try:
+            return self.traci.simulation.findRoute(origin, destination, vType="taxi").length
+        except self.traci.TraCIException:
+            return 0.0
+
     def geo(self, edge: str, position: float, lane_index: int = 0) -> tuple[float, float]:
         return self.traci.simulation.convert2D(edge, position, lane_index, toGeo=True)
 
@@ -224,26 +216,42 @@ class TrafficSimulation:
         """Run ``seconds`` one-second steps, inserting the demand of each second."""
         for _ in range(seconds):
             rate = self.demand.rate_per_s(self.time_s % 86400, weekday)
-            for _ in range(_poisson(self._rng, rate)):
+            for _ in range(poisson(self._rng, rate)):
                 index = self._rng.choices(range(len(self.demand.routes)), self.demand.weights)[0]
                 self._departures += 1
-                self.traci.vehicle.add(f"car{self._departures}", f"od{index}", typeID="pkw",
-                                       departLane="best", departSpeed="max")
+                try:
+                    self.traci.vehicle.add(f"car{self._departures}", f"od{index}", typeID="pkw",
+                                           departLane="best", departSpeed="max")
+                except self.traci.TraCIException:
+                    self.blocked_trips += 1  # a closed lane cuts the route: this trip is not made
             self.traci.simulationStep()
             self.arrived.update(self.traci.simulation.getArrivedIDList())
             self._hold_wrecks()
+            self._sample_occupancy()
+
+    def _sample_occupancy(self) -> None:
+        """Add this step's loop cover: SUMO's interval occupancy only counts vehicles that have left the loop,
+        so a car standing on it would read 0 %; a real loop reports the share of time it was covered."""
+        occupancy = self.traci.inductionloop.getLastStepOccupancy
+        for index, detector in enumerate(self.detectors):
+            self._covered[index] += occupancy(detector.id)
+        self._sampled_steps += 1
 
     # --- readings ------------------------------------------------------------------------------------------
 
     def read_loops(self) -> dict[str, LoopReading]:
+        """Each loop's last interval: vehicles that passed, share of time covered, mean speed of those passing."""
         loops = self.traci.inductionloop
+        steps = max(1, self._sampled_steps)
         readings = {}
-        for detector in self.detectors:
+        for index, detector in enumerate(self.detectors):
             speed = loops.getLastIntervalMeanSpeed(detector.id)
             readings[detector.id] = LoopReading(
                 loops.getLastIntervalVehicleNumber(detector.id),
-                min(1.0, loops.getLastIntervalOccupancy(detector.id) / 100),
+                min(1.0, max(0.0, self._covered[index] / steps / 100)),
                 round(speed * 3.6, 2) if speed >= 0 else None)
+        self._covered = [0.0] * len(self.detectors)
+        self._sampled_steps = 0
         return readings
 
     def edge_emissions(self, edges: list[str]) -> dict[str, float]:
@@ -265,9 +273,12 @@ class TrafficSimulation:
         edges = self.route(origin, destination) if origin != destination else [origin]
         if not edges:
             return False
-        self.traci.route.add(f"route.{vehicle}", edges)
-        self.traci.vehicle.add(vehicle, f"route.{vehicle}", typeID=vehicle_type, departLane="best",
-                               departSpeed="max")
+        try:
+            self.traci.route.add(f"route.{vehicle}", edges)
+            self.traci.vehicle.add(vehicle, f"route.{vehicle}", typeID=vehicle_type, departLane="best",
+                                   departSpeed="max")
+        except self.traci.TraCIException:  # a closed lane on the way
+            return False
         return True
 
     def vehicle_fix(self, vehicle: str) -> tuple[float, float, float, float, float] | None:

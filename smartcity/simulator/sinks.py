@@ -1,0 +1,124 @@
+"""Where the simulator's events go: the event bus, or the HTTP ingest functions.
+
+- :class:`BusSink` publishes CloudEvents in Kafka binary mode (``ce_`` headers, JSON data, keyed by the stream's
+  key field) to the stream's topic, on Kafka or the embedded log (``smartcity.backends.bus.open_bus``). It plays
+  the ingest step's part, so it pseudonymizes personal fields first, with the same key: no topic ever holds a
+  raw plate, driver id or precise GPS fix. Event ids are the ingest's (same reading, same id).
+- :class:`HttpSink` POSTs each tick's readings of a stream to that stream's ingest function, as a JSON array or
+  CSV (``lon``/``lat`` columns), the two bodies ``smartcity.ingest`` takes; the ingest function pseudonymizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Callable, Protocol, Sequence
+
+import httpx
+from cloudevents.core.v1.event import CloudEvent
+
+from smartcity.backends.bus import EventBus
+from smartcity.events import CityEvent, Stream
+from smartcity.ingest import event_id
+from smartcity.privacy import Pseudonymizer
+from smartcity.runtime.bindings import record_of
+from smartcity.runtime.events import new_event
+from smartcity.settings import TOPICS
+
+SOURCE = "/smartcity/simulator"
+
+
+class SinkError(RuntimeError):
+    """The destination refused or lost events; the message says which and why."""
+
+
+class Sink(Protocol):
+    def send(self, stream: Stream, events: Sequence[CityEvent]) -> None:
+        """Hand over one tick's events of one stream."""
+
+    def flush(self) -> None:
+        """Block until everything sent is delivered; raise :class:`SinkError` if some was not."""
+
+    def close(self) -> None:
+        """Flush and release connections."""
+
+
+def cloud_event(stream: Stream, event: CityEvent) -> CloudEvent:
+    """The CloudEvent carrying one reading, with the id, subject and key the ingest step would give it."""
+    return new_event(stream.ce_type, f"{SOURCE}/{stream.topic}", event, id=event_id(stream, event),
+                     subject=event.id, time=event.dateObserved, partitionkey=stream.key_of(event))
+
+
+class BusSink:
+    def __init__(self, bus: EventBus, partitions: int, pseudonymizer: Callable[[], Pseudonymizer]) -> None:
+        self.bus = bus
+        self._pseudonymizer = pseudonymizer
+        bus.create_topics(TOPICS, partitions)
+
+    def send(self, stream: Stream, events: Sequence[CityEvent]) -> None:
+        personal = bool(stream.personal_fields)
+        for event in events:
+            if personal:
+                event = self._pseudonymizer().apply(event)
+            key, value, headers = record_of(cloud_event(stream, event))
+            self.bus.publish(stream.topic, value, key=key, headers=headers)
+
+    def flush(self) -> None:
+        self.bus.flush()
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+class HttpSink:
+    """POSTs to ``url`` with ``{topic}`` replaced by the stream's topic (one URL for all if it has none)."""
+
+    def __init__(self, url: str, body_format: str = "json", client: httpx.Client | None = None) -> None:
+        if body_format not in ("json", "csv"):
+            raise ValueError(f"format must be json or csv, not {body_format!r}")
+        self.url = url
+        self.body_format = body_format
+        self.client = client or httpx.Client(timeout=30.0)
+
+    def send(self, stream: Stream, events: Sequence[CityEvent]) -> None:
+        if not events:
+            return
+        rows = [event.model_dump(mode="json") for event in events]
+        if self.body_format == "csv":
+            body, content_type = csv_body(rows).encode("utf-8"), "text/csv"
+        else:
+            body, content_type = json.dumps(rows).encode("utf-8"), "application/json"
+        url = self.url.replace("{topic}", stream.topic)
+        try:
+            response = self.client.post(url, content=body, headers={"content-type": content_type})
+        except httpx.HTTPError as error:
+            raise SinkError(f"POST {url}: {error}") from None
+        if response.status_code >= 300:
+            raise SinkError(f"POST {url}: {response.status_code} {response.text[:500]}")
+
+    def flush(self) -> None:
+        """Every POST has been answered when :meth:`send` returns."""
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def csv_body(rows: Sequence[dict]) -> str:
+    """Readings as CSV: one column per field, the location as ``lon`` and ``lat``, null as an empty cell."""
+    flat = []
+    for row in rows:
+        row = dict(row)
+        location = row.pop("location", None)
+        if location is not None:
+            row["lon"], row["lat"] = location["coordinates"]
+        flat.append({name: "" if value is None else _cell(value) for name, value in row.items()})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(flat[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return text.getvalue()
+
+
+def _cell(value: object) -> object:
+    return ("true" if value else "false") if isinstance(value, bool) else value
