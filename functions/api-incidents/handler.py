@@ -2,8 +2,8 @@
 
 Each incident is a case of the ``incident_cases`` table (migration 0200) with a timeline of workflow actions.
 Operators create cases (``POST``); the incidents the streams reported (the ``incidents`` collection of the
-document store) become cases too, synced on read at most every few seconds: their facts follow the reports,
-their workflow state is the API's. A case moves open → acknowledged → resolved, one step at a time, each step
+document store) become cases too: a listing syncs them all at most every few seconds, reading one refreshes it.
+Their facts follow the reports; their workflow state is the API's. A case moves open → acknowledged → resolved, one step at a time, each step
 atomic (``UPDATE ... WHERE state = <expected>``): a step from the wrong state, or one that lost a race, is a 409.
 
 Reads need the viewer role, writes the operator role, deleting a case created by mistake the admin role.
@@ -115,6 +115,14 @@ SYNC_SQL = f"""INSERT INTO incident_cases ({CASE_COLUMNS})
     WHERE incident_cases.source = 'stream'"""
 
 
+def _facts_changed(case: dict[str, Any], reported: dict[str, Any]) -> bool:
+    if case["source"] != "stream":
+        return False
+    fields = ("category", "severity", "description", "zone_id", "segment_id", "lon", "lat")
+    cleared = case["cleared_at"] is not None
+    return any(case[name] != reported[name] for name in fields) or cleared != (reported["cleared_at"] is not None)
+
+
 def _as_datetime(value: Any) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -133,9 +141,9 @@ def create_app(context: Context) -> FastAPI:
     router = APIRouter(prefix="/v1/incidents")
     last_sync = {"at": float("-inf")}
 
-    def sync_reported(force: bool = False) -> None:
+    def sync_reported() -> None:
         """Make a case of every incident the streams reported, and refresh their facts (throttled)."""
-        if not force and time.monotonic() - last_sync["at"] < SYNC_INTERVAL_S:
+        if time.monotonic() - last_sync["at"] < SYNC_INTERVAL_S:
             return
         last_sync["at"] = time.monotonic()
         database = context.database
@@ -144,10 +152,12 @@ def create_app(context: Context) -> FastAPI:
             database.executemany(SYNC_SQL, rows)
 
     def load_case(incident_id: str) -> dict[str, Any]:
+        """The case, its facts refreshed from the incident's latest report first (written only when they changed)."""
         query = f"SELECT {CASE_COLUMNS} FROM incident_cases WHERE incident_id = :id"
         rows = context.database.query(query, {"id": incident_id})
-        if not rows:
-            sync_reported(force=True)
+        document = context.documents.get(INCIDENTS, incident_id)
+        if document is not None and (not rows or _facts_changed(rows[0], stream_case(document))):
+            context.database.execute(SYNC_SQL, stream_case(document))
             rows = context.database.query(query, {"id": incident_id})
         if not rows:
             raise not_found(f"incident {incident_id}")

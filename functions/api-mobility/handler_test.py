@@ -1,0 +1,68 @@
+"""api-mobility through the real gateway, over the sample city: bikes, parking, taxi demand, errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from smartcity.api.sample_city import open_sample_api
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    sample_api = open_sample_api(tmp_path_factory.mktemp("api-mobility"))
+    with TestClient(sample_api.gateway) as client:
+        client.headers.update(sample_api.headers("viewer"))
+        yield sample_api, client
+
+
+def iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def local_ids(items, key: str) -> list[str]:
+    return [item[key].rsplit(":", 1)[1] for item in items]
+
+
+def test_bike_station_availability(api):
+    _, client = api
+    stations = client.get("/v1/mobility/bike-stations").json()["items"]
+    assert local_ids(stations, "station_id") == ["b1", "b2", "b3"]
+    assert [(s["bikes_available"], s["docks_available"], s["capacity"]) for s in stations] == [(0, 20, 20), (5, 15, 20), (12, 8, 20)]
+    assert local_ids(client.get("/v1/mobility/bike-stations", params={"min_bikes": 5}).json()["items"], "station_id") == ["b2", "b3"]
+    assert local_ids(client.get("/v1/mobility/bike-stations", params={"zone": "Z22"}).json()["items"], "station_id") == ["b2"]
+    one = client.get("/v1/mobility/bike-stations/urn:ngsi-ld:BikeHireDockingStation:b3").json()
+    assert one["bikes_available"] == 12
+    assert client.get("/v1/mobility/bike-stations/urn:ngsi-ld:BikeHireDockingStation:b9").status_code == 404
+    assert client.get("/v1/mobility/bike-stations", params={"min_bikes": -1}).status_code == 422
+
+
+def test_parking_availability(api):
+    _, client = api
+    parkings = client.get("/v1/mobility/parking").json()["items"]
+    assert [(p["spots_available"], p["status"]) for p in parkings] == [(5, "almostFull"), (60, "open")]
+    assert local_ids(client.get("/v1/mobility/parking", params={"min_spots": 10}).json()["items"], "parking_id") == ["p2"]
+    assert client.get("/v1/mobility/parking/urn:ngsi-ld:OffStreetParking:p1").json()["occupancy"] == pytest.approx(0.95)
+    assert client.get("/v1/mobility/parking/urn:ngsi-ld:OffStreetParking:p9").status_code == 404
+
+
+def test_taxi_demand_by_pickup_zone(api):
+    _, client = api
+    zones = {row["zone"]: row for row in client.get("/v1/mobility/taxi-demand").json()["zones"]}
+    assert {zone: (row["trips"], row["completed_trips"]) for zone, row in zones.items()} == {
+        "Z11": (2, 2), "Z22": (1, 1), "Z33": (1, 0)}
+    assert zones["Z11"]["average_fare"] == pytest.approx(10.25)
+    assert zones["Z33"]["average_fare"] is None
+    only = client.get("/v1/mobility/taxi-demand", params={"zone": "Z22"}).json()["zones"]
+    assert [row["zone"] for row in only] == ["Z22"]
+
+
+def test_taxi_demand_range_is_checked(api):
+    sample_api, client = api
+    now = sample_api.sample.now
+    before = client.get("/v1/mobility/taxi-demand", params={"from": iso(now - timedelta(hours=3)), "to": iso(now - timedelta(hours=2))})
+    assert before.json()["zones"] == []
+    bad = client.get("/v1/mobility/taxi-demand", params={"from": iso(now), "to": iso(now)})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.from"
