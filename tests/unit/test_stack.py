@@ -196,3 +196,17 @@ def _wait_for(condition, timeout_s: float = 10.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_cli_names_an_unknown_service_and_prints_env_lines_for_eval():
+    from typer.testing import CliRunner
+
+    from smartcity.cli import app
+
+    runner = CliRunner()
+    refused = runner.invoke(app, ["stack", "up", "mysql"])
+    assert refused.exit_code == 1
+    assert "mysql: unknown service" in refused.output
+    printed = runner.invoke(app, ["stack", "env"])
+    assert printed.exit_code == 0
+    assert printed.output.splitlines()[0] == f"export SMARTCITY_BUS_URL={stack.settings_env()['SMARTCITY_BUS_URL']}"
