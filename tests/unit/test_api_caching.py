@@ -1,0 +1,115 @@
+"""The API read cache: hits, invalidation by tag, a write racing a read, TTL, ETag and 304, Cache-Control."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from fastapi import Depends, Request
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from smartcity.api.app import create_api_app, read_cache_of
+from smartcity.api.caching import ReadCache, cached_read, request_key
+from smartcity.backends.cache import open_cache
+from smartcity.settings import Settings
+
+
+@pytest.fixture
+def cache():
+    store = open_cache(f"memory://api-cache-{uuid.uuid4().hex}")
+    yield store
+    store.close()
+
+
+def test_an_entry_is_served_until_one_of_its_tags_is_invalidated(cache):
+    reads = ReadCache(cache)
+    assert reads.get("/a", ["incidents"]) == (None, b"0")
+    reads.put("/a", b"0", b'{"n": 1}', ttl_s=60)
+    hit, _ = reads.get("/a", ["incidents"])
+    assert hit.body == b'{"n": 1}' and hit.etag.startswith('"')
+    reads.invalidate("incidents")
+    assert reads.get("/a", ["incidents"]) == (None, b"1")
+    reads.invalidate("other")
+    reads.put("/a", b"1", b'{"n": 2}', ttl_s=60)
+    assert reads.get("/a", ["incidents"])[0].body == b'{"n": 2}'
+
+
+def test_a_result_computed_before_a_write_is_never_served_after_it(cache):
+    reads = ReadCache(cache)
+    _, stamp = reads.get("/a", ["incidents"])  # a read starts, computes from the data as it was...
+    reads.invalidate("incidents")  # ...a write commits meanwhile...
+    reads.put("/a", stamp, b"old", ttl_s=60)  # ...and the read keeps its now stale result
+    assert reads.get("/a", ["incidents"])[0] is None
+
+
+def test_entries_expire(cache):
+    reads = ReadCache(cache)
+    reads.put("/a", b"", b"x", ttl_s=0.05)
+    time.sleep(0.1)
+    assert reads.get("/a", [])[0] is None
+
+
+class Counter(BaseModel):
+    calls: int
+
+
+@dataclass
+class CacheOnlyContext:
+    settings: Settings
+    cache: object
+
+
+@pytest.fixture
+def client(cache, tmp_path):
+    app = create_api_app("test", "caching", CacheOnlyContext(Settings(secrets_dir=tmp_path), cache))
+    calls = {"n": 0}
+
+    def produce() -> Counter:
+        calls["n"] += 1
+        return Counter(calls=calls["n"])
+
+    @app.get("/v1/test/counter")
+    def counter(request: Request, reads: ReadCache = Depends(read_cache_of)):
+        return cached_read(request, reads, produce, tags=["counter"], ttl_s=60, max_age_s=7)
+
+    @app.post("/v1/test/counter")
+    def bump(request: Request, reads: ReadCache = Depends(read_cache_of)):
+        reads.invalidate("counter")
+        return {}
+
+    return TestClient(app)
+
+
+def test_a_cached_read_answers_from_the_cache_with_etag_and_cache_control(client):
+    first = client.get("/v1/test/counter")
+    second = client.get("/v1/test/counter")
+    assert first.json() == second.json() == {"calls": 1}
+    assert first.headers["etag"] == second.headers["etag"]
+    assert first.headers["cache-control"] == "private, max-age=7"
+    assert client.get("/v1/test/counter", params={"x": 1}).json() == {"calls": 2}  # another query, another entry
+
+
+@pytest.mark.parametrize("header", ["{etag}", 'W/{etag}', '"other", {etag}', "*"])
+def test_if_none_match_with_the_current_etag_is_a_304(client, header):
+    etag = client.get("/v1/test/counter").headers["etag"]
+    response = client.get("/v1/test/counter", headers={"If-None-Match": header.format(etag=etag)})
+    assert response.status_code == 304
+    assert response.headers["etag"] == etag and response.content == b""
+
+
+def test_a_write_makes_the_next_read_fresh_and_changes_the_etag(client):
+    before = client.get("/v1/test/counter")
+    client.post("/v1/test/counter")
+    after = client.get("/v1/test/counter", headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.json() == {"calls": 2}
+    assert after.headers["etag"] != before.headers["etag"]
+
+
+def test_the_request_key_does_not_depend_on_the_order_of_query_parameters():
+    def key(query: str) -> str:
+        return request_key(Request({"type": "http", "path": "/v1/x", "query_string": query.encode(), "headers": []}))
+
+    assert key("b=2&a=1") == key("a=1&b=2") != key("a=1&b=3")
