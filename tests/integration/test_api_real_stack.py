@@ -1,0 +1,89 @@
+"""The API on the real local services: PostgreSQL (time buckets, upserts, the workflow), Redis (latest states,
+read cache, invalidation) and FerretDB (reported incidents), through the gateway, over the sample city.
+
+The test has a database and a document database of its own (dropped after) and a Redis database of its own
+(``REDIS_DB``, emptied before and after).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api
+from tests.storage_samples import drop_real_stores, real_settings
+
+pytestmark = pytest.mark.real
+REDIS_DB = 13
+
+
+@pytest.fixture(scope="module")
+def api(real_stack, tmp_path_factory):
+    unique = uuid.uuid4().hex[:12]
+    base = real_settings(real_stack, f"api_{unique}")
+    cache_url = base.cache_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(cache_url).flushdb()
+    directory = tmp_path_factory.mktemp("api-real")
+    sample_api = open_sample_api(directory, database_url=base.database_url, documents_url=base.documents_url,
+                                 cache_url=cache_url, bus_url=base.bus_url, objects_url=base.objects_url)
+    try:
+        with TestClient(sample_api.gateway) as client:
+            client.headers.update(sample_api.headers("operator"))
+            yield sample_api, client
+    finally:
+        redis.Redis.from_url(cache_url).flushdb()
+        drop_real_stores(base)
+
+
+def iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_history_buckets_on_postgresql(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": "5m", "limit": 500}
+    items = client.get("/v1/traffic/history", params=params).json()["items"]
+    assert len(items) == TRAFFIC_STEPS and {item["samples"] for item in items} == {6}
+    hourly = client.get("/v1/traffic/history", params={**params, "bucket": "1h"}).json()["items"]
+    assert sum(item["samples"] for item in hourly) == 6 * TRAFFIC_STEPS
+    assert all(item["bucket_start"].endswith(":00:00Z") for item in hourly)
+
+
+def test_latest_states_and_cached_reads_on_redis(api):
+    _, client = api
+    first = client.get("/v1/traffic/segments")
+    assert [s["segment_id"][-1] for s in first.json()["items"]] == ["A", "B", "C"]
+    assert client.get("/v1/traffic/segments", headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    keys = redis.Redis.from_url(api[0].settings.cache_url).keys("api:read:*")
+    assert keys, "the read was kept in Redis"
+
+
+def test_incident_workflow_on_postgresql_with_reports_from_ferretdb(api):
+    _, client = api
+    listing = client.get("/v1/incidents", params={"source": "stream"}).json()["items"]
+    assert [i["incident_id"].rsplit(":", 1)[1] for i in listing] == ["crash-1", "crash-2"]
+    created = client.post("/v1/incidents", json={
+        "category": "roadClosed", "severity": "high", "description": "Closed for a parade",
+        "location": {"type": "Point", "coordinates": [6.955, 50.965]}}).json()
+    path = f"/v1/incidents/{created['incident_id']}"
+    assert client.post(f"{path}/acknowledge").json()["state"] == "acknowledged"
+    assert client.post(f"{path}/acknowledge").status_code == 409
+    assert client.post(f"{path}/resolve").json()["state"] == "resolved"
+    assert [e["action"] for e in client.get(path).json()["timeline"]] == ["created", "acknowledged", "resolved"]
+    resolved = client.get("/v1/incidents", params={"state": "resolved"}).json()["items"]
+    assert created["incident_id"] in [i["incident_id"] for i in resolved]
+
+
+def test_kpis_on_postgresql(api):
+    sample_api, client = api
+    now = sample_api.sample.now
+    kpis = client.get("/v1/analytics/kpis", params={"from": iso(now - timedelta(days=3)), "to": iso(now + timedelta(seconds=1))}).json()
+    assert kpis["average_speed_kmh"] == pytest.approx(260 / 6)
+    assert kpis["congestion_hours"] == pytest.approx(0.75)
+    assert kpis["transit_punctuality"] == pytest.approx(1 / 3)
+    assert kpis["air_quality"]["days_observed"] >= 2
