@@ -15,6 +15,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api
+from smartcity.settings import get_settings
 from tests.storage_samples import drop_real_stores, real_settings
 
 pytestmark = pytest.mark.real
@@ -23,6 +24,10 @@ REDIS_DB = 13
 
 @pytest.fixture(scope="module")
 def api(real_stack, tmp_path_factory):
+    # The cleanup opens the object store through the process settings, which must name the stack's secrets.
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SMARTCITY_SECRETS_DIR", real_stack["SMARTCITY_SECRETS_DIR"])
+    get_settings.cache_clear()
     unique = uuid.uuid4().hex[:12]
     base = real_settings(real_stack, f"api_{unique}")
     cache_url = base.cache_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
@@ -37,6 +42,8 @@ def api(real_stack, tmp_path_factory):
     finally:
         redis.Redis.from_url(cache_url).flushdb()
         drop_real_stores(base)
+        patch.undo()
+        get_settings.cache_clear()
 
 
 def iso(moment) -> str:
