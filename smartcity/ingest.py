@@ -18,9 +18,9 @@ Each reading then goes through:
    ``refRoadSegment`` comes from the reference tables (the sensor's or car park's segment, else the nearest);
 3. **validation** against the model: every error is reported with the reading's index, the field and the reason;
 4. **privacy**: personal fields are pseudonymized or coarsened (:mod:`smartcity.privacy`);
-5. **publishing**: a CloudEvent of the stream's type, keyed by the stream's key field. Its ``id`` is derived from
-   the stream, the entity and ``dateObserved``, so a reading sent twice is the same event and every store keeps
-   it once.
+5. **publishing**: a CloudEvent of the stream's type, keyed by the stream's key field, on the stream's topic (or
+   the one the function's ``OUTPUT_TOPIC`` environment variable names). Its ``id`` is derived from the stream,
+   the entity and ``dateObserved``, so a reading sent twice is the same event and every store keeps it once.
 
 The answer is 202 ``{"accepted": n, "rejected": 0, "ids": [...]}`` when every reading was published; 422 with
 ``"errors": [{"index", "field", "reason"}, ...]`` when some were refused (the others of the batch are still
@@ -57,6 +57,8 @@ from smartcity.runtime.publishing import Publisher
 from smartcity.storage.envelope import iso_utc
 
 MAX_ITEMS = 10_000
+# An ingest function publishes to its stream's topic, or to the one its stack.yml environment names here.
+OUTPUT_TOPIC_VARIABLE = "OUTPUT_TOPIC"
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2d34-5b1e-4c8e-9a55-3c1d0f7e2a90")
 REFERENCE_REFRESH_S = 60.0
 
@@ -335,7 +337,8 @@ class Ingestor:
 def ingest_app(topic: str, context: Context) -> FastAPI:
     """The FastAPI app of the ingest function of ``topic`` (``context``: the function's runtime context)."""
     stream = STREAMS[topic]
-    publisher = Publisher(lambda: context.bus, None, context.settings.topic_partitions)
+    publisher = Publisher(lambda: context.bus, context.env(OUTPUT_TOPIC_VARIABLE) or topic,
+                          context.settings.topic_partitions)
     # the pseudonym key (a secret the function lists in stack.yml) is read when a personal field first needs it
     pseudonymizer = functools.cache(lambda: Pseudonymizer.from_secret(
         context.secret(PSEUDONYM_KEY_SECRET), context.settings.gps_precision_decimals))

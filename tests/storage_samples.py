@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import yaml
 
 from smartcity.events import (
     AirQualityObserved, Alert, BikeHireDockingStation, CityEvent, OffStreetParking, PublicTransportVehicle,
@@ -13,7 +17,9 @@ from smartcity.events import (
 )
 from smartcity.backends.bus import EventBus, Record
 from smartcity.privacy import PSEUDONYM_KEY_SECRET
-from smartcity.settings import Settings
+from smartcity.ingest import OUTPUT_TOPIC_VARIABLE
+from smartcity.runtime.stackfile import DEAD_LETTER as DEAD_LETTER_ANNOTATION
+from smartcity.settings import DEAD_LETTER_TOPIC, PROJECT_ROOT, Settings
 from smartcity.storage.envelope import StoredEvent
 
 MOMENT = datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc)
@@ -89,13 +95,74 @@ def embedded_settings(folder: Path, **overrides: Any) -> Settings:
     return Settings(**{**values, **overrides})
 
 
-def drain(bus: EventBus, topic: str, group: str | None = None) -> list[Record]:
-    """Every record of a topic, read by a fresh consumer group."""
-    consumer = bus.consumer(group or f"drain-{uuid.uuid4().hex}", [topic], from_beginning=True)
+def drain(bus: EventBus, topics: str | list[str], expected: int | None = None, timeout_s: float = 60.0) -> list[Record]:
+    """The records of topics, read by a fresh consumer group: until ``expected`` came (Kafka needs a moment to
+    assign partitions to a new group), or, with no ``expected``, until a poll brings nothing (the file log)."""
+    topics = [topics] if isinstance(topics, str) else topics
+    consumer = bus.consumer(f"drain-{uuid.uuid4().hex}", topics, from_beginning=True)
     records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
     try:
-        while batch := consumer.poll(timeout_s=0.2, max_records=10_000):
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_s=0.2, max_records=10_000)
             records += batch
+            if (expected is None and not batch) or (expected is not None and len(records) >= expected):
+                break
     finally:
         consumer.close()
     return records
+
+
+def prefixed_stack(folder: Path, prefix: str, names: list[str]) -> Path:
+    """The project's stack.yml with only the functions named, on topics of their own: ``<prefix><topic>``.
+
+    Ingest functions publish to the prefixed topic of their stream (``OUTPUT_TOPIC``); triggered functions read
+    the prefixed topics and dead-letter to ``<prefix>dead-letter``. Tests on a shared Kafka touch nothing else.
+    """
+    stack = yaml.safe_load((PROJECT_ROOT / "stack.yml").read_text())
+    functions = {}
+    for name in names:
+        entry = stack["functions"][name]
+        entry["handler"] = str((PROJECT_ROOT / entry["handler"]).resolve())
+        annotations = entry.setdefault("annotations", {})
+        if "topic" in annotations:
+            annotations["topic"] = ",".join(prefix + topic for topic in annotations["topic"].split(","))
+            annotations[DEAD_LETTER_ANNOTATION] = prefix + DEAD_LETTER_TOPIC
+        if name.startswith("ingest-"):
+            entry.setdefault("environment", {})[OUTPUT_TOPIC_VARIABLE] = prefix + name.removeprefix("ingest-")
+        functions[name] = entry
+    path = folder / "stack.yml"
+    path.write_text(yaml.safe_dump({**stack, "functions": functions}))
+    return path
+
+
+def real_settings(real_stack: dict[str, str], unique: str, **overrides: Any) -> Settings:
+    """Settings of the real local services, with a database, a document database and a bucket of the test's own."""
+    env = {name.removeprefix("SMARTCITY_").lower(): value for name, value in real_stack.items()}
+    base = Settings(**env)
+    admin = psycopg.connect(base.database_url, autocommit=True)
+    admin.execute(f'CREATE DATABASE "t_{unique}"')
+    admin.close()
+    database_url = base.database_url.rsplit("/", 1)[0] + f"/t_{unique}"
+    documents_url = base.documents_url.rsplit("/", 1)[0] + f"/t_{unique}"
+    objects_url = base.objects_url.rsplit("/", 1)[0] + f"/t-{unique}"
+    return Settings(**{**env, "database_url": database_url, "documents_url": documents_url, "objects_url": objects_url,
+                       **overrides})
+
+
+def drop_real_stores(settings: Settings) -> None:
+    """Remove what :func:`real_settings` made: the database, the document database, the bucket's objects."""
+    from smartcity.backends.documents import open_documents
+    from smartcity.backends.objects import open_objects
+
+    database = settings.database_url.rsplit("/", 1)[1]
+    admin = psycopg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin.close()
+    documents = open_documents(settings.documents_url)
+    documents.client.drop_database(documents.database.name)
+    documents.close()
+    objects = open_objects(settings.objects_url)
+    for key in objects.list():
+        objects.delete(key)
+    objects.close()

@@ -1,0 +1,161 @@
+"""Storage on the real local services: migrations on PostgreSQL, the store functions on Kafka, PostgreSQL,
+FerretDB, Redis and S3, and backup -> wipe -> restore. Each test has its own database, document database,
+bucket, topics and entity ids, and removes them afterwards.
+"""
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from smartcity.backends.bus import open_bus
+from smartcity.backends.cache import open_cache
+from smartcity.backends.database import open_database
+from smartcity.backends.documents import open_documents
+from smartcity.backends.objects import open_objects
+from smartcity.events import STREAMS
+from smartcity.runtime.bindings import record_of
+from smartcity.runtime.events import new_event
+from smartcity.runtime.loader import load_stack
+from smartcity.runtime.trigger import FunctionTrigger
+from smartcity.settings import DEAD_LETTER_TOPIC, get_settings
+from smartcity.storage.backup import Backups, table_counts
+from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
+from smartcity.storage.latest_state import LatestState
+from smartcity.storage.migrate import migrate, status
+from smartcity.storage.partitions import partition_name
+from smartcity.storage.reference import load_reference
+from smartcity.storage.archive import RawArchive
+from smartcity.storage.tables import STREAM_TABLES
+from smartcity.storage.timeseries import TimeSeriesWriter
+from tests.storage_samples import (
+    drain, drop_real_stores, prefixed_stack, real_settings, sample_events, sample_stored_events,
+)
+
+pytestmark = pytest.mark.real
+STORE_FUNCTIONS = ["store-timeseries", "store-latest", "store-documents", "archive-raw"]
+
+
+@pytest.fixture
+def unique():
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(real_stack, unique, monkeypatch):
+    # The runtime opens a function's backends with the process settings: the S3 keys come from their folder.
+    monkeypatch.setenv("SMARTCITY_SECRETS_DIR", real_stack["SMARTCITY_SECRETS_DIR"])
+    get_settings.cache_clear()
+    settings = real_settings(real_stack, unique)
+    yield settings
+    drop_real_stores(settings)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def db(settings):
+    database = open_database(settings.database_url)
+    yield database
+    database.close()
+
+
+def test_migrations_on_postgresql_apply_once_with_partitions_ahead_and_the_models_columns(db):
+    applied = migrate(db)
+    assert applied and migrate(db) == []
+    assert all(item.applied_at and not item.changed for item in status(db))
+    partitions = {row["name"] for row in db.query("SELECT relname AS name FROM pg_class WHERE relispartition")}
+    today = datetime.now(timezone.utc).date()
+    for table in STREAM_TABLES.values():
+        assert {partition_name(table.table, today + timedelta(days=d)) for d in range(-1, 8)} <= partitions
+        columns = db.query("SELECT column_name AS name, is_nullable FROM information_schema.columns "
+                           "WHERE table_name = :table AND column_name <> 'stored_at'", {"table": table.table})
+        assert {c["name"]: c["is_nullable"] == "YES" for c in columns} == {c.name: c.nullable for c in table.columns}
+
+
+def test_a_late_event_gets_its_partition_and_a_redelivery_changes_no_row(db):
+    migrate(db)
+    writer = TimeSeriesWriter(db)
+    old = sample_stored_events(datetime(2019, 6, 1, 12, tzinfo=timezone.utc))
+    assert writer.write(old) == len(old)
+    assert TimeSeriesWriter(db).write(old) == 0
+    assert [r["name"] for r in db.query("SELECT relname AS name FROM pg_class WHERE relname = :n",
+                                        {"n": partition_name("traffic_flow", date(2019, 6, 1))})]
+    assert {t.table: writer.count(s) for s, t in STREAM_TABLES.items()} == {t.table: 1 for t in STREAM_TABLES.values()}
+
+
+def test_the_store_functions_write_kafka_records_into_every_real_backend_once(settings, db, unique, tmp_path):
+    migrate(db)
+    prefix = f"t-{unique}-"
+    bus = open_bus(settings.bus_url)
+    bus.create_topics([prefix + t for t in STREAMS] + [prefix + DEAD_LETTER_TOPIC], 2)
+    n = int(unique[:6], 16)  # entity ids of this test only: the cache is shared
+    sent = []
+    for stream, event in [*sample_events(n=n).items(), *sample_events(n=n + 1).items()]:
+        cloudevent = new_event(STREAMS[stream].ce_type, "/tests", event, id=f"{unique}-{stream}-{event.id}",
+                               partitionkey=STREAMS[stream].key_of(event))
+        key, value, headers = record_of(cloudevent)
+        bus.publish(prefix + stream, value, key=key, headers=headers)
+        sent.append((stream, event, cloudevent))
+    bus.flush()
+    records = drain(bus, [prefix + stream for stream in STREAMS], expected=len(sent))
+    assert len(records) == len(sent)
+    functions = load_stack(prefixed_stack(tmp_path, prefix, STORE_FUNCTIONS), settings)
+    cache = open_cache(settings.cache_url)
+    try:
+        for function in functions:
+            assert FunctionTrigger(function).process(records).handled == len(sent)
+        documents, objects = open_documents(settings.documents_url), open_objects(settings.objects_url)
+        for stream, table in STREAM_TABLES.items():
+            assert TimeSeriesWriter(db).count(stream) == 2, table.table
+        assert documents.count(DEVICE_PAYLOADS) == len(sent) and documents.count(INCIDENTS) == 2
+        latest = LatestState(cache, settings.latest_state_ttl_s)
+        for stream, event, cloudevent in sent:
+            from smartcity.storage.envelope import StoredEvent
+            state = latest.read(stream, StoredEvent(stream, cloudevent.get_id(), "/tests", event).entity_id)
+            assert state is not None and state["event_id"] == cloudevent.get_id()
+        archive = RawArchive(objects, cache)
+        assert {s: archive.read(s).num_rows for s in STREAMS} == {s: 2 for s in STREAMS}
+        rows_before = {t.table: db.query(f"SELECT * FROM {t.table} ORDER BY event_id") for t in STREAM_TABLES.values()}
+        files_before = objects.list("raw/")
+
+        cache.delete(*[key for key in cache.keys("dedup:store-") + cache.keys("dedup:archive-raw:")])
+        for function in functions:  # redelivered, the runtime's dedup marks gone: the stores alone keep it once
+            assert FunctionTrigger(function).process(records).handled == len(sent)
+        assert {t.table: db.query(f"SELECT * FROM {t.table} ORDER BY event_id") for t in STREAM_TABLES.values()} == rows_before
+        assert documents.count(DEVICE_PAYLOADS) == len(sent) and objects.list("raw/") == files_before
+        documents.close()
+    finally:
+        for stream, event, cloudevent in sent:
+            cache.delete(f"archived:{stream}:{cloudevent.get_id()}")
+        cache.delete(*[k for s, e, c in sent for k in cache.keys(f"latest:{s}:") if str(n) in k or str(n + 1) in k])
+        bus.delete_topics([prefix + t for t in STREAMS] + [prefix + DEAD_LETTER_TOPIC])
+        bus.close()
+
+
+def test_backup_wipe_restore_gives_back_the_same_rows_and_documents(settings, db):
+    migrate(db)
+    load_reference(db)
+    documents = open_documents(settings.documents_url)
+    events = sample_stored_events() + sample_stored_events(n=2)
+    TimeSeriesWriter(db).write(events)
+    DocumentWriter(documents).write(events)
+
+    def everything():
+        rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in table_counts(db)}
+        return rows, {name: documents.find(name, sort=[("_id", 1)]) for name in (DEVICE_PAYLOADS, INCIDENTS)}
+
+    before = everything()
+    backups = Backups(open_objects(settings.objects_url))
+    backup = backups.create(db, settings.database_url, documents)
+    assert backup.manifest["database"] == "database.pgdump"
+
+    db.execute("DROP SCHEMA public CASCADE")  # the wipe: no table, no document left
+    db.execute("CREATE SCHEMA public")
+    for collection in (DEVICE_PAYLOADS, INCIDENTS):
+        documents.drop_collection(collection)
+    assert table_counts(db) == {} and documents.count(DEVICE_PAYLOADS) == 0
+
+    backups.restore(backup.id, db, settings.database_url, documents)
+    assert everything() == before
+    assert migrate(db) == []  # the restored ledger knows every migration
+    documents.close()
