@@ -29,7 +29,7 @@ def api(real_stack, tmp_path_factory):
     patch.setenv("SMARTCITY_SECRETS_DIR", real_stack["SMARTCITY_SECRETS_DIR"])
     get_settings.cache_clear()
     unique = uuid.uuid4().hex[:12]
-    base = real_settings(real_stack, f"api_{unique}")
+    base = real_settings(real_stack, f"api{unique}")
     cache_url = base.cache_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(cache_url).flushdb()
     directory = tmp_path_factory.mktemp("api-real")
