@@ -51,10 +51,14 @@ def cloud_event(stream: Stream, event: CityEvent) -> CloudEvent:
 
 
 class BusSink:
-    def __init__(self, bus: EventBus, partitions: int, pseudonymizer: Callable[[], Pseudonymizer]) -> None:
+    """Publishes to each stream's topic, ``topic_prefix`` first (tests and benchmarks use their own topics)."""
+
+    def __init__(self, bus: EventBus, partitions: int, pseudonymizer: Callable[[], Pseudonymizer],
+                 topic_prefix: str = "") -> None:
         self.bus = bus
         self._pseudonymizer = pseudonymizer
-        bus.create_topics(TOPICS, partitions)
+        self.topic_prefix = topic_prefix
+        bus.create_topics([topic_prefix + topic for topic in TOPICS], partitions)
 
     def send(self, stream: Stream, events: Sequence[CityEvent]) -> None:
         personal = bool(stream.personal_fields)
@@ -62,7 +66,7 @@ class BusSink:
             if personal:
                 event = self._pseudonymizer().apply(event)
             key, value, headers = record_of(cloud_event(stream, event))
-            self.bus.publish(stream.topic, value, key=key, headers=headers)
+            self.bus.publish(self.topic_prefix + stream.topic, value, key=key, headers=headers)
 
     def flush(self) -> None:
         self.bus.flush()
