@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from streaming import metrics
-from streaming.runner import Job, StreamingContext, window_of
+from streaming.runner import WINDOW_S, Job, StreamingContext
 from streaming.sinks import collect_records, dead_letter
 from streaming.sources import read_events
 
@@ -40,7 +40,8 @@ def audit_job(audited: Sequence[Job]) -> Job:
     def build(ctx: StreamingContext) -> DataFrame:
         return read_events(ctx.spark, ctx.source, topics).select(
             "value", "headers", "topic", "partition", "offset", "event_time", "problem",
-            window_of().end.alias("window_end"),
+            # not F.window(): it filters out the rows without an event time, which are the ones to dead-letter
+            F.timestamp_seconds((F.floor(F.unix_seconds("event_time") / WINDOW_S) + 1) * WINDOW_S).alias("window_end"),
         )
 
     def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:

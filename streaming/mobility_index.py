@@ -51,7 +51,9 @@ def zone_measures(ctx: StreamingContext) -> DataFrame:
         F.when(traffic_speed_known, _event("traffic-sensors", "averageVehicleSpeed")
                * _event("traffic-sensors", "intensity")).alias("speed_x_vehicles"),
         _event("traffic-sensors", "occupancy").alias("occupancy"),
-        F.greatest(_event("public-transport", "delay"), F.lit(0)).alias("bus_delay_s"),
+        # greatest() skips nulls: keep the other topics' rows null, not 0
+        F.when(_event("public-transport", "delay").isNotNull(), F.greatest(_event("public-transport", "delay"), F.lit(0)))
+        .alias("bus_delay_s"),
         _event("bike-share", "availableBikeNumber").alias("bikes"),
         _event("bike-share", "totalSlotNumber").alias("docks"),
         _event("parking", "occupiedSpotNumber").alias("occupied"),

@@ -1,0 +1,294 @@
+"""The streaming jobs on the real stack (Kafka, PostgreSQL, Redis) and on the embedded one (file bus, SQLite).
+
+Known events go in; the 5-minute windows that come out are compared with values computed by hand (written as
+literals below, not recomputed with the jobs' formulas). Late events inside the watermark are counted, later ones
+are counted in the late-events metric; a job that crashes after writing a micro-batch, before committing it,
+resumes from its checkpoint and ends with the same aggregates as an uninterrupted run.
+
+Every test uses its own topics (a prefix), cache keys, checkpoint folder and a random 5-minute window in the
+past, so it touches nothing else and can run twice. One SparkSession serves the whole module (JVM start-up
+costs ~15 s).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client import REGISTRY
+from pyspark.errors import StreamingQueryException
+
+from smartcity.backends.database import open_database
+from smartcity.events import TrafficFlowObserved
+from smartcity.settings import Settings
+from smartcity.storage.migrate import migrate
+from streaming import samples, traffic_windows
+from streaming.app import JOBS, close_context, open_context, start_jobs
+from streaming.runner import await_all
+from streaming.session import build_session
+
+ZONE = "Z22"
+SEGMENT = "seg-streaming"
+TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality", "incidents",
+          "dead-letter")
+
+
+def random_window() -> datetime:
+    """A 5-minute window start in January of some past year (no DST change in the week before it)."""
+    rng = random.Random()
+    return datetime(rng.randrange(1990, 2021), 1, rng.randrange(10, 26), rng.randrange(6, 19), 5 * rng.randrange(12),
+                    tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    return build_session(Settings())
+
+
+@pytest.fixture
+def real_settings(real_stack, tmp_path) -> Settings:
+    env = {name.removeprefix("SMARTCITY_").lower(): value for name, value in real_stack.items()}
+    settings = Settings(**env, streaming_checkpoint_dir=tmp_path / "checkpoints", streaming_metrics_port=0)
+    migrate(open_database(settings.database_url))
+    return settings
+
+
+@pytest.fixture
+def embedded_settings(tmp_path) -> Settings:
+    settings = Settings(bus_url=f"file://{tmp_path}/bus", database_url=f"sqlite:///{tmp_path}/smartcity.db",
+                        cache_url="memory://", streaming_checkpoint_dir=tmp_path / "checkpoints",
+                        streaming_metrics_port=0)
+    migrate(open_database(settings.database_url))
+    return settings
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture
+def context_of(spark, prefix):
+    """Opens contexts with the test's prefix (or another), each with its own checkpoints; closes them after and
+    deletes what they wrote: rows of the prefix's entities, of the zone's windows from ``window0`` on, topics."""
+    opened = []
+
+    def open_(settings: Settings, window0: datetime, topic_prefix: str = prefix, **options):
+        ctx = open_context(settings, spark, trigger_s=None, checkpoint_dir=settings.streaming_checkpoint_dir / topic_prefix,
+                           topic_prefix=topic_prefix, cache_prefix=topic_prefix, **options)
+        ctx.bus.create_topics([ctx.topic(topic) for topic in TOPICS], 2)
+        opened.append((ctx, window0))
+        return ctx
+
+    yield open_
+    for ctx, window0 in opened:
+        db, like = ctx.database, {"p": f"%{ctx.source.topic_prefix}%"}
+        for table in ("traffic_sensor_5min", "traffic_anomalies"):
+            db.execute(f"DELETE FROM {table} WHERE sensor_id LIKE :p", like)
+        db.execute("DELETE FROM traffic_segment_5min WHERE segment_id LIKE :p", like)
+        db.execute("DELETE FROM mobility_index_5min WHERE zone_id = :z AND window_start >= :t0 AND window_start < :t1",
+                   {"z": ZONE, "t0": window0, "t1": window0 + timedelta(minutes=15)})
+        keys = ctx.cache.keys(ctx.cache_prefix)
+        if keys:
+            ctx.cache.delete(*keys)
+        if hasattr(ctx.bus, "delete_topics"):
+            ctx.bus.delete_topics([ctx.topic(topic) for topic in TOPICS])
+        close_context(ctx)
+
+
+def run_once(ctx, names, **options) -> None:
+    """Run the jobs called ``names`` (and their audit) over what is on the bus now, until they stop."""
+    await_all(start_jobs(ctx, [JOBS[name] for name in names], **options), timeout_s=240)
+
+
+def window_events(prefix: str, t0: datetime) -> list:
+    """Two lanes of one segment, and one or two reports of every other stream, in the zone, in [t0, t0+5min)."""
+    s = lambda seconds: t0 + timedelta(seconds=seconds)  # noqa: E731
+    a, b, segment = f"{prefix}A", f"{prefix}B", f"{prefix}{SEGMENT}"
+    return [
+        samples.traffic(a, s(5), intensity=2, speed=10.0, occupancy=0.5, segment=segment, zone=ZONE, lane=0),
+        samples.traffic(a, s(10), intensity=3, speed=12.0, occupancy=0.6, segment=segment, zone=ZONE, lane=0),
+        samples.traffic(a, s(15), intensity=5, speed=20.0, occupancy=0.7, segment=segment, zone=ZONE, lane=0),
+        samples.traffic(b, s(5), intensity=4, speed=40.0, occupancy=0.1, segment=segment, zone=ZONE, lane=1),
+        samples.traffic(b, s(10), intensity=0, speed=None, occupancy=0.0, segment=segment, zone=ZONE, lane=1),
+        samples.bus_position(f"{prefix}bus1", s(20), delay_s=120, zone=ZONE),
+        samples.bus_position(f"{prefix}bus2", s(25), delay_s=-30, zone=ZONE),
+        samples.bike_station(f"{prefix}st1", s(30), bikes=5, docks=20, zone=ZONE),
+        samples.bike_station(f"{prefix}st2", s(30), bikes=3, docks=20, zone=ZONE),
+        samples.car_park(f"{prefix}p1", s(40), occupied=80, total=100, zone=ZONE),
+        samples.taxi_fix(f"{prefix}t1", s(50), status="toPickup", zone=ZONE),
+        samples.taxi_fix(f"{prefix}t1", s(55), status="toPickup", zone=ZONE),
+        samples.taxi_fix(f"{prefix}t2", s(60), status="onTrip", zone=ZONE),
+        samples.air_station(f"{prefix}air1", s(70), caqi=30, zone=ZONE),
+        samples.air_station(f"{prefix}air2", s(75), caqi=50, zone=ZONE),
+    ]
+
+
+# Hand-computed, from window_events: A = speeds 10, 12, 20 for 2, 3, 5 vehicles; B = 40 km/h for 4 vehicles.
+SENSOR_A = {"event_count": 3, "flow": 10, "flow_per_hour": 120.0, "mean_speed_kmh": 15.6, "speed_p50_kmh": 16.0,
+            "speed_p85_kmh": 20.0, "speed_p95_kmh": 20.0, "mean_occupancy": 0.6, "congestion_index": 0.844}
+SENSOR_B = {"event_count": 2, "flow": 4, "flow_per_hour": 48.0, "mean_speed_kmh": 40.0, "speed_p50_kmh": 40.0,
+            "speed_p85_kmh": 40.0, "speed_p95_kmh": 40.0, "mean_occupancy": 0.05, "congestion_index": 0.1833333}
+SEGMENT_ROW = {"sensor_count": 2, "event_count": 5, "flow": 14, "flow_per_hour": 168.0, "mean_speed_kmh": 22.5714286,
+               "speed_p50_kmh": 20.0, "speed_p85_kmh": 40.0, "speed_p95_kmh": 40.0, "mean_occupancy": 0.38,
+               "congestion_index": 0.7742857}
+MOBILITY_ROW = {"event_count": 15, "traffic_score": 0.2257143, "transit_score": 0.9, "bikes_score": 0.2,
+                "parking_score": 0.2, "taxi_score": 0.98, "air_score": 0.6, "mean_bus_delay_s": 60.0,
+                "taxi_waiting_trips": 1, "mean_caqi": 40.0, "mobility_index": 48.5714286}
+
+
+def assert_row(actual: dict, expected: dict) -> None:
+    for name, value in expected.items():
+        assert actual[name] == pytest.approx(value, abs=1e-6), name
+
+
+def one_row(db, sql: str, **params) -> dict:
+    rows = db.query(sql, params)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def seed_baseline(db, sensor_id: str, t0: datetime) -> None:
+    """Seven days of history for ``sensor_id`` in the same hour: about 50 km/h and 0.10 occupancy."""
+    speeds, occupancies = [48, 50, 52, 49, 51, 50, 47], [0.10, 0.12, 0.08, 0.11, 0.09, 0.10, 0.13]
+    for day, (speed, occupancy) in enumerate(zip(speeds, occupancies), start=1):
+        start = t0 - timedelta(days=day)
+        db.execute(
+            "INSERT INTO traffic_sensor_5min VALUES (:id, :start, :end, 'urn:ngsi-ld:RoadSegment:x', :zone, 0, 6.95, "
+            "50.97, 60, 100, 1200, :speed, :speed, :speed, :speed, :occupancy, 0.2, :end, :end)",
+            {"id": sensor_id, "start": start, "end": start + timedelta(minutes=5), "zone": ZONE, "speed": speed,
+             "occupancy": occupancy},
+        )
+
+
+def late_events(name: str, job: str = "traffic") -> float:
+    return REGISTRY.get_sample_value(
+        "smartcity_streaming_late_events_total", {"job": job, "topic": "traffic-sensors", "outcome": name}) or 0.0
+
+
+def read_topic(ctx, topic: str, expected: int, timeout_s: float = 30.0) -> list:
+    consumer = ctx.bus.consumer(f"test-{uuid.uuid4().hex[:8]}", [ctx.topic(topic)])
+    records, waited = [], 0.0
+    try:
+        while len(records) < expected and waited < timeout_s:
+            records += consumer.poll(timeout_s=1.0)
+            waited += 1.0
+    finally:
+        consumer.close()
+    return records
+
+
+@pytest.mark.real
+def test_windows_late_events_anomalies_and_dead_letters_on_the_real_stack(real_settings, context_of, prefix):
+    t0 = random_window()
+    ctx = context_of(real_settings, t0)
+    sensor_a, sensor_b = (TrafficFlowObserved.make_id(prefix + name) for name in "AB")
+    seed_baseline(ctx.database, sensor_a, t0)
+    samples.publish_events(ctx.bus, window_events(prefix, t0), topic_prefix=prefix)
+    ctx.bus.publish(ctx.topic("traffic-sensors"), b'{"id": "not an event"}',
+                    headers=[("ce_type", b"city.traffic.flow.observed.v1")])
+    ctx.bus.flush()
+    run_once(ctx, ["traffic", "mobility", "anomalies"])
+
+    db = ctx.database
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id AND window_start = :t",
+                       id=sensor_a, t=t0), SENSOR_A)
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id", id=sensor_b), SENSOR_B)
+    segment = one_row(db, "SELECT * FROM traffic_segment_5min WHERE segment_id = :id",
+                      id=f"urn:ngsi-ld:RoadSegment:{prefix}{SEGMENT}")
+    assert_row(segment, SEGMENT_ROW)
+    assert_row(one_row(db, "SELECT * FROM mobility_index_5min WHERE zone_id = :z AND window_start = :t", z=ZONE, t=t0),
+               MOBILITY_ROW)
+    cached = json.loads(ctx.cache.get(f"{prefix}traffic:sensor:{sensor_a}"))
+    assert cached["flow"] == 10 and cached["window_start"] == t0.isoformat()
+    dead = read_topic(ctx, "dead-letter", 1)
+    assert len(dead) == 1 and dict(dead[0].headers)["ce_knativeerrorcode"] == b"422"
+
+    # An event 10 minutes on moves the watermark (delay 120 s) to t0+8min: the first window closes, the anomaly
+    # job judges it, and sensor A's slow, crowded window is far off its baseline.
+    samples.publish_events(ctx.bus, [samples.traffic(f"{prefix}B", t0 + timedelta(minutes=10), intensity=1,
+                                                     speed=45.0, occupancy=0.1, segment=f"{prefix}{SEGMENT}",
+                                                     zone=ZONE, lane=1)], topic_prefix=prefix)
+    run_once(ctx, ["traffic", "anomalies"])
+    anomalies = db.query("SELECT * FROM traffic_anomalies WHERE sensor_id LIKE :p ORDER BY metric", {"p": f"%{prefix}%"})
+    assert [(row["sensor_id"], row["metric"], row["severity"]) for row in anomalies] == [
+        (sensor_a, "mean_occupancy", "high"), (sensor_a, "mean_speed_kmh", "high")]
+    assert anomalies[1]["baseline_median"] == 50 and anomalies[1]["robust_z"] == pytest.approx(0.6745 * (15.6 - 50))
+    alerts = read_topic(ctx, "incidents", 1)
+    assert len(alerts) == 1 and json.loads(alerts[0].value)["subCategory"] == "trafficJam"
+
+    # Now one event late but inside the watermark (its window [t0+5, t0+10) is open) and one too late (window
+    # [t0, t0+5) closed): the first counts, the second is left out of the window and counted as dropped.
+    counted_before, dropped_before = late_events("counted"), late_events("dropped")
+    samples.publish_events(ctx.bus, [
+        samples.traffic(f"{prefix}B", t0 + timedelta(minutes=6, seconds=30), intensity=7, speed=30.0, occupancy=0.2,
+                        segment=f"{prefix}{SEGMENT}", zone=ZONE, lane=1),
+        samples.traffic(f"{prefix}A", t0 + timedelta(minutes=1), intensity=9, speed=5.0, occupancy=0.9,
+                        segment=f"{prefix}{SEGMENT}", zone=ZONE, lane=0),
+    ], topic_prefix=prefix)
+    run_once(ctx, ["traffic"])
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id AND window_start = :t",
+                       id=sensor_a, t=t0), SENSOR_A)
+    second = one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id AND window_start = :t",
+                     id=sensor_b, t=t0 + timedelta(minutes=5))
+    assert (second["event_count"], second["flow"]) == (1, 7)
+    assert late_events("counted") - counted_before == 1
+    assert late_events("dropped") - dropped_before == 1
+
+
+def crash_run_events(prefix: str, t0: datetime) -> list:
+    """Three sensors, two windows, a reading every 15 s: 120 events, published in one go."""
+    return [
+        samples.traffic(f"{prefix}{sensor}", t0 + timedelta(seconds=15 * step), intensity=(step * 7 + lane) % 9,
+                        speed=20.0 + (step * 13 + lane * 5) % 40, occupancy=((step * 3 + lane) % 10) / 10,
+                        segment=f"{prefix}{SEGMENT}", zone=ZONE, lane=lane)
+        for step in range(1, 41) for lane, sensor in enumerate(("A", "B", "C"))
+    ]
+
+
+def sensor_aggregates(db, prefix: str) -> dict:
+    rows = db.query("SELECT * FROM traffic_sensor_5min WHERE sensor_id LIKE :p", {"p": f"%{prefix}%"})
+    return {(row["sensor_id"].replace(prefix, ""), str(row["window_start"])):
+            {k: v for k, v in row.items() if k not in ("sensor_id", "segment_id", "updated_at")} for row in rows}
+
+
+@pytest.mark.real
+def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_settings, context_of, prefix):
+    t0 = random_window()
+    steady_prefix = f"{prefix}steady-"
+    uninterrupted = context_of(real_settings, t0, topic_prefix=steady_prefix, max_records_per_batch=20)
+    samples.publish_events(uninterrupted.bus, crash_run_events(steady_prefix, t0), topic_prefix=steady_prefix)
+    run_once(uninterrupted, ["traffic"], audit=False)
+
+    crash_prefix = f"{prefix}crash-"
+    crashing = context_of(real_settings, t0, topic_prefix=crash_prefix, max_records_per_batch=20)
+    samples.publish_events(crashing.bus, crash_run_events(crash_prefix, t0), topic_prefix=crash_prefix)
+
+    def crash_after_writing(ctx, batch, batch_id):
+        traffic_windows.write(ctx, batch, batch_id)
+        if batch_id == 2:
+            raise RuntimeError("simulated crash: batch 2 written, its checkpoint commit never happens")
+
+    with pytest.raises(StreamingQueryException, match="simulated crash"):
+        run_once(crashing, ["traffic"], writers={"traffic": crash_after_writing}, audit=False)
+    expected = sensor_aggregates(uninterrupted.database, steady_prefix)
+    assert sensor_aggregates(crashing.database, crash_prefix) not in ({}, expected)  # it stopped mid-stream
+    run_once(crashing, ["traffic"], audit=False)  # restart from the checkpoint: batch 2 is replayed
+    assert sensor_aggregates(crashing.database, crash_prefix) == expected
+
+
+def test_the_same_job_on_the_embedded_bus_gives_the_same_windows(embedded_settings, context_of, prefix):
+    t0 = random_window()
+    ctx = context_of(embedded_settings, t0)
+    samples.publish_events(ctx.bus, window_events(prefix, t0), topic_prefix=prefix)
+    run_once(ctx, ["traffic", "mobility"])
+    db = ctx.database
+    sensor_a = TrafficFlowObserved.make_id(f"{prefix}A")
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id", id=sensor_a), SENSOR_A)
+    assert_row(one_row(db, "SELECT * FROM traffic_segment_5min WHERE segment_id LIKE :p", p=f"%{prefix}%"),
+               SEGMENT_ROW)
+    assert_row(one_row(db, "SELECT * FROM mobility_index_5min WHERE zone_id = :z", z=ZONE), MOBILITY_ROW)
+    assert json.loads(ctx.cache.get(f"{prefix}mobility:zone:{ZONE}"))["event_count"] == 15
