@@ -17,6 +17,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from smartcity.errors import ConfigurationError
+from smartcity.events import STREAMS
 from smartcity.settings import TOPICS, Settings, get_settings
 
 app = typer.Typer(help="Run the simulated city and publish its events.")
@@ -37,21 +39,21 @@ def _pick(flag, setting):
 
 @app.callback(invoke_without_command=True)
 def simulate(
-    speed: Optional[float] = typer.Option(None, min=0, help="City seconds per wall second; 0 = as fast as possible. [env: SMARTCITY_SIMULATOR_SPEED]"),
-    sensors: Optional[int] = typer.Option(None, min=1, help="Traffic sensors; more than the network's lanes replicates them (scale-out). [env: SMARTCITY_SIMULATOR_SENSORS]"),
-    rate_cap: Optional[float] = typer.Option(None, min=0, help="Most events per wall second; the city slows down, nothing is dropped. [env: SMARTCITY_SIMULATOR_RATE_CAP]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed: same seed and start, same events. [env: SMARTCITY_SIMULATOR_SEED]"),
-    start: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"], help="City time to start at, with a timezone (default: now). [env: SMARTCITY_SIMULATOR_START]"),
-    duration: Optional[str] = typer.Option(None, help="City time to run: 300s, 90m, 2h (default: until stopped). [env: SMARTCITY_SIMULATOR_DURATION]"),
-    sink: Optional[str] = typer.Option(None, help="bus (SMARTCITY_BUS_URL) or http (the ingest functions). [env: SMARTCITY_SIMULATOR_SINK]"),
-    url: Optional[str] = typer.Option(None, help="HTTP sink URL; {topic} is replaced. [env: SMARTCITY_SIMULATOR_URL]"),
-    body_format: Optional[str] = typer.Option(None, "--format", help="HTTP body: json or csv. [env: SMARTCITY_SIMULATOR_FORMAT]"),
-    streams: Optional[str] = typer.Option(None, help=f"Comma-separated topics (default all: {','.join(TOPICS)}). [env: SMARTCITY_SIMULATOR_STREAMS]"),
-    incident: Optional[list[str]] = typer.Option(None, help="Inject an incident: kind=accident|closure,at=HH:MM|+10m,minutes=20[,lane=<SUMO lane>]; repeatable. [env: SMARTCITY_SIMULATOR_INCIDENTS, ';'-separated]"),
-    incidents_per_day: Optional[float] = typer.Option(None, min=0, help="Random incidents per city day. [env: SMARTCITY_SIMULATOR_INCIDENTS_PER_DAY]"),
-    gtfs: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="GTFS zip for the buses (default: the city's own feed). [env: SMARTCITY_SIMULATOR_GTFS]"),
-    record: Optional[Path] = typer.Option(None, dir_okay=False, help="Also write every event to this JSON-lines file. [env: SMARTCITY_SIMULATOR_RECORD]"),
-    replay: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Publish this recording instead of simulating. [env: SMARTCITY_SIMULATOR_REPLAY]"),
+    speed: Optional[float] = typer.Option(None, min=0, help="City seconds per wall second; 0 = as fast as possible. (env SMARTCITY_SIMULATOR_SPEED)"),
+    sensors: Optional[int] = typer.Option(None, min=1, help="Traffic sensors; more than the network's lanes replicates them (scale-out). (env SMARTCITY_SIMULATOR_SENSORS)"),
+    rate_cap: Optional[float] = typer.Option(None, min=0, help="Most events per wall second; the city slows down, nothing is dropped. (env SMARTCITY_SIMULATOR_RATE_CAP)"),
+    seed: Optional[int] = typer.Option(None, help="Random seed: same seed and start, same events. (env SMARTCITY_SIMULATOR_SEED)"),
+    start: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"], help="City time to start at, with a timezone (default: now). (env SMARTCITY_SIMULATOR_START)"),
+    duration: Optional[str] = typer.Option(None, help="City time to run: 300s, 90m, 2h (default: until stopped). (env SMARTCITY_SIMULATOR_DURATION)"),
+    sink: Optional[str] = typer.Option(None, help="bus (SMARTCITY_BUS_URL) or http (the ingest functions). (env SMARTCITY_SIMULATOR_SINK)"),
+    url: Optional[str] = typer.Option(None, help="HTTP sink URL; {topic} is replaced. (env SMARTCITY_SIMULATOR_URL)"),
+    body_format: Optional[str] = typer.Option(None, "--format", help="HTTP body: json or csv. (env SMARTCITY_SIMULATOR_FORMAT)"),
+    streams: Optional[str] = typer.Option(None, help=f"Comma-separated topics (default all: {','.join(TOPICS)}). (env SMARTCITY_SIMULATOR_STREAMS)"),
+    incident: Optional[list[str]] = typer.Option(None, help="Inject an incident: kind=accident|closure,at=HH:MM|+10m,minutes=20[,lane=<SUMO lane>]; repeatable. (env SMARTCITY_SIMULATOR_INCIDENTS, ';'-separated)"),
+    incidents_per_day: Optional[float] = typer.Option(None, min=0, help="Random incidents per city day. (env SMARTCITY_SIMULATOR_INCIDENTS_PER_DAY)"),
+    gtfs: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="GTFS zip for the buses (default: the city's own feed). (env SMARTCITY_SIMULATOR_GTFS)"),
+    record: Optional[Path] = typer.Option(None, dir_okay=False, help="Also write every event to this JSON-lines file. (env SMARTCITY_SIMULATOR_RECORD)"),
+    replay: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Publish this recording instead of simulating. (env SMARTCITY_SIMULATOR_REPLAY)"),
 ) -> None:
     """Simulate the city (SUMO traffic, buses, taxis, parking, bikes, incidents, weather, air) and publish it."""
     from smartcity.simulator.clock import CityClock, RateLimiter
@@ -78,8 +80,13 @@ def simulate(
             duration_s=parse_duration(duration_text) if duration_text else None)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    destination = open_sink(settings, _pick(sink, settings.simulator_sink), _pick(url, settings.simulator_url),
-                            _pick(body_format, settings.simulator_format))
+    personal = bool(replay) or any(STREAMS[t].personal_fields for t in topics if t in STREAMS)
+    try:
+        destination = open_sink(settings, _pick(sink, settings.simulator_sink), _pick(url, settings.simulator_url),
+                                _pick(body_format, settings.simulator_format), personal)
+    except ConfigurationError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     record_path = _pick(record, settings.simulator_record)
     recorder = Recorder(record_path) if record_path else None
     replay_path = _pick(replay, settings.simulator_replay)
@@ -108,8 +115,11 @@ def simulate(
                   f"{report.city_s:.0f} s of city time, worst lag {report.max_lag_s:.1f} s: {dict(report.by_topic)}")
 
 
-def open_sink(settings: Settings, kind: str, url: str | None, body_format: str):
-    """The sink named ``kind``: ``bus`` (settings.bus_url) or ``http`` (``url`` or the local gateway)."""
+def open_sink(settings: Settings, kind: str, url: str | None, body_format: str, personal: bool = True):
+    """The sink named ``kind``: ``bus`` (settings.bus_url) or ``http`` (``url`` or the local gateway).
+
+    With ``personal`` streams the bus sink needs the pseudonym key: a missing key fails here, before the run.
+    """
     from smartcity.simulator.sinks import BusSink, HttpSink
 
     if kind == "bus":
@@ -117,6 +127,8 @@ def open_sink(settings: Settings, kind: str, url: str | None, body_format: str):
         from smartcity.privacy import Pseudonymizer
 
         pseudonymizer = functools.cache(lambda: Pseudonymizer.from_settings(settings))
+        if personal:
+            pseudonymizer()
         return BusSink(open_bus(settings.bus_url), settings.topic_partitions, pseudonymizer)
     if kind == "http":
         if body_format not in ("json", "csv"):

@@ -126,6 +126,8 @@ class TrafficSimulation:
         self._workdir = tempfile.TemporaryDirectory(prefix="smartcity-sumo-")
         self._departures = 0
         self._obstacles: dict[str, _Obstacle] = {}
+        # vehicles added by add_trip, until they arrive; then in ``arrived`` until their owner discards them
+        self._watched: set[str] = set()
         self.arrived: set[str] = set()
         self.blocked_trips = 0
         begin_s -= begin_s % DETECTOR_PERIOD_S
@@ -225,7 +227,10 @@ class TrafficSimulation:
                 except self.traci.TraCIException:
                     self.blocked_trips += 1  # a closed lane cuts the route: this trip is not made
             self.traci.simulationStep()
-            self.arrived.update(self.traci.simulation.getArrivedIDList())
+            if self._watched:
+                arrived = self._watched.intersection(self.traci.simulation.getArrivedIDList())
+                self.arrived |= arrived
+                self._watched -= arrived
             self._hold_wrecks()
             self._sample_occupancy()
 
@@ -279,6 +284,7 @@ class TrafficSimulation:
                                    departSpeed="max")
         except self.traci.TraCIException:  # a closed lane on the way
             return False
+        self._watched.add(vehicle)
         return True
 
     def vehicle_fix(self, vehicle: str) -> tuple[float, float, float, float, float] | None:

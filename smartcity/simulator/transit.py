@@ -54,6 +54,7 @@ class TransitSource(Source):
                           f"{self.city.extent.name} (first: {outside[0]}); use a feed of the simulated city")
         self._days: dict[date, list[Trip]] = {}
         self._delays: dict[tuple[date, str], float] = {}
+        self._finished: set[tuple[date, str]] = set()
 
     def observe(self, now: datetime) -> list[PublicTransportVehicle]:
         local = now.astimezone(self.city.timezone)
@@ -65,10 +66,14 @@ class TransitSource(Source):
                 if trip.start_s > seconds:
                     break
                 key = (service_day, trip.id)
+                if key in self._finished or seconds > trip.end_s + MAX_DELAY_S:
+                    continue
                 delay = self._delay(key, trip, seconds)
                 position = self._position(trip, seconds - delay)
                 if position is None:
-                    self._delays.pop(key, None)
+                    if key in self._delays and seconds - self._delays[key] > trip.end_s:
+                        del self._delays[key]
+                        self._finished.add(key)
                     continue
                 events.append(self._event(trip, service_day, position, round(delay), now))
         return events
@@ -76,6 +81,7 @@ class TransitSource(Source):
     def _trips(self, day: date) -> list[Trip]:
         if day not in self._days:
             self._days = {d: trips for d, trips in self._days.items() if d >= day - timedelta(days=1)}
+            self._finished = {key for key in self._finished if key[0] >= day - timedelta(days=1)}
             self._days[day] = self.feed.trips_on(day)
         return self._days[day]
 
