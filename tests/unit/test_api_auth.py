@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -200,3 +201,13 @@ def test_local_keys_are_kept_unless_overwritten(tmp_path):
     assert (tmp_path / "jwt-hs256-key").read_text() == hs_key
     assert len(create_local_keys(tmp_path, overwrite=True)) == 3
     assert (tmp_path / "jwt-hs256-key").read_text() != hs_key
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(keyring):
+    token = issue_token(keyring, "alice", Role.viewer, ttl=timedelta(seconds=1))
+    assert verify_token(keyring, token).subject == "alice"
+    assert token in keyring.verified
+    time.sleep(1.1)
+    with pytest.raises(ProblemError) as refused:
+        verify_token(keyring, token)
+    assert refused.value.status == 401 and "expired" in refused.value.detail
