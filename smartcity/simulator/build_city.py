@@ -21,7 +21,7 @@ from types import ModuleType
 
 from smartcity.events.common import CITY_FILE, City
 from smartcity.simulator.city import GTFS_FILE, metres
-from smartcity.simulator.sumo import SCENARIO, network, scenario_dir
+from smartcity.simulator.sumo import SCENARIO, allows_cars, network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
 TIMEZONE = "Europe/Berlin"
@@ -82,7 +82,7 @@ def _segments(traci: ModuleType, net_file: Path, extent: City) -> list[dict]:
     segments = []
     for edge in ElementTree.parse(net_file).getroot().iter("edge"):
         lanes = list(edge.iter("lane"))
-        if edge.get("function") or not any(_allows_cars(lane) for lane in lanes):
+        if edge.get("function") or not any(allows_cars(lane) for lane in lanes):
             continue
         length = float(lanes[0].get("length"))
         lon, lat = traci.simulation.convert2D(edge.get("id"), length / 2, 0, toGeo=True)
@@ -92,11 +92,6 @@ def _segments(traci: ModuleType, net_file: Path, extent: City) -> list[dict]:
             "priority": int(edge.get("priority", "0")),
         })
     return sorted(segments, key=lambda s: s["id"])
-
-
-def _allows_cars(lane: ElementTree.Element) -> bool:
-    allow, disallow = lane.get("allow", ""), lane.get("disallow", "")
-    return "passenger" not in disallow.split() and (not allow or "passenger" in allow.split())
 
 
 def _place(segment: dict, place_id: str, name: str, capacity: int = 0, kind: str = "") -> dict:

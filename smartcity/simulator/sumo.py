@@ -334,6 +334,12 @@ class TrafficSimulation:
                 vehicles.setStop(obstacle.vehicle, edge, pos=stop_at, laneIndex=int(index), duration=10**7)
 
 
+def allows_cars(lane: ElementTree.Element) -> bool:
+    """Whether a network file's ``<lane>`` lets passenger cars in."""
+    allow, disallow = lane.get("allow", ""), lane.get("disallow", "")
+    return "passenger" not in disallow.split() and (not allow or "passenger" in allow.split())
+
+
 @lru_cache(maxsize=4)
 def _candidate_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]:
     """(lane, edge, index, length, speed) of the normal lanes of at least 30 m open to cars, main roads first."""
@@ -343,8 +349,7 @@ def _candidate_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]
             continue
         for lane in edge.iter("lane"):
             length, speed = float(lane.get("length")), float(lane.get("speed"))
-            allow, disallow = lane.get("allow", ""), lane.get("disallow", "")
-            if length < 30 or "passenger" in disallow or (allow and "passenger" not in allow):
+            if length < 30 or not allows_cars(lane):
                 continue
             lanes.append((lane.get("id"), edge.get("id"), int(lane.get("index")), length, speed))
     return sorted(lanes, key=lambda item: (-item[4], item[0]))

@@ -8,6 +8,7 @@ copy, so replicas do not all move in lockstep), under its own ids (``r<k>.<senso
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,7 +61,7 @@ class TrafficSource(Source):
     def _replicas(self, real: list[Sensor], count: int) -> list[Sensor]:
         detectors = self.traffic.detectors
         return [self._sensor(d.id, d.edge, d.lane_index, d.lon, d.lat, replica=n // len(detectors) + 1)
-                for n, d in zip(range(max(0, count)), _cycle(detectors))]
+                for n, d in zip(range(max(0, count)), itertools.cycle(detectors))]
 
     def observe(self, now: datetime) -> list[TrafficFlowObserved]:
         self._history.append(self.traffic.read_loops())
@@ -93,7 +94,3 @@ class TrafficSource(Source):
                 speed_kmh=sum(speeds) / len(speeds) if speeds else None,
                 vehicles_per_hour=sum(r.vehicles for r in zone_readings) * 3600 / DETECTOR_PERIOD_S)
 
-
-def _cycle(items):
-    while True:
-        yield from items
