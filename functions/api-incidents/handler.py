@@ -23,8 +23,8 @@ from smartcity.api.app import READ_ERRORS, WRITE_ERRORS, admin, create_api_app, 
 from smartcity.api.auth import Principal
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, json_body
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
-from smartcity.api.problems import ProblemError, bad_request, conflict, not_found, problem_responses
-from smartcity.api.timeseries import sql_time
+from smartcity.api.problems import ProblemError, conflict, not_found, problem_responses
+from smartcity.api.timeseries import cursor_time, sql_time
 from smartcity.events.common import Location, RoadSegmentRef, Zone, city
 from smartcity.runtime import Context, http_function
 from smartcity.storage.documents import INCIDENTS
@@ -128,13 +128,6 @@ def _as_datetime(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _cursor_time(value: str) -> datetime:
-    try:
-        return _as_datetime(value)
-    except ValueError:
-        raise bad_request("query.cursor", "not a cursor this API issued") from None
-
-
 @http_function
 def create_app(context: Context) -> FastAPI:
     app = create_api_app("incidents", "Road incidents and their workflow: open, acknowledged, resolved.", context)
@@ -224,7 +217,7 @@ def create_app(context: Context) -> FastAPI:
                 params["since_at"] = sql_time(since)
             if after is not None:
                 conditions.append("(reported_at < :after_at OR (reported_at = :after_at AND incident_id < :after_id))")
-                params.update(after_at=sql_time(_cursor_time(after[0])), after_id=after[1])
+                params.update(after_at=sql_time(cursor_time(after[0])), after_id=after[1])
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             rows = database.query(
                 f"SELECT {CASE_COLUMNS} FROM incident_cases {where} "

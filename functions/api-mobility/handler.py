@@ -1,8 +1,9 @@
-"""api-mobility: ``/v1/mobility`` — bike-station and parking availability, taxi demand by zone.
+"""api-mobility: ``/v1/mobility`` — bike-station and parking availability, taxi demand, the mobility index.
 
 Availability is each station's and car park's latest state in the cache (``latest:bike-share:<id>``,
 ``latest:parking:<id>``); taxi demand counts the trips of the ``taxi_trips`` table by pickup zone over a time
-range. Every route needs the viewer role.
+range; the mobility index per zone is the streaming job's ``mobility_index_5min`` table (its newest window, or
+its windows over a range). Every route needs the viewer role.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pydantic import BaseModel, Field
 
 from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
-from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
+from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_by_key, page_of
 from smartcity.api.problems import not_found, problem_responses
-from smartcity.api.timeseries import TimeRange, sql_time, time_range
+from smartcity.api.timeseries import TimeRange, cursor_time, sql_time, time_range
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
 from smartcity.storage.latest_state import LatestState
@@ -66,6 +67,29 @@ class TaxiDemand(BaseModel):
     start: datetime
     end: datetime
     zones: list[ZoneDemand]
+
+
+class MobilityIndex(BaseModel):
+    """A zone's mobility index over one 5-minute window, 0 (stuck) to 100 (fluid), and its parts."""
+
+    zone: str
+    window_start: datetime
+    window_end: datetime
+    mobility_index: float | None
+    traffic_score: float | None
+    transit_score: float | None
+    bikes_score: float | None
+    parking_score: float | None
+    taxi_score: float | None
+    air_score: float | None
+
+
+class MobilityIndexNow(BaseModel):
+    zones: list[MobilityIndex] = Field(description="Each zone's newest window")
+
+
+INDEX_COLUMNS = """zone_id AS zone, window_start, window_end, mobility_index, traffic_score, transit_score,
+    bikes_score, parking_score, taxi_score, air_score"""
 
 
 def bike_station(state: dict[str, Any]) -> BikeStation:
@@ -166,5 +190,38 @@ def create_app(context: Context) -> FastAPI:
 
         return cached_read(request, read_cache_of(request), produce, ttl_s=DEMAND_TTL_S, max_age_s=30)
 
+    @router.get("/index", response_model=MobilityIndexNow, responses=NOT_MODIFIED_RESPONSE)
+    def mobility_index(request: Request, zone: Zone | None = None) -> Response:
+        """The newest mobility index of every zone (or of one)."""
+        def produce() -> MobilityIndexNow:
+            zone_condition = " AND m.zone_id = :zone" if zone is not None else ""
+            rows = context.database.query(
+                f"""SELECT {INDEX_COLUMNS} FROM mobility_index_5min m
+                    WHERE m.window_start = (SELECT MAX(window_start) FROM mobility_index_5min n WHERE n.zone_id = m.zone_id)
+                    {zone_condition} ORDER BY m.zone_id""", {"zone": zone})
+            return MobilityIndexNow(zones=[MobilityIndex(**row) for row in rows])
+
+        return cached_read(request, read_cache_of(request), produce, ttl_s=DEMAND_TTL_S, max_age_s=30)
+
+    @router.get("/index/history", response_model=Page[MobilityIndex], responses=NOT_MODIFIED_RESPONSE)
+    def mobility_index_history(
+        request: Request, zone: Zone, period: Annotated[TimeRange, Depends(time_range)],
+        limit: PageSize = 100, cursor: Cursor = None,
+    ) -> Response:
+        """One zone's mobility index window by window over ``from``..``to``, oldest first."""
+        filters = {"zone": zone, "from": period.start, "to": period.end}
+        after = decode_cursor(cursor, filters, (str,))
+        rows = context.database.query(
+            f"""SELECT {INDEX_COLUMNS} FROM mobility_index_5min
+                WHERE zone_id = :zone AND window_start >= :start AND window_start < :end
+                {"AND window_start > :after" if after else ""} ORDER BY window_start LIMIT :fetch""",
+            {"zone": zone, "start": sql_time(period.start), "end": sql_time(period.end),
+             "after": sql_time(cursor_time(after[0])) if after else None, "fetch": limit + 1},
+        )
+        windows = [MobilityIndex(**row) for row in rows]
+        items, next_cursor = page_of(windows, limit, lambda w: [w.window_start.isoformat()], filters)
+        return uncached_read(request, lambda: Page[MobilityIndex](items=items, next_cursor=next_cursor))
+
     app.include_router(router)
     return app
+

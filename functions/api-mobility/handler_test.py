@@ -66,3 +66,23 @@ def test_taxi_demand_range_is_checked(api):
     assert before.json()["zones"] == []
     bad = client.get("/v1/mobility/taxi-demand", params={"from": iso(now), "to": iso(now)})
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.from"
+
+
+def test_the_newest_mobility_index_of_each_zone(api):
+    _, client = api
+    zones = client.get("/v1/mobility/index").json()["zones"]
+    assert [(z["zone"], z["mobility_index"], z["taxi_score"]) for z in zones] == [("Z11", 70.0, None), ("Z22", 55.0, None)]
+    assert [z["zone"] for z in client.get("/v1/mobility/index", params={"zone": "Z22"}).json()["zones"]] == ["Z22"]
+    assert client.get("/v1/mobility/index", params={"zone": "Z33"}).json()["zones"] == []
+
+
+def test_a_zone_mobility_index_window_by_window(api):
+    sample_api, client = api
+    now = sample_api.sample.now
+    params = {"zone": "Z11", "from": iso(now - timedelta(hours=1)), "to": iso(now + timedelta(minutes=5)), "limit": 4}
+    first = client.get("/v1/mobility/index/history", params=params).json()
+    second = client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"]}).json()
+    values = [w["mobility_index"] for w in first["items"] + second["items"]]
+    assert values == [65.0, 66.0, 67.0, 68.0, 69.0, 70.0] and second["next_cursor"] is None
+    assert client.get("/v1/mobility/index/history", params={"from": params["from"]}).status_code == 422  # zone needed
+    assert client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"], "zone": "Z22"}).status_code == 400

@@ -2,7 +2,8 @@
 
 :func:`seed_sample_city` writes a known set of events (six traffic sensors on three road segments, three buses
 on two lines, bike stations, car parks, taxi trips, air-quality hours, two reported incidents) through the real
-storage writers: the stream tables, the latest states in the cache and the incident documents. The numbers are
+storage writers: the stream tables, the latest states in the cache and the incident documents; and the rows
+the mobility-index streaming job would have written for two zones. The numbers are
 chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
 
 :func:`api_gateway` is the local gateway over the five API functions of ``stack.yml``.
@@ -55,6 +56,8 @@ SENSORS = (
     ("s5", "C", 0, "Z33", 60.0), ("s6", "C", 1, "Z33", 70.0),
 )
 TOPIC_OF_MODEL = {stream.model: topic for topic, stream in STREAMS.items()}
+MOBILITY_ZONES = (("Z11", 70.0), ("Z22", 55.0))  # zone, its newest index (one point lower per window back)
+MOBILITY_WINDOWS = 6
 BUSES = (("bus-1", "R1", 30), ("bus-2", "R1", 400), ("bus-3", "R2", -120))  # vehicle, line, delay s
 STOPS = (("S1", "Z11"), ("S2", "Z12"), ("S3", "Z22"), ("S4", "Z33"))
 # trip, pickup zone, fare; the trip t4 is still under way (no fare yet)
@@ -156,6 +159,22 @@ def _air_quality(now: datetime) -> list[CityEvent]:
     return events
 
 
+def _mobility_index_rows(now: datetime) -> list[dict[str, Any]]:
+    """What the streaming job writes to ``mobility_index_5min``: per zone, six windows ending at the last 5 minutes."""
+    last = datetime.fromtimestamp(now.timestamp() // 300 * 300, timezone.utc)
+    rows = []
+    for zone, base in MOBILITY_ZONES:
+        for back in range(MOBILITY_WINDOWS):
+            start = last - (back + 1) * timedelta(minutes=5)
+            rows.append({
+                "zone_id": zone, "window_start": start, "window_end": start + timedelta(minutes=5),
+                "mobility_index": base - back, "traffic_score": base, "transit_score": 50.0, "bikes_score": 60.0,
+                "parking_score": 40.0, "taxi_score": None, "air_score": 80.0, "event_count": 100,
+                "last_event_at": start + timedelta(minutes=4), "updated_at": start + timedelta(minutes=5),
+            })
+    return rows
+
+
 def _incidents(now: datetime) -> list[CityEvent]:
     def alert(local_id: str, moment: datetime, status: str, severity: str) -> Alert:
         return Alert(
@@ -193,6 +212,10 @@ def seed_sample_city(database: Database, cache: Cache, documents: DocumentStore,
     TimeSeriesWriter(database).write(sample.events)
     LatestState(cache, settings.latest_state_ttl_s).write(sample.events)
     DocumentWriter(documents).write([e for e in sample.events if e.stream == "incidents"])
+    index_rows = _mobility_index_rows(now)
+    database.executemany(
+        f"INSERT INTO mobility_index_5min ({', '.join(index_rows[0])}) VALUES ({', '.join(':' + c for c in index_rows[0])}) "
+        "ON CONFLICT DO NOTHING", index_rows)
     return sample
 
 

@@ -79,3 +79,12 @@ def bucket_sql(dialect: str, column: str, bucket_s: int) -> str:
 
 def from_epoch(seconds: int | float) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
+
+
+def cursor_time(value: str) -> datetime:
+    """A moment a cursor holds (ISO 8601); a 400 naming ``query.cursor`` when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_request("query.cursor", "not a cursor this API issued") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
