@@ -2,7 +2,7 @@
 
 ``smartcity token keys`` writes an HS256 key and an RS256 key pair into the secrets folder
 (``SMARTCITY_SECRETS_DIR``, or ``--secrets-dir``, which wins); ``smartcity token issue --role operator`` prints a
-token signed with them. Meant for local use and tests: in production the keys are OpenFaaS secrets.
+token signed with them; ``smartcity token examples`` prints how to call the API with one. Meant for local use and tests: in production the keys are OpenFaaS secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from smartcity.api.auth import ALGORITHMS, KeyRing, Role, create_local_keys, issue_token
+from smartcity.api.usage import how_to_call
 from smartcity.errors import ConfigurationError
 from smartcity.settings import get_settings
 
@@ -75,3 +76,17 @@ def issue(
     except ConfigurationError as error:
         raise typer.BadParameter(f"{error}; run `smartcity token keys` first", param_hint="--secrets-dir") from None
     typer.echo(token)
+
+
+@app.command()
+def examples(
+    base_url: str = typer.Option(None, help="The gateway's URL; default http://127.0.0.1:<SMARTCITY_GATEWAY_PORT>."),
+    secrets_dir: Path | None = SecretsDirOption,
+) -> None:
+    """Print how to call the API: the docs page, a viewer token, and curl commands."""
+    settings = _settings(secrets_dir)
+    try:
+        token = issue_token(KeyRing(settings), "local-user", Role.viewer)
+    except ConfigurationError as error:
+        raise typer.BadParameter(f"{error}; run `smartcity token keys` first", param_hint="--secrets-dir") from None
+    typer.echo(how_to_call(base_url or f"http://127.0.0.1:{settings.gateway_port}", token))

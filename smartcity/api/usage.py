@@ -1,0 +1,30 @@
+"""How to call the REST API, as the demo prints it: the docs page, a token, and a few curl commands."""
+
+from __future__ import annotations
+
+EXAMPLE_PATHS = (
+    "/v1/traffic/segments?limit=5",
+    "/v1/traffic/history?bucket=15m",
+    "/v1/transport/delays/lines",
+    "/v1/mobility/bike-stations?min_bikes=1",
+    "/v1/incidents?state=open",
+    "/v1/analytics/kpis",
+)
+
+
+def how_to_call(base_url: str, token: str) -> str:
+    """Lines for a person: where the docs are, the token to send, and curl commands to copy."""
+    base_url = base_url.rstrip("/")
+    lines = [
+        f"REST API: {base_url}/v1/docs (OpenAPI document: {base_url}/v1/openapi.json)",
+        "Every route needs a bearer token; this one is a viewer's, valid one hour",
+        "(others: smartcity token issue --role operator|admin):",
+        f"  export TOKEN={token}",
+    ]
+    lines += [f'  curl -s -H "Authorization: Bearer $TOKEN" "{base_url}{path}"' for path in EXAMPLE_PATHS]
+    lines.append(
+        f'  curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" '
+        f'"{base_url}/v1/incidents" -d \'{{"category": "roadWorks", "severity": "low", "description": "Lane closed", '
+        f'"location": {{"type": "Point", "coordinates": [6.955, 50.965]}}}}\''
+    )
+    return "\n".join(lines)
