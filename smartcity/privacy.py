@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -26,6 +28,20 @@ from smartcity.settings import Settings, get_settings, read_secret
 
 PSEUDONYM_KEY_SECRET = "pseudonym-key"
 PSEUDONYM_PREFIX = "ps_"
+
+
+def ensure_pseudonym_key(settings: Settings | None = None) -> Path:
+    """The key file ``<secrets_dir>/pseudonym-key``, made with 256 random bits if missing (demo, tests).
+
+    In production the key is a managed secret (an OpenFaaS secret); losing or changing it changes every pseudonym.
+    """
+    settings = settings or get_settings()
+    path = settings.secrets_dir / PSEUDONYM_KEY_SECRET
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path
 
 
 class Pseudonymizer:

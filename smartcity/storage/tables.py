@@ -14,6 +14,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from typing import Any, Literal
 
@@ -48,7 +49,13 @@ def snake_case(name: str) -> str:
 
 def columns_of(model: type[BaseModel]) -> list[Column]:
     """The table columns that hold ``model``'s fields (without ``event_id`` and ``stored_at``)."""
-    return [column for name in model.model_fields if name not in SKIPPED for column in _field_columns(model, name)]
+    return [column for _, columns in column_plan(model) for column in columns]
+
+
+@cache
+def column_plan(model: type[BaseModel]) -> tuple[tuple[str, tuple[Column, ...]], ...]:
+    """Each stored field of ``model`` with the column(s) holding it (worked out once per model)."""
+    return tuple((name, tuple(_field_columns(model, name))) for name in model.model_fields if name not in SKIPPED)
 
 
 def _field_columns(model: type[BaseModel], name: str) -> list[Column]:
@@ -90,11 +97,8 @@ class StreamTable:
 
     def row(self, event_id: str, event: CityEvent) -> dict[str, Any]:
         row: dict[str, Any] = {"event_id": event_id}
-        for name in self.model.model_fields:
-            if name in SKIPPED:
-                continue
+        for name, columns in column_plan(self.model):
             value = getattr(event, name)
-            columns = _field_columns(self.model, name)
             if len(columns) == 2:  # a Location: lon, lat
                 row[columns[0].name], row[columns[1].name] = value.coordinates if value else (None, None)
             else:

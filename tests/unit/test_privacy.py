@@ -4,7 +4,7 @@ import pytest
 
 from smartcity.errors import ConfigurationError
 from smartcity.events import Location, TaxiTrip, city
-from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
+from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer, ensure_pseudonym_key
 from smartcity.settings import Settings
 from tests.storage_samples import sample_events
 
@@ -49,3 +49,11 @@ def test_the_key_is_the_secret_file_and_a_missing_one_is_named(tmp_path):
     pseudonymizer = Pseudonymizer.from_settings(settings)
     assert pseudonymizer.gps_precision_decimals == 2
     assert pseudonymizer.pseudonym("x") == Pseudonymizer(b"a-long-random-key", 2).pseudonym("x")
+
+
+def test_a_missing_key_is_made_once_and_then_kept(tmp_path):
+    settings = Settings(secrets_dir=tmp_path / "secrets")
+    path = ensure_pseudonym_key(settings)
+    key = path.read_text()
+    assert len(key) == 64 and path.stat().st_mode & 0o777 == 0o600
+    assert ensure_pseudonym_key(settings).read_text() == key
