@@ -6,18 +6,15 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import open_sample_api
+from smartcity.api.sample_city import sample_client
 from smartcity.events import AirQualityObserved, PublicTransportVehicle, city
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    sample_api = open_sample_api(tmp_path_factory.mktemp("api-analytics"))
-    with TestClient(sample_api.gateway) as client:
-        client.headers.update(sample_api.headers("viewer"))
-        yield sample_api, client
+    with sample_client(tmp_path_factory.mktemp("api-analytics")) as api:
+        yield api
 
 
 def iso(moment) -> str:

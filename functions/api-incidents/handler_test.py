@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import backends_of, open_sample_api
+from smartcity.api.sample_city import backends_of, sample_client
 from smartcity.events import Alert
 from smartcity.storage.documents import DocumentWriter
 from smartcity.storage.envelope import StoredEvent
@@ -22,9 +21,8 @@ ROADWORKS = {
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    sample_api = open_sample_api(tmp_path_factory.mktemp("api-incidents"))
-    with TestClient(sample_api.gateway) as client:
-        yield sample_api, client
+    with sample_client(tmp_path_factory.mktemp("api-incidents"), role=None) as api:
+        yield api
 
 
 def problem(response, status: int, field: str | None = None) -> str:

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
-from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
+from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, latest_state_read, uncached_read
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_by_key, page_of
-from smartcity.api.problems import not_found, problem_responses
+from smartcity.api.problems import problem_responses
 from smartcity.api.timeseries import TimeRange, cursor_time, sql_time, time_range
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
@@ -140,10 +140,7 @@ def create_app(context: Context) -> FastAPI:
     @router.get("/bike-stations/{station_id}", response_model=BikeStation,
                 responses={**NOT_MODIFIED_RESPONSE, **problem_responses(404)})
     def get_bike_station(request: Request, station_id: str) -> Response:
-        state = latest.read("bike-share", station_id)
-        if state is None:
-            raise not_found(f"bike station {station_id}")
-        return uncached_read(request, lambda: bike_station(state), max_age_s=int(LATEST_TTL_S))
+        return latest_state_read(request, latest.read("bike-share", station_id), bike_station, f"bike station {station_id}")
 
     @router.get("/parking", response_model=Page[Parking], responses=NOT_MODIFIED_RESPONSE)
     def list_parking(
@@ -164,10 +161,7 @@ def create_app(context: Context) -> FastAPI:
     @router.get("/parking/{parking_id}", response_model=Parking,
                 responses={**NOT_MODIFIED_RESPONSE, **problem_responses(404)})
     def get_parking(request: Request, parking_id: str) -> Response:
-        state = latest.read("parking", parking_id)
-        if state is None:
-            raise not_found(f"car park {parking_id}")
-        return uncached_read(request, lambda: parking(state), max_age_s=int(LATEST_TTL_S))
+        return latest_state_read(request, latest.read("parking", parking_id), parking, f"car park {parking_id}")
 
     @router.get("/taxi-demand", response_model=TaxiDemand, responses=NOT_MODIFIED_RESPONSE)
     def taxi_demand(

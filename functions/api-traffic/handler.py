@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
 from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
-from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
+from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, latest_state_read, uncached_read
 from smartcity.api.geo import BoundingBox, bounding_box
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_by_key, page_of
 from smartcity.api.problems import bad_request, not_found, problem_responses
@@ -177,10 +177,7 @@ def create_app(context: Context) -> FastAPI:
                 responses={**NOT_MODIFIED_RESPONSE, **problem_responses(404)})
     def get_sensor(request: Request, sensor_id: str) -> Response:
         """The latest state of one sensor (its NGSI-LD id)."""
-        state = latest.read(STREAM, sensor_id)
-        if state is None:
-            raise not_found(f"sensor {sensor_id}")
-        return uncached_read(request, lambda: sensor_state(state), max_age_s=int(LATEST_TTL_S))
+        return latest_state_read(request, latest.read(STREAM, sensor_id), sensor_state, f"sensor {sensor_id}")
 
     @router.get("/segments", response_model=Page[SegmentState], responses=NOT_MODIFIED_RESPONSE)
     def list_segments(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api
+from smartcity.api.sample_city import TRAFFIC_STEPS, sample_client
 from smartcity.events.common import city
 
 SEGMENT_A = "urn:ngsi-ld:RoadSegment:A"
@@ -16,10 +15,8 @@ S2 = "urn:ngsi-ld:TrafficFlowObserved:s2"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    sample_api = open_sample_api(tmp_path_factory.mktemp("api-traffic"))
-    with TestClient(sample_api.gateway) as client:
-        client.headers.update(sample_api.headers("viewer"))
-        yield sample_api, client
+    with sample_client(tmp_path_factory.mktemp("api-traffic")) as api:
+        yield api
 
 
 def iso(moment) -> str:

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
 from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
-from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
+from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, latest_state_read
 from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
-from smartcity.api.problems import not_found, problem_responses
+from smartcity.api.problems import problem_responses
 from smartcity.api.timeseries import TimeRange, sql_time, time_range
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
@@ -182,10 +182,7 @@ def create_app(context: Context) -> FastAPI:
                 responses={**NOT_MODIFIED_RESPONSE, **problem_responses(404)})
     def get_vehicle(request: Request, vehicle_id: str) -> Response:
         """One vehicle's latest position."""
-        state = latest.read(STREAM, vehicle_id)
-        if state is None:
-            raise not_found(f"vehicle {vehicle_id}")
-        return uncached_read(request, lambda: vehicle_position(state), max_age_s=int(LATEST_TTL_S))
+        return latest_state_read(request, latest.read(STREAM, vehicle_id), vehicle_position, f"vehicle {vehicle_id}")
 
     @router.get("/delays/lines", response_model=LineDelays, responses=NOT_MODIFIED_RESPONSE)
     def line_delays(request: Request, period: Annotated[TimeRange, Depends(time_range)]) -> Response:

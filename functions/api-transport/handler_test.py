@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import open_sample_api
+from smartcity.api.sample_city import sample_client
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    sample_api = open_sample_api(tmp_path_factory.mktemp("api-transport"))
-    with TestClient(sample_api.gateway) as client:
-        client.headers.update(sample_api.headers("viewer"))
-        yield sample_api, client
+    with sample_client(tmp_path_factory.mktemp("api-transport")) as api:
+        yield api
 
 
 def iso(moment) -> str:

@@ -11,6 +11,8 @@ chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -277,3 +279,15 @@ def open_sample_api(directory: Path, now: datetime | None = None, **overrides: A
     backends = backends_of(gateway)
     sample = seed_sample_city(backends["database"], backends["cache"], backends["documents"], settings, now)
     return SampleApi(gateway, settings, sample)
+
+
+@contextmanager
+def sample_client(directory: Path, role: str | None = "viewer", **overrides: Any) -> Iterator[tuple[SampleApi, Any]]:
+    """The sample API and a test client of its gateway (lifespan run), sending a ``role`` token unless None."""
+    from fastapi.testclient import TestClient
+
+    sample_api = open_sample_api(directory, **overrides)
+    with TestClient(sample_api.gateway) as client:
+        if role is not None:
+            client.headers.update(sample_api.headers(role))
+        yield sample_api, client

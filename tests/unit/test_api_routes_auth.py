@@ -11,9 +11,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import open_sample_api
+from smartcity.api.sample_city import sample_client
 
 # Example values for path parameters; the routes must reject the caller before they look anything up.
 PATH_VALUES = {"{incident_id}": "urn:ngsi-ld:Alert:crash-1"}
@@ -23,9 +22,8 @@ LOWER_ROLE = {"operator": "viewer", "admin": "operator"}
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    sample_api = open_sample_api(tmp_path_factory.mktemp("api-auth"))
-    with TestClient(sample_api.gateway) as client:
-        yield sample_api, client
+    with sample_client(tmp_path_factory.mktemp("api-auth"), role=None) as api:
+        yield api
 
 
 def operations(client) -> list[tuple[str, str]]:
