@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import api, backup, db, functions, schemas, settings, simulate, stack, streaming
+from smartcity.cli import api, backup, db, functions, grafana, schemas, settings, simulate, stack, streaming
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -21,6 +21,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(functions.app, name="functions")
 app.add_typer(streaming.app, name="streaming")
+app.add_typer(grafana.app, name="grafana")
 
 
 def main() -> None:

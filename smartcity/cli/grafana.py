@@ -1,0 +1,56 @@
+"""``smartcity grafana``: render the dashboards and provisioning files, and print what a Grafana needs to load them.
+
+``build`` writes ``grafana/dashboards/*.json`` and ``grafana/provisioning/**.yml`` from their Python definitions
+in ``grafana/`` (``--check`` only reports stale files, for CI). ``env`` prints the environment a Grafana started on
+this machine reads: the provisioning folder, and where Prometheus and PostgreSQL are, from
+``SMARTCITY_PROMETHEUS_URL`` and ``SMARTCITY_DATABASE_URL`` (e.g. after ``eval "$(smartcity stack env)"``).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import typer
+from rich.console import Console
+
+from smartcity.errors import ConfigurationError
+from smartcity.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="Grafana dashboards and alert rules as code: build them, point a Grafana at them.",
+                  no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def build(check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a file is not up to date.")) -> None:
+    """Render the dashboards, data sources and alert rules into grafana/ (only files whose content changed)."""
+    from grafana.build import GRAFANA_DIR, build as write_files, render, stale
+
+    if check:
+        outdated = stale()
+        for relative in outdated:
+            console.print(f"[red]stale[/red] {(GRAFANA_DIR / relative).relative_to(PROJECT_ROOT)}")
+        if outdated:
+            console.print("run `smartcity grafana build` and commit the result")
+            raise typer.Exit(1)
+        console.print(f"{len(render())} files up to date")
+        return
+    with console.status("rendering dashboards and provisioning files…"):
+        written = write_files()
+    for path in written:
+        console.print(f"wrote {path.relative_to(PROJECT_ROOT)}")
+    console.print(f"{len(written)} file(s) written, the others were up to date")
+
+
+@app.command()
+def env() -> None:
+    """Print `export ...` lines for a Grafana on this machine: provisioning folder, Prometheus, PostgreSQL."""
+    from grafana.datasources import grafana_environment
+
+    try:
+        variables = grafana_environment(get_settings(), PROJECT_ROOT)
+    except ConfigurationError as error:
+        console.print(f"[red]error[/red] {error}")
+        raise typer.Exit(1) from None
+    for name, value in variables.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
