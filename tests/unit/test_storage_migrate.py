@@ -88,3 +88,18 @@ def test_two_names_for_one_version_are_an_error(tmp_path):
 
 def test_every_project_migration_file_is_well_named():
     assert discover("sqlite", MIGRATIONS_DIR) and discover("postgresql", MIGRATIONS_DIR)
+
+
+def test_prepare_storage_migrates_loads_the_city_and_makes_the_key_once(tmp_path):
+    from smartcity.privacy import PSEUDONYM_KEY_SECRET
+    from smartcity.settings import Settings
+    from smartcity.storage.prepare import prepare_storage
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", secrets_dir=tmp_path / "secrets")
+    assert prepare_storage(settings)
+    key = (tmp_path / "secrets" / PSEUDONYM_KEY_SECRET).read_text()
+    assert prepare_storage(settings) == []
+    assert (tmp_path / "secrets" / PSEUDONYM_KEY_SECRET).read_text() == key
+    database = open_database(settings.database_url)
+    assert database.query("SELECT count(*) AS n FROM road_segments")[0]["n"] > 0
+    database.close()
