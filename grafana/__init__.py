@@ -6,3 +6,7 @@ Three dashboards, as in the design: ``overview`` (the system), ``traffic`` (traf
 :mod:`grafana.interpolate` expands Grafana's variables and macros, so tests run every query against the real
 Prometheus and PostgreSQL without a Grafana.
 """
+
+from pathlib import Path
+
+GRAFANA_DIR = Path(__file__).resolve().parent

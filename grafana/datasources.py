@@ -8,9 +8,10 @@ the same Prometheus and PostgreSQL as the platform; ``smartcity grafana env`` pr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from grafana import GRAFANA_DIR
+from grafana.interpolate import SCRAPE_INTERVAL, format_duration
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
 
@@ -36,7 +37,7 @@ def provisioning() -> dict[str, Any]:
         "datasources": [
             {"name": "Prometheus", "uid": PROMETHEUS["uid"], "type": PROMETHEUS["type"], "access": "proxy",
              "url": f"${PROMETHEUS_URL}", "isDefault": True, "editable": False,
-             "jsonData": {"httpMethod": "POST", "timeInterval": "15s"}},  # the stack's scrape interval
+             "jsonData": {"httpMethod": "POST", "timeInterval": format_duration(SCRAPE_INTERVAL)}},
             {"name": "PostgreSQL", "uid": POSTGRES["uid"], "type": POSTGRES["type"], "access": "proxy",
              "url": f"${POSTGRES_HOST}", "user": f"${POSTGRES_USER}", "editable": False,
              "jsonData": {"database": f"${POSTGRES_DATABASE}", "sslmode": "disable", "postgresVersion": 1500,
@@ -46,7 +47,7 @@ def provisioning() -> dict[str, Any]:
     }
 
 
-def grafana_environment(settings: Settings, project_root: Path) -> dict[str, str]:
+def grafana_environment(settings: Settings) -> dict[str, str]:
     """The variables the provisioning files read, from the platform's settings (an error names a bad setting)."""
     from psycopg.conninfo import conninfo_to_dict
 
@@ -59,8 +60,8 @@ def grafana_environment(settings: Settings, project_root: Path) -> dict[str, str
                                  "dashboards query the PostgreSQL store (postgresql://user@host:port/db)")
     parts = conninfo_to_dict(conninfo_from_url(settings.database_url, "SMARTCITY_DATABASE_URL", settings))
     return {
-        PROVISIONING_PATH: str(project_root / "grafana" / "provisioning"),
-        DASHBOARDS_DIR: str(project_root / "grafana" / "dashboards"),
+        PROVISIONING_PATH: str(GRAFANA_DIR / "provisioning"),
+        DASHBOARDS_DIR: str(GRAFANA_DIR / "dashboards"),
         PROMETHEUS_URL: settings.prometheus_url,
         POSTGRES_HOST: f"{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}",
         POSTGRES_DATABASE: str(parts.get("dbname", "")),

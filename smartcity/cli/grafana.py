@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from smartcity.errors import ConfigurationError
-from smartcity.settings import PROJECT_ROOT, get_settings
+from smartcity.settings import get_settings
 
 app = typer.Typer(help="Grafana dashboards and alert rules as code: build them, point a Grafana at them.",
                   no_args_is_help=True)
@@ -24,12 +24,12 @@ console = Console()
 @app.command()
 def build(check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a file is not up to date.")) -> None:
     """Render the dashboards, data sources and alert rules into grafana/ (only files whose content changed)."""
-    from grafana.build import GRAFANA_DIR, build as write_files, render, stale
+    from grafana.build import build as write_files, render, stale
 
     if check:
         outdated = stale()
         for relative in outdated:
-            console.print(f"[red]stale[/red] {(GRAFANA_DIR / relative).relative_to(PROJECT_ROOT)}")
+            console.print(f"[red]stale[/red] grafana/{relative}")
         if outdated:
             console.print("run `smartcity grafana build` and commit the result")
             raise typer.Exit(1)
@@ -38,7 +38,7 @@ def build(check: bool = typer.Option(False, "--check", help="Change nothing; exi
     with console.status("rendering dashboards and provisioning files…"):
         written = write_files()
     for path in written:
-        console.print(f"wrote {path.relative_to(PROJECT_ROOT)}")
+        console.print(f"wrote {path}")
     console.print(f"{len(written)} file(s) written, the others were up to date")
 
 
@@ -48,7 +48,7 @@ def env() -> None:
     from grafana.datasources import grafana_environment
 
     try:
-        variables = grafana_environment(get_settings(), PROJECT_ROOT)
+        variables = grafana_environment(get_settings())
     except ConfigurationError as error:
         console.print(f"[red]error[/red] {error}")
         raise typer.Exit(1) from None

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from grafana import build
 from grafana.datasources import EXPRESSIONS_UID, grafana_environment
-from grafana.interpolate import QueryContext
+from grafana.interpolate import SCRAPE_INTERVAL, QueryContext, parse_duration
 from smartcity.cli import app
 from smartcity.errors import ConfigurationError
 from smartcity.runtime.metrics import Metrics
@@ -119,6 +119,11 @@ def test_variable_label_values_name_exported_metrics(exported_metrics):
         assert metric in exported_metrics, query.where
 
 
+def test_rate_interval_assumes_the_stacks_scrape_interval():
+    config = yaml.safe_load((PROJECT_ROOT / "infra/prometheus/prometheus.yml").read_text())
+    assert parse_duration(config["global"]["scrape_interval"]) == SCRAPE_INTERVAL
+
+
 def test_exported_metric_names_include_the_platforms_own(exported_metrics):
     # the check above is only as good as this set: it holds the gateway's and the streaming jobs' series
     assert {"gateway_function_invocation_total", "gateway_functions_seconds_bucket",
@@ -151,7 +156,7 @@ def test_dashboards_have_stable_unique_uids():
 def test_grafana_environment_from_the_stack_settings(tmp_path):
     settings = Settings(prometheus_url="http://127.0.0.1:9090", secrets_dir=tmp_path,
                         database_url="postgresql://smartcity@127.0.0.1:5433/city")
-    env = grafana_environment(settings, PROJECT_ROOT)
+    env = grafana_environment(settings)
     assert env["GRAFANA_PROMETHEUS_URL"] == "http://127.0.0.1:9090"
     assert (env["GRAFANA_POSTGRES_HOST"], env["GRAFANA_POSTGRES_DATABASE"], env["GRAFANA_POSTGRES_USER"]) == (
         "127.0.0.1:5433", "city", "smartcity")
@@ -166,7 +171,7 @@ def test_grafana_environment_from_the_stack_settings(tmp_path):
 def test_grafana_environment_takes_the_password_secret(tmp_path):
     (tmp_path / "postgres-password").write_text("s3cret\n")
     settings = Settings(prometheus_url="http://p:9090", secrets_dir=tmp_path, database_url="postgresql://u@db:5432/d")
-    assert grafana_environment(settings, PROJECT_ROOT)["GRAFANA_POSTGRES_PASSWORD"] == "s3cret"
+    assert grafana_environment(settings)["GRAFANA_POSTGRES_PASSWORD"] == "s3cret"
 
 
 @pytest.mark.parametrize(("overrides", "setting"), [
@@ -176,5 +181,5 @@ def test_grafana_environment_takes_the_password_secret(tmp_path):
 def test_grafana_environment_names_a_setting_grafana_cannot_use(tmp_path, overrides, setting):
     values = {"prometheus_url": "http://p:9090", "database_url": "postgresql://u@db:5432/d", "secrets_dir": tmp_path}
     with pytest.raises(ConfigurationError) as error:
-        grafana_environment(Settings(**{**values, **overrides}), PROJECT_ROOT)
+        grafana_environment(Settings(**{**values, **overrides}))
     assert error.value.setting == setting
