@@ -28,8 +28,14 @@ NOT_MODIFIED_RESPONSE = {304: {"description": "Not Modified: the If-None-Match E
 
 @dataclass(frozen=True)
 class CachedBody:
+    """A kept response body, with what serving it needs: its ETag, its max-age, the tags it depends on and the
+    least role of the route it came from (the shortcut of :mod:`smartcity.api.app` serves it to no one below)."""
+
     body: bytes
     etag: str
+    max_age_s: int = 0
+    tags: tuple[str, ...] = ()
+    role: str = "viewer"
 
 
 def etag_of(body: bytes) -> str:
@@ -37,7 +43,11 @@ def etag_of(body: bytes) -> str:
 
 
 class ReadCache:
-    """Entries ``<prefix>read:<digest of the request>``, counters ``<prefix>gen:<tag>``."""
+    """Entries ``<prefix>read:<digest of the request>``, counters ``<prefix>gen:<tag>``.
+
+    An entry is ``stamp \n tags \n role \n max-age \n etag \n body``, the stamp being its tags' generations
+    when it was computed.
+    """
 
     def __init__(self, cache: Cache, prefix: str = "api:") -> None:
         self.cache = cache
@@ -49,21 +59,41 @@ class ReadCache:
     def _generation_keys(self, tags: Sequence[str]) -> list[str]:
         return [f"{self.prefix}gen:{tag}" for tag in tags]
 
+    @staticmethod
+    def _stamp(generations: Sequence[bytes | None]) -> bytes:
+        return b",".join(generation or b"0" for generation in generations)
+
+    @staticmethod
+    def _decode(entry: bytes) -> tuple[bytes, CachedBody]:
+        stamp, tags, role, max_age, etag, body = entry.split(b"\n", 5)
+        tag_names = tuple(tags.decode().split(",")) if tags else ()
+        return stamp, CachedBody(body, etag.decode(), int(max_age), tag_names, role.decode())
+
     def get(self, key: str, tags: Sequence[str]) -> tuple[CachedBody | None, bytes]:
         """The entry if it is current, and the tags' generations now (to :meth:`put` a fresh entry with)."""
         entry, *generations = self.cache.get_many([self._entry_key(key), *self._generation_keys(tags)])
-        stamp = b",".join(generation or b"0" for generation in generations)
+        stamp = self._stamp(generations)
         if entry is None:
             return None, stamp
-        entry_stamp, etag, body = entry.split(b"\n", 2)
-        if entry_stamp != stamp:
-            return None, stamp
-        return CachedBody(body, etag.decode()), stamp
+        entry_stamp, cached = self._decode(entry)
+        return (cached if entry_stamp == stamp else None), stamp
 
-    def put(self, key: str, stamp: bytes, body: bytes, ttl_s: float) -> CachedBody:
+    def lookup(self, key: str) -> CachedBody | None:
+        """The entry under ``key`` if it is current, whatever its tags (one more round trip when it has some)."""
+        entry = self.cache.get(self._entry_key(key))
+        if entry is None:
+            return None
+        entry_stamp, cached = self._decode(entry)
+        if cached.tags and self._stamp(self.cache.get_many(self._generation_keys(cached.tags))) != entry_stamp:
+            return None
+        return cached
+
+    def put(self, key: str, stamp: bytes, body: bytes, ttl_s: float, tags: Sequence[str] = (),
+            role: str = "viewer", max_age_s: int = 0) -> CachedBody:
         """Keep ``body`` under ``key``, computed when the tags' generations were ``stamp``."""
-        cached = CachedBody(body, etag_of(body))
-        self.cache.set(self._entry_key(key), b"\n".join([stamp, cached.etag.encode(), body]), ttl_s=ttl_s)
+        cached = CachedBody(body, etag_of(body), max_age_s, tuple(tags), role)
+        header = [stamp, ",".join(tags).encode(), role.encode(), str(max_age_s).encode(), cached.etag.encode()]
+        self.cache.set(self._entry_key(key), b"\n".join([*header, body]), ttl_s=ttl_s)
         return cached
 
     def invalidate(self, *tags: str) -> None:
@@ -73,8 +103,10 @@ class ReadCache:
 
 
 def request_key(request: Request) -> str:
-    """What identifies a read: its path and its query parameters in a canonical order."""
-    query = "&".join(f"{name}={value}" for name, value in sorted(request.query_params.multi_items()))
+    """What identifies a read: its path and its query parameters sorted by name (a repeated parameter keeps the
+    order of its values, which can matter: ``zones=Z11&zones=Z33``)."""
+    items = sorted(request.query_params.multi_items(), key=lambda item: item[0])
+    query = "&".join(f"{name}={value}" for name, value in items)
     return f"{request.url.path}?{query}"
 
 
@@ -87,9 +119,9 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates
 
 
-def conditional_response(request: Request, cached: CachedBody, max_age_s: int) -> Response:
+def conditional_response(request: Request, cached: CachedBody) -> Response:
     """200 with the body, or 304 when the client's ``If-None-Match`` already names this ETag."""
-    headers = {"ETag": cached.etag, "Cache-Control": f"private, max-age={max_age_s}"}
+    headers = {"ETag": cached.etag, "Cache-Control": f"private, max-age={cached.max_age_s}"}
     if _etag_matches(request.headers.get("if-none-match"), cached.etag):
         return Response(status_code=304, headers=headers)
     return Response(cached.body, media_type="application/json", headers=headers)
@@ -106,19 +138,23 @@ def cached_read(
     tags: Sequence[str] = (),
     ttl_s: float = 5.0,
     max_age_s: int = 5,
+    role: str = "viewer",
 ) -> Response:
-    """Serve a read from the cache, or compute it with ``produce``, keep it and serve it."""
+    """Serve a read from the cache, or compute it with ``produce``, keep it and serve it.
+
+    ``role`` is the least role of the route: the cache shortcut serves the entry to callers with at least it.
+    """
     key = request_key(request)
     cached, stamp = read_cache.get(key, tags)
     if cached is None:
-        cached = read_cache.put(key, stamp, json_body(produce()), ttl_s)
-    return conditional_response(request, cached, max_age_s)
+        cached = read_cache.put(key, stamp, json_body(produce()), ttl_s, tags, role, max_age_s)
+    return conditional_response(request, cached)
 
 
 def uncached_read(request: Request, produce: Callable[[], BaseModel], max_age_s: int = 0) -> Response:
     """A read computed every time, still with an ETag so an unchanged answer can be a 304."""
     body = json_body(produce())
-    return conditional_response(request, CachedBody(body, etag_of(body)), max_age_s)
+    return conditional_response(request, CachedBody(body, etag_of(body), max_age_s))
 
 
 def latest_state_read(

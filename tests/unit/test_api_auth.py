@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -26,14 +27,16 @@ from smartcity.api.auth import (
     verify_token,
 )
 from smartcity.api.problems import ProblemError
+from smartcity.backends.cache import Cache, open_cache
 from smartcity.settings import Settings
 
 
 @dataclass
-class KeysOnlyContext:
-    """The API apps here only check tokens: they need settings, never a backend."""
+class TokensContext:
+    """The API apps here check tokens: they need settings, and the cache the read shortcut looks into."""
 
     settings: Settings
+    cache: Cache
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def keyring(tmp_path_factory) -> KeyRing:
 
 @pytest.fixture(scope="module")
 def client(keyring) -> TestClient:
-    app = create_api_app("test", "auth rules", KeysOnlyContext(keyring._settings))
+    app = create_api_app("test", "auth rules", TokensContext(keyring._settings, open_cache(f"memory://auth-{uuid.uuid4().hex}")))
 
     @app.get("/v1/test/read")
     def read(caller=Depends(viewer)):

@@ -1,17 +1,19 @@
-"""The API read cache: hits, invalidation by tag, a write racing a read, TTL, ETag and 304, Cache-Control."""
+"""The API read cache: hits, invalidation by tag, a write racing a read, TTL, ETag and 304, Cache-Control, the shortcut."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi import Depends, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from smartcity.api.app import create_api_app, read_cache_of
+from smartcity.api.app import create_api_app, operator, read_cache_of, viewer
+from smartcity.api.auth import KeyRing, Role, create_local_keys, issue_token
 from smartcity.api.caching import ReadCache, cached_read, request_key
 from smartcity.backends.cache import open_cache
 from smartcity.settings import Settings
@@ -113,3 +115,65 @@ def test_the_request_key_does_not_depend_on_the_order_of_query_parameters():
         return request_key(Request({"type": "http", "path": "/v1/x", "query_string": query.encode(), "headers": []}))
 
     assert key("b=2&a=1") == key("a=1&b=2") != key("a=1&b=3")
+
+
+def test_a_repeated_parameter_keeps_the_order_of_its_values_in_the_key():
+    def key(query: str) -> str:
+        return request_key(Request({"type": "http", "path": "/v1/x", "query_string": query.encode(), "headers": []}))
+
+    assert key("zones=Z11&zones=Z33") != key("zones=Z33&zones=Z11")
+    assert key("b=1&zones=Z11&zones=Z33") == key("zones=Z11&b=1&zones=Z33")
+
+
+@pytest.fixture
+def guarded(cache, tmp_path):
+    """Two cached routes behind auth (viewer, operator), counting how often they compute."""
+    create_local_keys(tmp_path)
+    settings = Settings(secrets_dir=tmp_path)
+    app = create_api_app("test", "shortcut", CacheOnlyContext(settings, cache))
+    calls = {"n": 0}
+
+    def produce() -> Counter:
+        calls["n"] += 1
+        return Counter(calls=calls["n"])
+
+    @app.get("/v1/test/open", dependencies=[Depends(viewer)])
+    def open_read(request: Request):
+        return cached_read(request, read_cache_of(request), produce, tags=["counter"], ttl_s=60)
+
+    @app.get("/v1/test/guarded", dependencies=[Depends(operator)])
+    def guarded_read(request: Request):
+        return cached_read(request, read_cache_of(request), produce, ttl_s=60, role="operator")
+
+    @app.post("/v1/test/open", dependencies=[Depends(operator)])
+    def write(request: Request):
+        read_cache_of(request).invalidate("counter")
+        return {}
+
+    keyring = KeyRing(settings)
+
+    def headers(role: str, **options) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(keyring, 'tester', Role(role), **options)}"}
+
+    return TestClient(app), headers, calls
+
+
+def test_the_shortcut_serves_a_kept_answer_only_to_callers_the_route_would_let_in(guarded):
+    client, headers, calls = guarded
+    assert client.get("/v1/test/open", headers=headers("viewer")).json() == {"calls": 1}
+    assert client.get("/v1/test/open", headers=headers("admin")).json() == {"calls": 1}  # from the cache
+    assert client.get("/v1/test/open").status_code == 401
+    expired = headers("viewer", ttl=timedelta(minutes=1), now=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert client.get("/v1/test/open", headers=expired).status_code == 401
+    assert client.get("/v1/test/guarded", headers=headers("operator")).json() == {"calls": 2}
+    refused = client.get("/v1/test/guarded", headers=headers("viewer"))
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    assert calls["n"] == 2
+
+
+def test_the_shortcut_does_not_serve_an_answer_a_write_made_stale(guarded):
+    client, headers, calls = guarded
+    first = client.get("/v1/test/open", headers=headers("viewer"))
+    assert client.get("/v1/test/open", headers={**headers("viewer"), "If-None-Match": first.headers["etag"]}).status_code == 304
+    client.post("/v1/test/open", headers=headers("operator"))
+    assert client.get("/v1/test/open", headers=headers("viewer")).json() == {"calls": 2}
