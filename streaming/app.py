@@ -75,8 +75,11 @@ def close_context(ctx: StreamingContext) -> None:
 
 
 def run(settings: Settings, names: Sequence[str], once: bool = False,
-        on_started: Callable[[list[str]], None] = lambda names: None) -> None:
-    """Run the jobs called ``names`` locally until stopped (or, ``once``, until what is on the bus is processed)."""
+        on_started: Callable[[list[str]], None] = lambda names: None, spark: SparkSession | None = None) -> None:
+    """Run the jobs called ``names`` until stopped (or, ``once``, until what is on the bus is processed).
+
+    Locally by default (:func:`build_session`); on a cluster, pass the session spark-submit made.
+    """
     jobs = jobs_named(names)
     database = open_database(settings.database_url)
     try:
@@ -84,7 +87,7 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
     finally:
         database.close()
     metrics.serve(settings.streaming_metrics_port)
-    spark = build_session(settings)
+    spark = spark or build_session(settings)
     ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s)
     queries = start_jobs(ctx, jobs)
     on_started([query.name for query in queries])

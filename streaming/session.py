@@ -53,24 +53,41 @@ def connector_jars(settings: Settings) -> list[Path]:
     return jars
 
 
+# What every session of the jobs sets, local or on a cluster.
+SESSION_CONFIG = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+    # Keep few checkpoint versions: the state is small, the disk is shared.
+    "spark.sql.streaming.minBatchesToRetain": "20",
+}
+
+
 def build_session(settings: Settings, app_name: str = "smartcity-streaming", master: str | None = None):
-    """A SparkSession for the streaming jobs (the active one if it exists), in UTC, with the Kafka connector."""
+    """A local SparkSession (``settings.spark_master``) with the Kafka connector's jars; the active one if any."""
     from pyspark.sql import SparkSession
 
-    jars = ",".join(str(jar) for jar in connector_jars(settings))
     builder = (
         SparkSession.builder.master(master or settings.spark_master)
         .appName(app_name)
-        .config("spark.jars", jars)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
+        .config("spark.jars", ",".join(str(jar) for jar in connector_jars(settings)))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        # Keep a few checkpoint versions only: the state is small, the disk is shared.
-        .config("spark.sql.streaming.minBatchesToRetain", "20")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
     )
+    for key, value in SESSION_CONFIG.items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def submitted_session(app_name: str = "smartcity-streaming"):
+    """The session of a job started by ``spark-submit`` or the Spark operator: master and jars come from there
+    (``--packages org.apache.spark:spark-sql-kafka-0-10_2.13:<pyspark version>``)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in SESSION_CONFIG.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
