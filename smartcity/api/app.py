@@ -5,9 +5,9 @@ Each API function's ``handler.py`` builds its app with :func:`create_api_app` an
 ``/v1/<group>/...`` (the gateway's API routes) and at ``/function/api-<group>/v1/<group>/...`` (the OpenFaaS route,
 where the gateway's mount sets the ASGI ``root_path``).
 
-Route code reaches the backends through the function's runtime context (``app.state.context``: lazily opened
-``database``, ``cache``, ``documents`` and ``settings``), through the dependencies :func:`context_of` and
-:func:`read_cache_of`.
+Route code reaches the backends through the function's runtime context (lazily opened ``database``, ``cache``,
+``documents`` and ``settings``), which the handler's ``create_app`` receives, and the read cache through the
+dependency :func:`read_cache_of`.
 
 :class:`CachedReadShortcut` answers a GET from the read cache before FastAPI routes it, when the cache holds a
 current answer to that very request (same path and query, so the same validated parameters) and the bearer token
@@ -109,10 +109,6 @@ class CachedReadShortcut:
         if cached is None or caller.role.rank < Role(cached.role).rank:
             return None
         return conditional_response(request, cached)
-
-
-def context_of(request: Request) -> ApiContext:
-    return request.app.state.context
 
 
 def read_cache_of(request: Request) -> ReadCache:
