@@ -11,7 +11,7 @@ from cloudevents.core.v1.event import CloudEvent
 from smartcity.runtime.bindings import error_data, with_extensions
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.runner import FunctionRunner
-from tests.fixtures.functions.stacks import embedded_settings
+from tests.fixtures.functions.helpers import embedded_settings
 
 STACK = Path(__file__).resolve().parents[2] / "stack.yml"
 

@@ -47,7 +47,7 @@ def list_functions(stack: Path | None = StackOption) -> None:
         delivery = (f"retry {spec.delivery.retry}, {spec.delivery.backoff_policy} {spec.delivery.backoff_delay}, "
                     f"then {spec.delivery.dead_letter_topic}") if spec.topics else ""
         table.add_row(function.name, kind, spec.trigger, spec.output_topic or "", delivery, spec.entry.image)
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 @app.command()

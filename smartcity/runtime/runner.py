@@ -59,6 +59,10 @@ class FunctionRunner:
         size = self.batch_size
         return [list(events[start:start + size]) for start in range(0, len(events), size)]
 
+    def run_chunked(self, events: Sequence[Event[Any]]) -> list[CloudEvent]:
+        """:meth:`run` over the events, at most the handler's batch size at a time (an HTTP batch request)."""
+        return [result for chunk in self.chunks(events) for result in self.run(chunk)]
+
     def run(self, events: Sequence[Event[Any]]) -> list[CloudEvent]:
         """Handle the events not handled before; publish and return what the handler returns."""
         pending = self.dedup.unseen(events)

@@ -53,7 +53,7 @@ class CloudEventApp:
         except InvalidEvent as error:
             return json_response(400, error.as_problem())
         try:
-            results = await run_in_threadpool(self.runner.run, events)
+            results = await run_in_threadpool(self.runner.run_chunked, events)
         except Exception as error:  # noqa: BLE001 - reported to the caller, who may retry
             logger.exception("function %s failed", self.runner.name)
             return json_response(500, {"error": f"{type(error).__name__}: {error}", "function": self.runner.name})
