@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import api, backup, db, functions, grafana, schemas, settings, simulate, stack, streaming
+from smartcity.cli import api, backup, db, demo, functions, grafana, schemas, settings, simulate, stack, streaming
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -22,6 +22,7 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(functions.app, name="functions")
 app.add_typer(streaming.app, name="streaming")
 app.add_typer(grafana.app, name="grafana")
+app.add_typer(demo.app, name="demo")
 
 
 def main() -> None:

@@ -1,0 +1,237 @@
+"""The live simulated city in one process: what ``make demo`` (``smartcity demo``) runs.
+
+    simulator --HTTP JSON--> ingest-* functions (gateway) --bus--> store-*, archive-raw (Kafka triggers)
+                                                            |         -> database, documents, cache, objects
+                                                            +--> Spark streaming jobs -> 5-min aggregates,
+                                                                 mobility index, anomalies (-> incidents topic)
+    api-* functions (gateway, /v1/...) <- what is stored
+
+Every piece is the platform's own code (the same gateway, triggers, functions and Spark jobs as on a cluster); only
+the backends are the embedded ones, under one data folder, unless a ``SMARTCITY_*_URL`` variable names another
+(``eval "$(smartcity stack env)"`` first runs the demo on the real local services). All in one process, so the
+embedded ``memory://`` cache is shared by the functions that write the latest state and those that read it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import uvicorn
+
+from smartcity.settings import DEAD_LETTER_TOPIC, PROJECT_ROOT, TOPICS, Settings
+
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "demo"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data_dir: Path = DEFAULT_DATA_DIR
+    fresh: bool = False
+    duration_s: float | None = None
+    speed: float = 1.0
+    streaming: bool = True
+    status_every_s: float = 15.0
+
+
+def demo_settings(base: Settings, data_dir: Path) -> Settings:
+    """``base`` with every embedded store under ``data_dir``, except where the environment names one."""
+    embedded = {
+        "bus_url": f"file://{data_dir / 'bus'}",
+        "database_url": f"sqlite:///{data_dir / 'smartcity.db'}",
+        "documents_url": f"embedded:///{data_dir / 'documents.db'}",
+        "objects_url": f"file://{data_dir / 'objects'}",
+        "secrets_dir": data_dir / "secrets",
+        "streaming_checkpoint_dir": data_dir / "checkpoints",
+    }
+    return base.model_copy(update={k: v for k, v in embedded.items() if f"SMARTCITY_{k.upper()}" not in os.environ})
+
+
+class Demo:
+    """Starts the pieces in dependency order, reports progress, stops them in reverse order."""
+
+    def __init__(self, settings: Settings, options: DemoOptions, say: Say = print) -> None:
+        self.settings = settings
+        self.options = options
+        self.say = say
+        self.stopping = threading.Event()
+        self.failures: list[str] = []
+        self.base_url = f"http://127.0.0.1:{settings.gateway_port}"
+        self.simulated = 0
+
+    def run(self) -> int:
+        """Run until the duration ends, Ctrl-C, or a piece fails; return the exit status."""
+        with ExitStack() as stack:
+            self.prepare()
+            stack.callback(self.say, "demo stopped")
+            self.start_gateway(stack)
+            self.start_triggers(stack)
+            if self.options.streaming:
+                self.start_streaming(stack)
+            self.start_simulator(stack)
+            self.say(self.how_to_call())
+            self.watch()
+        for failure in self.failures:
+            self.say(f"failed: {failure}")
+        return 1 if self.failures else 0
+
+    def prepare(self) -> None:
+        from smartcity.api.auth import create_local_keys
+        from smartcity.backends.bus import open_bus
+        from smartcity.storage.prepare import prepare_storage
+
+        if self.options.fresh and self.options.data_dir.exists():
+            shutil.rmtree(self.options.data_dir)
+        self.options.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.secrets_dir.mkdir(parents=True, exist_ok=True)
+        create_local_keys(self.settings.secrets_dir)
+        applied = prepare_storage(self.settings)
+        bus = open_bus(self.settings.bus_url)
+        try:
+            bus.create_topics([*TOPICS, DEAD_LETTER_TOPIC], self.settings.topic_partitions)
+        finally:
+            bus.close()
+        self.say(f"data in {self.options.data_dir}; {len(applied)} migrations applied; topics ready")
+
+    def start_gateway(self, stack: ExitStack) -> None:
+        from smartcity.runtime.gateway import build_gateway
+
+        app = build_gateway(self.settings.stack_file, self.settings)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.settings.gateway_port,
+                                               log_config=None, log_level="warning"))
+        thread = threading.Thread(target=self._guard("gateway", server.run), name="gateway", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start on port {self.settings.gateway_port}")
+            time.sleep(0.1)
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        stack.callback(stop)
+        self.say(f"gateway: {len(app.state.function_apps)} functions on {self.base_url}")
+
+    def start_triggers(self, stack: ExitStack) -> None:
+        from smartcity.runtime.loader import load_stack
+        from smartcity.runtime.trigger import Triggers
+
+        functions = [f for f in load_stack(self.settings.stack_file, self.settings) if f.spec.topics]
+        triggers = Triggers(functions)
+        triggers.start()
+        stack.callback(triggers.stop)
+        self.say("triggers: " + ", ".join(f"{f.name} <- {f.spec.trigger}" for f in functions))
+
+    def start_streaming(self, stack: ExitStack) -> None:
+        from streaming import metrics
+        from streaming.app import close_context, jobs_named, open_context, start_jobs
+        from streaming.session import build_session
+
+        self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
+        metrics.serve(self.settings.streaming_metrics_port)
+        spark = build_session(self.settings)
+        spark.sparkContext.setLogLevel("ERROR")  # the demo's console is for its own status lines
+        stack.callback(spark.stop)
+        context = open_context(self.settings, spark, trigger_s=self.settings.streaming_trigger_s)
+        stack.callback(close_context, context)
+        queries = start_jobs(context, jobs_named([]))
+
+        def stop() -> None:
+            for query in queries:
+                if query.isActive:
+                    query.stop()
+
+        stack.callback(stop)
+        self.queries = queries
+        self.say(f"streaming: {', '.join(query.name for query in queries)}; "
+                 f"metrics on :{self.settings.streaming_metrics_port}/metrics")
+
+    def start_simulator(self, stack: ExitStack) -> None:
+        from smartcity.simulator.clock import CityClock, RateLimiter
+        from smartcity.simulator.runner import publish
+        from smartcity.simulator.simulation import CitySimulation, SimulatorOptions
+        from smartcity.simulator.sinks import HttpSink
+
+        settings = self.settings
+        options = SimulatorOptions(start=datetime.now(timezone.utc).astimezone(), seed=settings.simulator_seed,
+                                   sensors=settings.simulator_sensors)
+        sink = HttpSink(f"{self.base_url}/function/ingest-{{topic}}", "json")
+
+        def simulate() -> None:
+            with CitySimulation(options) as simulation:
+                ticks = itertools.takewhile(lambda _: not self.stopping.is_set(), simulation.ticks())
+                publish(ticks, sink, CityClock(simulation.start, self.options.speed),
+                        RateLimiter(settings.simulator_rate_cap), on_tick=self._count)
+
+        thread = threading.Thread(target=self._guard("simulator", simulate), name="simulator", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            self.stopping.set()
+            thread.join(timeout=30)
+            sink.close()
+
+        stack.callback(stop)
+        self.say(f"simulator: the city from {options.start:%H:%M:%S %Z} at x{self.options.speed:g}, "
+                 f"posting to {self.base_url}/function/ingest-<stream>")
+
+    def how_to_call(self) -> str:
+        from smartcity.api.auth import KeyRing, Role, issue_token
+        from smartcity.api.usage import how_to_call
+
+        token = issue_token(KeyRing(self.settings), "demo", Role.viewer, ttl=timedelta(hours=1))
+        return how_to_call(self.base_url, token)
+
+    def watch(self) -> None:
+        """Print what has reached each stage every few seconds, until the end."""
+        deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
+        try:
+            while not self.stopping.is_set():
+                remaining = (deadline - time.monotonic()) if deadline else self.options.status_every_s
+                if remaining <= 0:
+                    break
+                self.stopping.wait(min(self.options.status_every_s, remaining))
+                self.say(self.status_line())
+        except KeyboardInterrupt:
+            self.say("stopping (Ctrl-C)")
+        self.stopping.set()
+
+    def status_line(self) -> str:
+        from smartcity.backends.database import open_database
+        from smartcity.storage.tables import STREAM_TABLES
+
+        database = open_database(self.settings.database_url)
+        try:
+            stored = sum(database.query(f"SELECT count(*) AS n FROM {table.table}")[0]["n"]
+                         for table in STREAM_TABLES.values())
+            windows = database.query("SELECT count(*) AS n FROM traffic_sensor_5min")[0]["n"]
+        finally:
+            database.close()
+        return f"simulated {self.simulated} events; stored {stored} rows; {windows} sensor 5-min windows"
+
+    def _count(self, tick, report) -> None:
+        self.simulated = sum(report.by_topic.values())
+
+    def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        """Run ``target``; a failure stops the demo and is reported, instead of dying silently in a thread."""
+
+        def run() -> None:
+            try:
+                target()
+            except Exception as error:  # noqa: BLE001 - reported and ends the demo
+                self.failures.append(f"{name}: {type(error).__name__}: {error}")
+                self.stopping.set()
+
+        return run
