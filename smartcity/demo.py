@@ -125,11 +125,15 @@ class Demo:
         self.say(f"gateway: {len(app.state.function_apps)} functions on {self.base_url}")
 
     def start_triggers(self, stack: ExitStack) -> None:
+        from prometheus_client import start_http_server
+
         from smartcity.runtime.loader import load_stack
         from smartcity.runtime.trigger import Triggers
 
         functions = [f for f in load_stack(self.settings.stack_file, self.settings) if f.spec.topics]
         triggers = Triggers(functions)
+        if self.settings.trigger_metrics_port:
+            start_http_server(self.settings.trigger_metrics_port, addr="127.0.0.1", registry=triggers.metrics.registry)
         triggers.start()
         stack.callback(triggers.stop)
         self.say("triggers: " + ", ".join(f"{f.name} <- {f.spec.trigger}" for f in functions))

@@ -36,6 +36,7 @@ class PrometheusService(LocalService):
             prometheus_port=self.settings.prometheus_port,
             gateway_port=self.settings.gateway_port,
             streaming_metrics_port=self.settings.streaming_metrics_port,
+            trigger_metrics_port=self.settings.trigger_metrics_port,
         )
 
     def prepare(self) -> None:

@@ -44,9 +44,10 @@ def wait_for(describe: str, probe, timeout_s: float, process: subprocess.Popen):
 
 
 def test_demo_serves_what_the_simulated_city_sends(tmp_path: Path):
-    gateway_port, metrics_port = free_port(), free_port()
+    gateway_port, metrics_port, trigger_port = free_port(), free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
-    env.update(SMARTCITY_GATEWAY_PORT=str(gateway_port), SMARTCITY_STREAMING_METRICS_PORT=str(metrics_port))
+    env.update(SMARTCITY_GATEWAY_PORT=str(gateway_port), SMARTCITY_STREAMING_METRICS_PORT=str(metrics_port),
+               SMARTCITY_TRIGGER_METRICS_PORT=str(trigger_port))
     log = (tmp_path / "demo.log").open("w")
     demo = subprocess.Popen(
         [sys.executable, "-m", "smartcity.cli", "demo", "--duration", "150s", "--data-dir", str(tmp_path / "data"),

@@ -124,6 +124,7 @@ def test_prometheus_api_lists_the_configured_targets(real_stack):
         f"http://127.0.0.1:{settings.prometheus_port}/metrics",
         f"http://127.0.0.1:{settings.gateway_port}/metrics",
         f"http://127.0.0.1:{settings.streaming_metrics_port}/metrics",
+        f"http://127.0.0.1:{settings.trigger_metrics_port}/metrics",
     }
 
     def scrape_urls() -> set[str]:

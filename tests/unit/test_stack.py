@@ -53,13 +53,15 @@ def test_settings_env_follows_the_port_settings(tmp_path):
 
 
 def test_prometheus_configuration_scrapes_the_ports_of_the_settings(tmp_path):
-    settings = Settings(stack_dir=tmp_path, prometheus_port=19090, gateway_port=18080, streaming_metrics_port=19108)
+    settings = Settings(stack_dir=tmp_path, prometheus_port=19090, gateway_port=18080, streaming_metrics_port=19108,
+                        trigger_metrics_port=19102)
     config = yaml.safe_load(PrometheusService(settings).config())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert targets == {
         "prometheus": ["127.0.0.1:19090"],
         "functions": ["127.0.0.1:18080"],
         "streaming": ["127.0.0.1:19108"],
+        "triggers": ["127.0.0.1:19102"],
     }
 
 
