@@ -25,7 +25,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.runtime.events import new_event
 from smartcity.settings import Settings, read_secret
 
-OPENERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+OPENERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "bus": ("bus_url", open_bus),
     "database": ("database_url", open_database),
     "documents": ("documents_url", open_documents),
@@ -41,10 +41,12 @@ class Backends:
         self._opened: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, kind: str, url: str) -> Any:
+    def get(self, kind: str, settings: Settings) -> Any:
+        """The backend of ``kind`` at the URL ``settings`` give, opened with those settings (secrets, timeouts)."""
+        url = getattr(settings, OPENERS[kind][0])
         with self._lock:
             if (kind, url) not in self._opened:
-                self._opened[(kind, url)] = OPENERS[kind][1](url)
+                self._opened[(kind, url)] = OPENERS[kind][1](url, settings=settings)
             return self._opened[(kind, url)]
 
     def close(self) -> None:
@@ -74,7 +76,7 @@ class Context:
         self._backends = backends or Backends()
 
     def _backend(self, kind: str) -> Any:
-        return self._backends.get(kind, getattr(self.settings, OPENERS[kind][0]))
+        return self._backends.get(kind, self.settings)
 
     @property
     def bus(self) -> EventBus:
