@@ -12,6 +12,7 @@ from pydantic import Field, RootModel
 
 from smartcity.events import STREAMS, CityEvent, stream_for_type
 
+
 def iso_utc(moment: datetime) -> str:
     """A fixed-width UTC ISO 8601 text, so texts sort as the moments do."""
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")

@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from smartcity.backends.database import Database
+from smartcity.events import TrafficFlowObserved
 from smartcity.storage.envelope import StoredEvent
 from smartcity.storage.partitions import PartitionKeeper
 from smartcity.storage.reference import sensor_rows, write_rows
 from smartcity.storage.tables import StreamTable, stream_table
-
 
 SENSOR_STREAM = "traffic-sensors"
 
@@ -56,7 +56,7 @@ class TimeSeriesWriter:
         self._add_sensors([e.event for e in by_stream.get(SENSOR_STREAM, []) if e.event.id not in self._known_sensors])
         return inserted
 
-    def _add_sensors(self, traffic: list) -> None:
+    def _add_sensors(self, traffic: list[TrafficFlowObserved]) -> None:
         if traffic:
             write_rows(self.db, "sensors", sensor_rows(traffic), update=False)
             self._known_sensors.update(event.id for event in traffic)
