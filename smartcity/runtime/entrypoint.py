@@ -9,6 +9,7 @@ entry (environment, secrets, output topic) as on the local gateway. Its code is 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -17,24 +18,29 @@ from smartcity.runtime import jsonlog
 from smartcity.runtime.loader import load_function
 from smartcity.runtime.server import function_app
 from smartcity.runtime.stackfile import read_stack
-from smartcity.settings import get_settings
+from smartcity.settings import Settings, get_settings
 
 UPSTREAM_HOST = "127.0.0.1"
 UPSTREAM_PORT = 5000  # the template's upstream_url
 HANDLER_FOLDER = Path("function")  # where faas-cli puts the handler, beside the template's files
 
 
-def main() -> None:
-    settings = get_settings()
-    jsonlog.configure(settings.log_level)
+def container_app(settings: Settings, handler_dir: Path) -> Any:
+    """The ASGI app of the function ``settings.function_name`` of ``settings.stack_file``, its code in ``handler_dir``."""
     if not settings.function_name:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", "is not set: the image serves no function")
     _, specs = read_stack(settings.stack_file)
     spec = next((spec for spec in specs if spec.name == settings.function_name), None)
     if spec is None:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", f"{settings.function_name!r} is not in {settings.stack_file}")
-    function = load_function(spec, settings, handler_dir=HANDLER_FOLDER.resolve())
-    uvicorn.run(function_app(function), host=UPSTREAM_HOST, port=UPSTREAM_PORT, log_config=None)
+    return function_app(load_function(spec, settings, handler_dir=handler_dir))
+
+
+def main() -> None:
+    settings = get_settings()
+    jsonlog.configure(settings.log_level)
+    app = container_app(settings, HANDLER_FOLDER.resolve())
+    uvicorn.run(app, host=UPSTREAM_HOST, port=UPSTREAM_PORT, log_config=None)
 
 
 if __name__ == "__main__":
