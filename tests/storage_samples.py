@@ -159,10 +159,10 @@ def drop_real_stores(settings: Settings) -> None:
     admin = psycopg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
     admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     admin.close()
-    documents = open_documents(settings.documents_url)
+    documents = open_documents(settings.documents_url, settings=settings)
     documents.client.drop_database(documents.database.name)
     documents.close()
-    objects = open_objects(settings.objects_url)
+    objects = open_objects(settings.objects_url, settings=settings)
     for key in objects.list():
         objects.delete(key)
     objects.close()

@@ -31,7 +31,7 @@ from smartcity.runtime.events import new_event
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import Triggers
-from smartcity.settings import DEAD_LETTER_TOPIC, get_settings
+from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.simulator.clock import CityClock
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.runner import publish
@@ -67,13 +67,10 @@ class RecordingSink(HttpSink):
 
 
 @pytest.fixture
-def settings(real_stack, tmp_path, monkeypatch):
-    secrets = tmp_path / "secrets"
+def settings(real_stack, tmp_path):
+    secrets = tmp_path / "secrets"  # the stack's secrets, and a pseudonym key of the test's own
     shutil.copytree(real_stack["SMARTCITY_SECRETS_DIR"], secrets)
     (secrets / PSEUDONYM_KEY_SECRET).write_text(uuid.uuid4().hex)
-    # The runtime opens a function's backends with the process settings: the S3 keys come from their folder.
-    monkeypatch.setenv("SMARTCITY_SECRETS_DIR", str(secrets))
-    get_settings.cache_clear()
     cache_url = real_stack["SMARTCITY_CACHE_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
     settings = real_settings({**real_stack, "SMARTCITY_SECRETS_DIR": str(secrets)}, uuid.uuid4().hex[:10],
                              cache_url=cache_url, topic_partitions=3)
@@ -82,7 +79,6 @@ def settings(real_stack, tmp_path, monkeypatch):
     yield settings
     clear_cache(cache)
     drop_real_stores(settings)
-    get_settings.cache_clear()
 
 
 def clear_cache(cache) -> None:
@@ -106,9 +102,9 @@ def invocations(metrics, function: str, code: int) -> int:
 
 def test_the_simulated_city_lands_in_every_store_once(settings, tmp_path):
     prefix = f"e2e-{uuid.uuid4().hex[:8]}-"
-    db, documents = open_database(settings.database_url), open_documents(settings.documents_url)
-    cache, objects = open_cache(settings.cache_url), open_objects(settings.objects_url)
-    bus = open_bus(settings.bus_url)
+    db, documents = open_database(settings.database_url, settings=settings), open_documents(settings.documents_url, settings=settings)
+    cache, objects = open_cache(settings.cache_url, settings=settings), open_objects(settings.objects_url, settings=settings)
+    bus = open_bus(settings.bus_url, settings=settings)
     bus.create_topics([prefix + topic for topic in STREAMS] + [prefix + DEAD_LETTER_TOPIC], settings.topic_partitions)
     migrate(db)
     load_reference(db)

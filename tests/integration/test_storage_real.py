@@ -18,7 +18,7 @@ from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
-from smartcity.settings import DEAD_LETTER_TOPIC, get_settings
+from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups, table_counts
 from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
 from smartcity.storage.latest_state import LatestState
@@ -42,19 +42,15 @@ def unique():
 
 
 @pytest.fixture
-def settings(real_stack, unique, monkeypatch):
-    # The runtime opens a function's backends with the process settings: the S3 keys come from their folder.
-    monkeypatch.setenv("SMARTCITY_SECRETS_DIR", real_stack["SMARTCITY_SECRETS_DIR"])
-    get_settings.cache_clear()
+def settings(real_stack, unique):
     settings = real_settings(real_stack, unique)
     yield settings
     drop_real_stores(settings)
-    get_settings.cache_clear()
 
 
 @pytest.fixture
 def db(settings):
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, settings=settings)
     yield database
     database.close()
 
@@ -86,7 +82,7 @@ def test_a_late_event_gets_its_partition_and_a_redelivery_changes_no_row(db):
 def test_the_store_functions_write_kafka_records_into_every_real_backend_once(settings, db, unique, tmp_path):
     migrate(db)
     prefix = f"t-{unique}-"
-    bus = open_bus(settings.bus_url)
+    bus = open_bus(settings.bus_url, settings=settings)
     bus.create_topics([prefix + t for t in STREAMS] + [prefix + DEAD_LETTER_TOPIC], 2)
     n = int(unique[:6], 16)  # entity ids of this test only: the cache is shared
     sent = []
@@ -100,11 +96,11 @@ def test_the_store_functions_write_kafka_records_into_every_real_backend_once(se
     records = drain(bus, [prefix + stream for stream in STREAMS], expected=len(sent))
     assert len(records) == len(sent)
     functions = load_stack(prefixed_stack(tmp_path, prefix, STORE_FUNCTIONS), settings)
-    cache = open_cache(settings.cache_url)
+    cache = open_cache(settings.cache_url, settings=settings)
     try:
         for function in functions:
             assert FunctionTrigger(function).process(records).handled == len(sent)
-        documents, objects = open_documents(settings.documents_url), open_objects(settings.objects_url)
+        documents, objects = open_documents(settings.documents_url, settings=settings), open_objects(settings.objects_url, settings=settings)
         for stream, table in STREAM_TABLES.items():
             assert TimeSeriesWriter(db).count(stream) == 2, table.table
         assert documents.count(DEVICE_PAYLOADS) == len(sent) and documents.count(INCIDENTS) == 2
@@ -135,7 +131,7 @@ def test_the_store_functions_write_kafka_records_into_every_real_backend_once(se
 def test_backup_wipe_restore_gives_back_the_same_rows_and_documents(settings, db):
     migrate(db)
     load_reference(db)
-    documents = open_documents(settings.documents_url)
+    documents = open_documents(settings.documents_url, settings=settings)
     events = sample_stored_events() + sample_stored_events(n=2)
     TimeSeriesWriter(db).write(events)
     DocumentWriter(documents).write(events)
@@ -145,7 +141,7 @@ def test_backup_wipe_restore_gives_back_the_same_rows_and_documents(settings, db
         return rows, {name: documents.find(name, sort=[("_id", 1)]) for name in (DEVICE_PAYLOADS, INCIDENTS)}
 
     before = everything()
-    backups = Backups(open_objects(settings.objects_url))
+    backups = Backups(open_objects(settings.objects_url, settings=settings))
     backup = backups.create(db, settings.database_url, documents)
     assert backup.manifest["database"] == "database.pgdump"
 
