@@ -151,7 +151,7 @@ Zone = Annotated[str, Field(pattern=r"^Z[0-9][0-9]$", description="City zone: Z<
 
 def ngsi_ref(ngsi_type: str, description: str) -> Any:
     """An ``Annotated`` string type for a reference to another NGSI-LD entity of ``ngsi_type``."""
-    pattern = rf"^{NGSI_PREFIX}{ngsi_type}:[A-Za-z0-9\-._~!$&'()*+,;=:@%]+$"
+    pattern = f"^{NGSI_PREFIX}{ngsi_type}:{_URN_LOCAL_PATTERN}$"
     return Annotated[str, Field(pattern=pattern, description=description)]
 
 
