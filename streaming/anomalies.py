@@ -21,7 +21,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, Location, city, stream_for_topic
@@ -31,7 +30,7 @@ from streaming import metrics
 from streaming.indices import ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z
 from streaming.runner import Job, StreamingContext, window_of
 from streaming.sinks import collect_records, upsert
-from streaming.traffic_windows import TOPIC, finish_measures, sensor_readings, traffic_measures
+from streaming.traffic_windows import TOPIC, finish_measures, sensor_attributes, sensor_readings, traffic_measures
 
 BASELINE_DAYS = 28
 MIN_BASELINE_WINDOWS = 6
@@ -116,12 +115,7 @@ def alert_for(window: dict, anomalies: list[Anomaly]) -> Alert:
 def build(ctx: StreamingContext) -> DataFrame:
     readings = sensor_readings(ctx, JOB.name)
     aggregates = readings.groupBy(window_of(), "sensor_id").agg(
-        *traffic_measures(),
-        F.max("segment_id").alias("segment_id"),
-        F.max("zone_id").alias("zone_id"),
-        F.max("lane_id").alias("lane_id"),
-        F.max("lon").alias("lon"),
-        F.max("lat").alias("lat"),
+        *traffic_measures(), *sensor_attributes()
     )
     return finish_measures(aggregates)
 

@@ -75,6 +75,11 @@ def traffic_measures() -> list[Column]:
     ]
 
 
+def sensor_attributes() -> list[Column]:
+    """Where a sensor is: the same on every reading of a sensor, so ``max`` just picks it."""
+    return [F.max(name).alias(name) for name in ("segment_id", "zone_id", "lane_id", "lon", "lat")]
+
+
 def finish_measures(aggregates: DataFrame) -> DataFrame:
     """Window bounds, percentiles as columns, flow per hour and congestion index of aggregated windows."""
     return aggregates.select(
@@ -98,11 +103,7 @@ def build(ctx: StreamingContext) -> DataFrame:
         window_of(), F.col("entity.kind").alias("kind"), F.col("entity.id").alias("entity_id")
     ).agg(
         *traffic_measures(),
-        F.max("segment_id").alias("segment_id"),
-        F.max("zone_id").alias("zone_id"),
-        F.max("lane_id").alias("lane_id"),
-        F.max("lon").alias("lon"),
-        F.max("lat").alias("lat"),
+        *sensor_attributes(),
         F.size(F.collect_set("sensor_id")).alias("sensor_count"),
     )
     return finish_measures(aggregates)
