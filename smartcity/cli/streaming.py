@@ -42,6 +42,7 @@ def run(
     if master:
         settings = settings.model_copy(update={"spark_master": master})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # it logs every callback from the JVM at INFO
     console = Console(stderr=True)
     status = console.status("starting Spark and the streaming jobs (the first run resolves the Kafka connector)")
 
