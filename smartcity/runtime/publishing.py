@@ -27,6 +27,7 @@ class Publisher:
         self._partitions = partitions
         self._created: set[str] = set()
         self._lock = threading.Lock()
+        self._unflushed = False
 
     def topic_of(self, event: CloudEvent) -> str:
         if self._output_topic:
@@ -45,8 +46,8 @@ class Publisher:
                 self._bus().create_topics(missing, self._partitions)
                 self._created.update(missing)
 
-    def publish(self, events: Sequence[CloudEvent]) -> None:
-        """Publish every event and wait until all are durable; raise if any could not be."""
+    def publish(self, events: Sequence[CloudEvent], flush: bool = True) -> None:
+        """Publish every event and (unless ``flush`` is False) wait until all are durable; raise if any is not."""
         if not events:
             return
         routed = [(self.topic_of(event), event) for event in events]
@@ -55,4 +56,12 @@ class Publisher:
         for topic, event in routed:
             key, value, headers = record_of(event)
             bus.publish(topic, value, key=key, headers=headers)
-        bus.flush()
+        self._unflushed = True
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Wait until everything published so far is durable; raise if some of it could not be written."""
+        if self._unflushed:
+            self._bus().flush()
+            self._unflushed = False

@@ -65,11 +65,24 @@ class FunctionRunner:
 
     def run(self, events: Sequence[Event[Any]]) -> list[CloudEvent]:
         """Handle the events not handled before; publish and return what the handler returns."""
+        pending, results = self.handle(events)
+        self.settle(pending)
+        return results
+
+    def handle(self, events: Sequence[Event[Any]]) -> tuple[list[Event[Any]], list[CloudEvent]]:
+        """Run the handler on the events not handled before and queue its results for publishing.
+
+        Nothing is durable yet: :meth:`settle` the returned pending events (the trigger does it once per poll,
+        so a poll's results are flushed together)."""
         pending = self.dedup.unseen(events)
         if not pending:
-            return []
+            return [], []
         with log_context(self.name, ",".join(event.id for event in pending)):
             results = self.handler.call(pending, self.function.context)
-            self.publisher.publish(results)
+            self.publisher.publish(results, flush=False)
+        return pending, results
+
+    def settle(self, pending: Sequence[Event[Any]]) -> None:
+        """Make the queued results durable, then mark ``pending`` handled; raise if the results were not written."""
+        self.publisher.flush()
         self.dedup.mark(pending)
-        return results

@@ -12,7 +12,8 @@ topics of its ``topic`` annotation, and a thread that:
    before (dedup on source and id), retrying a failure with the function's backoff policy; a batch that still
    fails is split and each event tried alone, so one poisoned event does not sink the others; an event that
    still fails goes to the dead-letter topic with the error (``knativeerrorcode`` 500, ``knativeerrordata``);
-4. commits the polled offsets only once every record is handled or dead-lettered: at-least-once, nothing lost.
+4. flushes the poll's result events together, then marks its events handled (dedup);
+5. commits the polled offsets only once every record is handled or dead-lettered: at-least-once, nothing lost.
 
 It runs over any bus: Kafka (``kafka://``) or the embedded log (``file://``), so the demo needs no Kafka.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cloudevents.core.v1.event import CloudEvent
@@ -50,6 +51,7 @@ class Outcome:
     handled: int = 0
     dead_lettered: int = 0
     complete: bool = True  # False when a shutdown cut it short: nothing may be committed
+    pending: list[Event[Any]] = field(default_factory=list)  # handled, to mark once their results are durable
 
 
 class FunctionTrigger:
@@ -114,6 +116,7 @@ class FunctionTrigger:
             if not self._deliver(chunk, outcome):
                 outcome.complete = False
                 return outcome
+        self.runner.settle(outcome.pending)
         if rejected:
             self.metrics.observe(self.name, 400, 0.0, len(rejected))
             self._dead_letter(rejected, outcome)
@@ -137,11 +140,12 @@ class FunctionTrigger:
     def _deliver(self, chunk: list[Event[Any]], outcome: Outcome) -> bool:
         """Deliver one chunk with retries; split a failed batch; dead-letter what still fails. False if stopped."""
         started = time.perf_counter()
-        result = deliver(lambda: self.runner.run(chunk), self.delivery, self._log_retry(chunk),
+        result = deliver(lambda: self.runner.handle(chunk), self.delivery, self._log_retry(chunk),
                          self.stop_event.is_set, self.stop_event.wait)
         if not isinstance(result, Failure):
             self.metrics.observe(self.name, 200, time.perf_counter() - started, len(chunk))
             outcome.handled += len(chunk)
+            outcome.pending.extend(result[0])
             return True
         if result.stopped:
             return False
@@ -154,12 +158,13 @@ class FunctionTrigger:
 
     def _deliver_alone(self, event: Event[Any], outcome: Outcome) -> bool:
         started = time.perf_counter()
-        result = deliver(lambda: self.runner.run([event]), self.delivery.model_copy(update={"retry": 0}))
+        result = deliver(lambda: self.runner.handle([event]), self.delivery.model_copy(update={"retry": 0}))
         if isinstance(result, Failure):
             self._give_up(event, result, outcome)
         else:
             self.metrics.observe(self.name, 200, time.perf_counter() - started)
             outcome.handled += 1
+            outcome.pending.extend(result[0])
         return not self.stop_event.is_set()
 
     def _give_up(self, event: Event[Any], failure: Failure, outcome: Outcome) -> None:
