@@ -193,6 +193,9 @@ class LocalService(ABC):
     def prepare(self) -> None:
         """Write configuration and initialise data before a start (idempotent). Default: nothing."""
 
+    def refresh(self) -> None:
+        """Bring a server that is already running up to date with the settings (idempotent). Default: nothing."""
+
     def after_start(self) -> None:
         """Create what the platform expects (database, topics, bucket) once healthy (idempotent). Default: nothing."""
 
@@ -243,6 +246,7 @@ class LocalService(ABC):
     def start(self) -> bool:
         """Start the server unless it is already healthy; wait until it is. Returns whether it was started."""
         if self.healthy():
+            self.refresh()
             return False
         if self.pid() is not None:
             self.stop()  # our process is there but does not answer: start it afresh

@@ -42,6 +42,12 @@ class PrometheusService(LocalService):
     def prepare(self) -> None:
         self.config_file.write_text(self.config())
 
+    def refresh(self) -> None:
+        """A running Prometheus whose scrape configuration is out of date reloads the new one."""
+        if not self.config_file.is_file() or self.config_file.read_text() != self.config():
+            self.prepare()
+            httpx.post(f"{self.url}/-/reload", timeout=PROBE_TIMEOUT_S).raise_for_status()
+
     def command(self) -> list[str]:
         return [
             "prometheus",

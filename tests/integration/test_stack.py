@@ -236,3 +236,14 @@ def test_s3_puts_gets_lists_and_deletes_with_the_minio_client(real_stack):
     assert client.bucket_exists(scratch)
     client.remove_bucket(scratch)
     assert not client.bucket_exists(scratch)
+
+
+def test_up_reloads_a_running_prometheus_whose_configuration_is_out_of_date(real_stack):
+    from smartcity.stack.prometheus import PrometheusService
+
+    prometheus = PrometheusService(get_settings())
+    pid = prometheus.pid()
+    prometheus.config_file.write_text(prometheus.config().split("\n  # The local function gateway")[0] + "\n")
+    assert stack.up(["prometheus"]) == []  # running: not started again, only reloaded
+    assert prometheus.pid() == pid
+    assert prometheus.config_file.read_text() == prometheus.config()
