@@ -4,7 +4,8 @@
 
 Two servers, each uvicorn with ``--workers`` processes (default 1) on loopback, all started by this run: a bare FastAPI app
 answering ``{"ok": true}`` (the baseline, measured in the same run), and the gateway over the five API functions over the sample city
-(SQLite and the in-process memory cache, plus ``HISTORY_SENSORS`` sensors with two days of 5-minute history).
+(SQLite and the in-process memory cache, plus ``HISTORY_SENSORS`` sensors with two days of 5-minute readings, and the
+traffic streaming job's 5-minute windows of them, written with its sink).
 An open-loop load generator sends requests at ``--rate`` per second (1667/s is 100k/minute) for ``--seconds``,
 over ``--connections`` keep-alive connections, and times each request from the moment it was due (so a server
 that falls behind shows its queueing). The scenarios:
@@ -12,11 +13,12 @@ that falls behind shows its queueing). The scenarios:
 - ``bare FastAPI JSON``: GET /json on the bare app;
 - ``gateway cached read``: GET /v1/traffic/segments with a viewer token (JWT checked on every request; the body
   comes from the read cache, recomputed when its 5 s TTL runs out);
-- ``gateway uncached history``: GET /v1/traffic/history for one sensor over the last 24 h in 1 h buckets (a SQL
-  aggregation over 288 rows on every request).
+- ``gateway uncached history``: GET /v1/traffic/history for one sensor over the last 24 h in 1 h buckets (on every
+  request, a SQL aggregation of the sensor's 288 windows of ``traffic_sensor_5min`` into 24 buckets).
 
-It prints requests per second achieved, p50/p95/p99 latency, the non-2xx count, and how far p95 is below the
-design's 500 ms target. Every loop is bounded: at most ``rate * seconds`` requests, and a hard deadline.
+It prints requests per second achieved, p50/p95/p99 latency, the non-2xx count, how far p95 is below the design's
+500 ms target, and the machine's load average before and after (the CPUs may be shared). Every loop is bounded: at
+most ``rate * seconds`` requests, and a hard deadline.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ def gateway_app():
 
 
 def seed_history(database, now: datetime) -> None:
-    """``HISTORY_SENSORS`` sensors ``h01``... with ``HISTORY_DAYS`` of 5-minute intervals, in ``traffic_flow``."""
+    """``HISTORY_SENSORS`` sensors ``h01``... with ``HISTORY_DAYS`` of 5-minute intervals, in ``traffic_flow``, and
+    their 5-minute windows in ``traffic_sensor_5min`` and ``traffic_segment_5min``."""
     from smartcity.api.sample_city import SOURCE, zone_point
+    from smartcity.api.sample_streaming import traffic_windows, write_traffic_windows
     from smartcity.events import TrafficFlowObserved
     from smartcity.storage.envelope import StoredEvent
     from smartcity.storage.timeseries import TimeSeriesWriter
@@ -85,6 +89,7 @@ def seed_history(database, now: datetime) -> None:
             )
             events.append(StoredEvent("traffic-sensors", f"bench:{event.id}:{n}", SOURCE, event))
     TimeSeriesWriter(database).write(events)
+    write_traffic_windows(database, *traffic_windows((stored.event for stored in events), updated_at=now))
 
 
 @dataclass
@@ -182,9 +187,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def print_table(results: list[Result], rate: float, workers: int) -> None:
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def print_table(results: list[Result], rate: float, workers: int, load_before: str) -> None:
     print(f"\nload: {rate:.0f} requests/s offered ({rate * 60:,.0f}/minute), {workers} uvicorn worker(s) per server, "
-          f"loopback, {os.cpu_count()} CPUs\n")
+          f"loopback, {os.cpu_count()} CPUs; load average (1, 5, 15 min) {load_before} before, {load_average()} after\n")
     print(f"{'scenario':28} {'sent':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  p95 vs 500 ms")
     for r in results:
         p95 = r.percentile(95)
@@ -225,6 +234,7 @@ def main() -> None:
         wait_ready(gateway_port, "/healthz")
         for path in ("/v1/traffic/segments", history):  # warm: imports, the first cache fill, SQLite's pages
             assert httpx.get(f"http://127.0.0.1:{gateway_port}{path}", headers=auth).status_code == 200
+        load_before = load_average()
         scenarios = [
             ("bare FastAPI JSON", bare_port, "/json", {}),
             ("gateway cached read", gateway_port, "/v1/traffic/segments", auth),
@@ -234,7 +244,7 @@ def main() -> None:
         for name, port, path, headers in scenarios:
             results.append(asyncio.run(load(port, path, headers, args.rate, args.seconds, args.connections, name)))
             print(f"  {name}: done", flush=True)
-        print_table(results, args.rate, args.workers)
+        print_table(results, args.rate, args.workers, load_before)
     finally:
         for server in servers:
             server.terminate()

@@ -1,31 +1,37 @@
-"""api-traffic: ``/v1/traffic`` — latest state per sensor and road segment, history, congestion over an area.
+"""api-traffic: ``/v1/traffic`` — latest state per sensor and road segment, history, congestion, anomalies.
 
 Latest states come from the cache (``latest:traffic-sensors:<sensor id>``, written by the store function); a road
-segment's state is made of its lanes' sensors. History comes from the ``traffic_flow`` table, grouped into
-buckets. Every route needs the viewer role.
+segment's state is made of its lanes' sensors. History comes from the streaming job's 5-minute aggregates, or
+for 1-minute buckets from the raw ``traffic_flow`` table (:mod:`smartcity.api.traffic_history`). Anomalies are the
+windows the streaming anomaly job flagged (``traffic_anomalies``), each with the incident it reported. Every
+route needs the viewer role.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
-from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
-from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, latest_state_read, uncached_read
+from smartcity.api.app import READ_ERRORS, create_api_app, database_work, read_cache_of, viewer
+from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, document_body, latest_state_read, uncached_body
 from smartcity.api.geo import BoundingBox, bounding_box
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_by_key, page_of
-from smartcity.api.problems import bad_request, not_found, problem_responses
-from smartcity.api.timeseries import Bucket, TimeRange, bucket_sql, from_epoch, sql_time, time_range
+from smartcity.api.problems import not_found, problem_responses
+from smartcity.api.timeseries import Bucket, TimeRange, cursor_time, sql_time, time_range
+from smartcity.api.traffic_history import (
+    History, aggregate_column, check_bucket_count, history_scope, is_small, traffic_history,
+)
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
 from smartcity.storage.latest_state import LatestState
 
 STREAM = "traffic-sensors"
 LATEST_TTL_S = 5.0
-MAX_BUCKETS = 2000
+ANOMALY_SELECT = """sensor_id, segment_id, zone_id, window_start, window_end, metric, value, baseline_median, baseline_mad,
+    baseline_samples, robust_z, severity, alert_id, detected_at"""
 
 
 class SensorState(BaseModel):
@@ -58,22 +64,6 @@ class SegmentState(BaseModel):
     average_speed_kmh: float | None = Field(description="Flow-weighted mean over the lanes; null when none moved")
 
 
-class HistoryBucket(BaseModel):
-    bucket_start: datetime
-    samples: int = Field(description="Sensor intervals in the bucket")
-    vehicles: int = Field(description="Vehicles counted in the bucket")
-    intensity_per_hour: float = Field(description="Mean hourly rate per sensor interval")
-    occupancy: float
-    average_speed_kmh: float | None
-    congested_share: float = Field(description="Fraction of the intervals that were congested, 0..1")
-
-
-class History(Page[HistoryBucket]):
-    bucket: Bucket
-    start: datetime = Field(description="The query's `from`")
-    end: datetime = Field(description="The query's `to`")
-
-
 class Congestion(BaseModel):
     """Congestion over a bounding box, from the latest state of the sensors inside it."""
 
@@ -83,6 +73,33 @@ class Congestion(BaseModel):
     congested_share: float = Field(description="congested_sensors / sensors; 0 when there are none")
     average_speed_kmh: float | None
     congested_segments: list[SegmentState] = Field(description="The congested segments, most congested lanes first")
+
+
+class TrafficAnomaly(BaseModel):
+    """A sensor's finished 5-minute window that the streaming anomaly job found far off its usual, on one metric."""
+
+    sensor_id: str
+    segment_id: str
+    zone: str
+    window_start: datetime
+    window_end: datetime
+    metric: Literal["mean_speed_kmh", "mean_occupancy"] = Field(
+        description="mean_speed_kmh: unusually slow; mean_occupancy: unusually occupied (both mean congestion)")
+    value: float = Field(description="The window's value of the metric")
+    baseline_median: float = Field(
+        description="Median of the sensor's windows in the same hour of the day (city time) over the 28 days before")
+    baseline_mad: float = Field(description="Median absolute deviation of those windows")
+    baseline_samples: int = Field(description="How many windows the baseline had")
+    robust_z: float = Field(description="0.6745 (value - median) / MAD; flagged beyond 3.5 on the congestion side")
+    severity: Literal["low", "medium", "high"] = Field(description="|z| up to 5 low, up to 8 medium, beyond high")
+    incident_id: str = Field(
+        description="The incident the job reported for the window (one per window, whatever its metrics): "
+                    "/v1/incidents/{incident_id} is its case, once the incident has reached the incidents store")
+    detected_at: datetime
+
+
+def anomaly(row: dict[str, Any]) -> TrafficAnomaly:
+    return TrafficAnomaly(**row, zone=row["zone_id"], incident_id=row["alert_id"])
 
 
 def sensor_state(state: dict[str, Any]) -> SensorState:
@@ -127,18 +144,6 @@ def segment_state(segment_id: str, lanes: list[SensorState]) -> SegmentState:
         occupancy=sum(lane.occupancy for lane in lanes) / len(lanes),
         average_speed_kmh=speed,
     )
-
-
-def history_filter(sensor_id: str | None, segment_id: str | None, zone: str | None) -> tuple[str, dict[str, Any]]:
-    """The SQL condition of at most one of the history filters."""
-    given = {name: value for name, value in
-             (("entity_id", sensor_id), ("segment_id", segment_id), ("zone_id", zone)) if value is not None}
-    if len(given) > 1:
-        raise bad_request("query.sensor_id", "give at most one of sensor_id, segment_id and zone")
-    if not given:
-        return "", {}
-    ((column, value),) = given.items()
-    return f" AND {column} = :{column}", {column: value}
 
 
 @http_function
@@ -212,7 +217,7 @@ def create_app(context: Context) -> FastAPI:
         return cached_read(request, read_cache_of(request), produce, ttl_s=LATEST_TTL_S)
 
     @router.get("/history", response_model=History, responses=NOT_MODIFIED_RESPONSE)
-    def history(
+    async def history(
         request: Request,
         period: Annotated[TimeRange, Depends(time_range)],
         bucket: Bucket = Bucket.fifteen_minutes,
@@ -222,31 +227,65 @@ def create_app(context: Context) -> FastAPI:
         limit: PageSize = 100,
         cursor: Cursor = None,
     ) -> Response:
-        """Traffic over ``from``..``to`` in buckets, for one sensor, one segment, one zone, or the whole city."""
-        if period.seconds / bucket.seconds > MAX_BUCKETS:
-            raise bad_request("query.bucket", f"{bucket.value} buckets over this range exceed {MAX_BUCKETS}")
-        condition, params = history_filter(sensor_id, segment_id, zone)
-        filters = {**params, "from": period.start, "to": period.end, "bucket": bucket.value}
-        after = decode_cursor(cursor, filters, (int,))
-        start = max(period.start, from_epoch(after[0] + bucket.seconds)) if after else period.start
+        """Traffic over ``from``..``to`` in buckets, for one sensor, one segment, one zone, or the whole city.
+
+        Buckets of 5 minutes or more (`5m`, `15m`, `1h`, `1d`) read the streaming job's 5-minute aggregates
+        (`source: aggregates`): a sensor's from `traffic_sensor_5min`, a segment's, a zone's or the city's from
+        `traffic_segment_5min`, re-aggregated into the bucket (vehicle-weighted speeds). They cover what the
+        streaming job has written: the newest minutes, its lag, come with its next micro-batch, and
+        `aggregated_until` says how far they reach. Speed percentiles are given for one sensor or segment at `5m`
+        only. A window is in the range when it starts in it. `1m` buckets read the raw readings
+        (`source: raw`, table `traffic_flow`), up to the last one stored.
+        """
+        scope = history_scope(sensor_id, segment_id, zone)
+        check_bucket_count(period, bucket)
         database = context.database
-        bucket_start = bucket_sql(database.dialect, "observed_at", bucket.seconds)
-        rows = database.query(
-            f"""SELECT {bucket_start} AS bucket_start, COUNT(*) AS samples, SUM(intensity) AS vehicles,
-                       AVG(intensity_per_hour) AS intensity_per_hour, AVG(occupancy) AS occupancy,
-                       AVG(average_vehicle_speed) AS average_speed_kmh,
-                       AVG(CASE WHEN congested THEN 1.0 ELSE 0.0 END) AS congested_share
-                FROM traffic_flow
-                WHERE observed_at >= :start AND observed_at < :end{condition}
-                GROUP BY 1 ORDER BY 1 LIMIT :fetch""",
-            {**params, "start": sql_time(start), "end": sql_time(period.end),
-             "fetch": limit + 1},
-        )
-        items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)
-        return uncached_read(request, lambda: History.model_validate({
-            "items": [HistoryBucket(**{**row, "bucket_start": from_epoch(row["bucket_start"])}) for row in items],
-            "next_cursor": next_cursor, "bucket": bucket, "start": period.start, "end": period.end,
-        }))
+        document = await database_work(
+            database, lambda: traffic_history(database, scope, bucket, period, limit, cursor),
+            small=is_small(scope, period, bucket))
+        return uncached_body(request, document_body(document))
+
+    @router.get("/anomalies", response_model=Page[TrafficAnomaly], responses=NOT_MODIFIED_RESPONSE)
+    def anomalies(
+        request: Request,
+        period: Annotated[TimeRange, Depends(time_range)],
+        sensor_id: str | None = None,
+        segment_id: str | None = None,
+        zone: Zone | None = None,
+        metric: Literal["mean_speed_kmh", "mean_occupancy"] | None = None,
+        severity: Literal["low", "medium", "high"] | None = None,
+        limit: PageSize = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        """The windows the streaming anomaly job flagged in ``from``..``to`` (by window start), newest first.
+
+        One item per window and metric, with the baseline it was judged against. The job also reported each
+        flagged window as an incident (`incident_id`), which `/v1/incidents` serves with its workflow; this route
+        gives the measurements behind it. At most one of `sensor_id`, `segment_id`, `zone`.
+        """
+        scope = history_scope(sensor_id, segment_id, zone)
+        filters = {"scope": scope.kind, "value": scope.value, "metric": metric, "severity": severity,
+                   "from": period.start, "to": period.end}
+
+        def produce() -> Page[TrafficAnomaly]:
+            after = decode_cursor(cursor, filters, (str, str, str))
+            params = {"start": sql_time(period.start), "end": sql_time(period.end), "scope": scope.value,
+                      "metric": metric, "severity": severity, "fetch": limit + 1}
+            conditions = ["window_start >= :start", "window_start < :end"]
+            if scope.value is not None:
+                conditions.append(f"{aggregate_column(scope.kind)} = :scope")
+            conditions += [f"{name} = :{name}" for name in ("metric", "severity") if params[name] is not None]
+            if after:
+                conditions.append("(window_start, sensor_id, metric) < (:after_start, :after_sensor, :after_metric)")
+                params.update(after_start=sql_time(cursor_time(after[0])), after_sensor=after[1], after_metric=after[2])
+            rows = context.database.query(
+                f"SELECT {ANOMALY_SELECT} FROM traffic_anomalies WHERE {' AND '.join(conditions)} "
+                "ORDER BY window_start DESC, sensor_id DESC, metric DESC LIMIT :fetch", params)
+            items, next_cursor = page_of([anomaly(row) for row in rows], limit,
+                                         lambda a: [a.window_start.isoformat(), a.sensor_id, a.metric], filters)
+            return Page[TrafficAnomaly](items=items, next_cursor=next_cursor)
+
+        return cached_read(request, read_cache_of(request), produce, ttl_s=LATEST_TTL_S)
 
     @router.get("/congestion", response_model=Congestion, responses=NOT_MODIFIED_RESPONSE)
     def congestion(request: Request, bbox: Annotated[BoundingBox, Depends(bounding_box)]) -> Response:

@@ -6,8 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import TRAFFIC_STEPS, sample_client
+from smartcity.api.sample_city import SOURCE, TRAFFIC_STEPS, backends_of, sample_client
+from smartcity.api.sample_streaming import window_start
+from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.events.common import city
+from smartcity.storage.documents import DocumentWriter
+from smartcity.storage.envelope import StoredEvent
 
 SEGMENT_A = "urn:ngsi-ld:RoadSegment:A"
 S2 = "urn:ngsi-ld:TrafficFlowObserved:s2"
@@ -84,26 +88,83 @@ def test_segments_are_made_of_their_lanes(api):
     problem(client.get("/v1/traffic/segments/urn:ngsi-ld:RoadSegment:Z"), 404)
 
 
-def test_history_in_buckets(api):
+def history(client, sample, **params) -> dict:
+    query = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "limit": 500, **params}
+    response = client.get("/v1/traffic/history", params=query)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    model = AggregateHistory if body["source"] == "aggregates" else RawHistory
+    assert model.model_validate(body).model_dump(mode="json") == body  # the fast JSON is the documented answer
+    return body
+
+
+def congested_steps() -> list[bool]:
+    return [step % 3 == 0 or step == TRAFFIC_STEPS - 1 for step in range(TRAFFIC_STEPS)]
+
+
+def test_history_at_5_minutes_reads_the_streaming_windows(api):
     sample_api, client = api
     sample = sample_api.sample
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": "5m"}
-    body = client.get("/v1/traffic/history", params={**params, "limit": 500}).json()
-    assert len(body["items"]) == TRAFFIC_STEPS  # one observation per sensor per 5-minute bucket
-    assert {item["samples"] for item in body["items"]} == {6}
-    assert {item["vehicles"] for item in body["items"]} == {60}
-    s2 = client.get("/v1/traffic/history", params={**params, "sensor_id": S2, "limit": 500}).json()["items"]
-    congested = [item["congested_share"] for item in s2]
-    assert congested == [1.0 if step % 3 == 0 or step == TRAFFIC_STEPS - 1 else 0.0 for step in range(TRAFFIC_STEPS)]
-    zone = client.get("/v1/traffic/history", params={**params, "zone": "Z33", "bucket": "1d"}).json()["items"]
+    city_wide = history(client, sample, bucket="5m")
+    assert city_wide["source"] == "aggregates" and len(city_wide["items"]) == TRAFFIC_STEPS
+    assert city_wide["aggregated_until"] == iso(window_start(sample.now) + timedelta(minutes=5))
+    for item in city_wide["items"]:  # three segments of two lanes, 10 vehicles per lane and window
+        assert (item["windows"], item["samples"], item["vehicles"], item["flow_per_hour"]) == (1, 6, 60, 720.0)
+        assert item["speed_p50_kmh"] is None  # percentiles of three segments' windows: not exact, not given
+    s2 = history(client, sample, bucket="5m", sensor_id=S2)["items"]
+    assert [item["occupancy"] for item in s2] == [0.6 if c else 0.2 for c in congested_steps()]
+    # index = (speed deficit against 50 km/h + occupancy against 0.30, at most 1) / 2
+    assert [item["congestion_index"] for item in s2] == pytest.approx([0.9 if c else 0.4 + 1 / 3 for c in congested_steps()])
+    assert {(item["average_speed_kmh"], item["speed_p50_kmh"], item["speed_p95_kmh"]) for item in s2} == {(10.0, 10.0, 10.0)}
+    segment = history(client, sample, bucket="5m", segment_id=SEGMENT_A)["items"]
+    # lanes at 50 and 10 km/h, 10 vehicles each: the speeds of 20 vehicles
+    assert {(i["average_speed_kmh"], i["speed_p50_kmh"], i["speed_p85_kmh"], i["speed_p95_kmh"]) for i in segment} == {(30.0, 30.0, 50.0, 50.0)}
+    assert [item["congestion_index"] for item in segment] == pytest.approx([0.7 if c else 0.2 + 1 / 3 for c in congested_steps()])
+
+
+def test_history_re_aggregates_windows_into_wider_buckets(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    hourly = history(client, sample, bucket="1h", segment_id=SEGMENT_A)["items"]
+    assert sum(item["windows"] for item in hourly) == TRAFFIC_STEPS
+    assert sum(item["vehicles"] for item in hourly) == 20 * TRAFFIC_STEPS
+    for item in hourly:
+        assert item["bucket_start"].endswith(":00:00Z")
+        assert (item["average_speed_kmh"], item["flow_per_hour"], item["speed_p50_kmh"]) == (30.0, 240.0, None)
+        windows = [w for w in sample.segment_windows if w["segment_id"] == SEGMENT_A
+                   and iso(w["window_start"].replace(minute=0)) == item["bucket_start"]]
+        assert item["congestion_index"] == pytest.approx(sum(w["congestion_index"] for w in windows) / len(windows))
+        assert item["congestion_index_max"] == pytest.approx(max(w["congestion_index"] for w in windows))
+        assert item["occupancy"] == pytest.approx(sum(w["mean_occupancy"] for w in windows) / len(windows))
+    zone = history(client, sample, bucket="1d", zone="Z33")["items"]
     assert sum(item["samples"] for item in zone) == 2 * TRAFFIC_STEPS
-    assert all(item["average_speed_kmh"] == pytest.approx(65.0) for item in zone)
+    assert all((item["average_speed_kmh"], item["flow_per_hour"]) == (65.0, 240.0) for item in zone)
 
 
-def test_history_pages_follow_one_another(api):
+def test_history_at_1_minute_reads_the_raw_readings(api):
     sample_api, client = api
     sample = sample_api.sample
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": "5m", "limit": 10}
+    body = history(client, sample, bucket="1m", sensor_id=S2)
+    assert body["source"] == "raw" and "aggregated_until" not in body
+    items = body["items"]
+    assert [item["congested_share"] for item in items] == [1.0 if c else 0.0 for c in congested_steps()]
+    assert {(item["samples"], item["vehicles"], item["intensity_per_hour"]) for item in items} == {(1, 10, 120.0)}
+    city_raw = history(client, sample, bucket="1m")["items"]
+    city_windows = history(client, sample, bucket="5m")["items"]
+    assert sum(i["vehicles"] for i in city_raw) == sum(i["vehicles"] for i in city_windows) == 6 * 10 * TRAFFIC_STEPS
+
+
+def test_history_of_nothing_is_empty(api):
+    sample_api, client = api
+    body = history(client, sample_api.sample, bucket="15m", sensor_id="urn:ngsi-ld:TrafficFlowObserved:nowhere")
+    assert (body["items"], body["next_cursor"]) == ([], None)
+
+
+@pytest.mark.parametrize("bucket", ["5m", "1m"])
+def test_history_pages_follow_one_another(api, bucket):
+    sample_api, client = api
+    sample = sample_api.sample
+    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": bucket, "limit": 10}
     starts, cursor = [], None
     while True:
         body = client.get("/v1/traffic/history", params={**params, **({"cursor": cursor} if cursor else {})}).json()
@@ -119,9 +180,87 @@ def test_history_errors(api):
     now = sample_api.sample.now
     problem(client.get("/v1/traffic/history", params={"sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
     problem(client.get("/v1/traffic/history", params={"from": iso(now - timedelta(days=30)), "bucket": "5m"}), 400, "query.bucket")
+    problem(client.get("/v1/traffic/history", params={"from": iso(now - timedelta(days=2)), "bucket": "1m"}), 400, "query.bucket")
     problem(client.get("/v1/traffic/history", params={"from": iso(now), "to": iso(now - timedelta(hours=1))}), 400, "query.from")
     problem(client.get("/v1/traffic/history", params={"from": "2026-01-01T00:00:00"}), 422, "query.from")  # no timezone
     problem(client.get("/v1/traffic/history", params={"bucket": "2m"}), 422, "query.bucket")
+    page = client.get("/v1/traffic/history", params={"bucket": "5m", "limit": 1,
+                                                      "from": iso(now - timedelta(hours=1)), "to": iso(now)}).json()
+    problem(client.get("/v1/traffic/history", params={"bucket": "1m", "limit": 1, "cursor": page["next_cursor"],
+                                                      "from": iso(now - timedelta(hours=1)), "to": iso(now)}), 400, "query.cursor")
+
+
+def anomalies(client, sample, **params) -> dict:
+    query = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), **params}
+    response = client.get("/v1/traffic/anomalies", params=query)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_anomalies_are_the_flagged_windows_with_their_baseline(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    items = anomalies(client, sample)["items"]
+    # s2's congested windows (occupancy 0.6) that have ended; the last one is still open
+    s2_windows = sorted((w for w in sample.sensor_windows if w["sensor_id"] == S2), key=lambda w: w["window_start"])
+    expected = [w["window_start"] for w, c in zip(s2_windows, congested_steps()) if c and w["window_end"] <= sample.now]
+    assert len(expected) == 8
+    assert [item["window_start"] for item in items] == [iso(start) for start in reversed(expected)]
+    for item in items:
+        assert (item["sensor_id"], item["segment_id"], item["zone"], item["metric"]) == (S2, SEGMENT_A, "Z11", "mean_occupancy")
+        assert (item["value"], item["baseline_median"], item["baseline_mad"]) == pytest.approx((0.6, 0.2, 0.01))
+        assert item["robust_z"] == pytest.approx(0.6745 * 0.4 / 0.01)
+        assert item["severity"] == "high" and item["baseline_samples"] >= 7 * 12
+        assert item["incident_id"].startswith("urn:ngsi-ld:Alert:anomaly-")
+    assert len({item["incident_id"] for item in items}) == 8
+
+
+@pytest.mark.parametrize("params, count", [
+    ({"sensor_id": S2}, 8), ({"sensor_id": "urn:ngsi-ld:TrafficFlowObserved:s1"}, 0), ({"segment_id": SEGMENT_A}, 8),
+    ({"zone": "Z11"}, 8), ({"zone": "Z22"}, 0), ({"metric": "mean_occupancy"}, 8), ({"metric": "mean_speed_kmh"}, 0),
+    ({"severity": "high"}, 8), ({"severity": "low"}, 0),
+])
+def test_anomalies_filter(api, params, count):
+    sample_api, client = api
+    assert len(anomalies(client, sample_api.sample, **params)["items"]) == count
+
+
+def test_anomalies_page_with_a_cursor(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    pages, cursor = [], None
+    while True:
+        body = anomalies(client, sample, limit=3, **({"cursor": cursor} if cursor else {}))
+        pages.append([item["window_start"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(page) for page in pages] == [3, 3, 2]
+    starts = [start for page in pages for start in page]
+    assert starts == sorted(set(starts), reverse=True)
+
+
+def test_anomalies_errors(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    first = anomalies(client, sample, limit=1)
+    params = {"from": iso(sample.traffic_start), "to": iso(sample.now)}
+    problem(client.get("/v1/traffic/anomalies", params={**params, "sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
+    problem(client.get("/v1/traffic/anomalies", params={**params, "metric": "speed"}), 422, "query.metric")
+    problem(client.get("/v1/traffic/anomalies", params={**params, "severity": "critical"}), 422, "query.severity")
+    problem(client.get("/v1/traffic/anomalies", params={**params, "cursor": first["next_cursor"], "zone": "Z11"}), 400, "query.cursor")
+    problem(client.get("/v1/traffic/anomalies", params={"from": params["to"], "to": params["from"]}), 400, "query.from")
+
+
+def test_an_anomaly_names_the_incident_the_job_reported(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    alert = sample.alerts[0]  # what the job publishes on the incidents topic, stored as the store function does
+    DocumentWriter(backends_of(sample_api.gateway)["documents"]).write([StoredEvent("incidents", f"incidents:{alert.id}", SOURCE, alert)])
+    item = next(i for i in anomalies(client, sample)["items"] if i["incident_id"] == alert.id)
+    incident = client.get(f"/v1/incidents/{item['incident_id']}").json()
+    assert (incident["source"], incident["category"], incident["segment_id"]) == ("stream", "trafficJam", SEGMENT_A)
+    assert S2 in incident["description"]
 
 
 def test_congestion_over_a_bounding_box(api):

@@ -2,9 +2,11 @@
 
 :func:`seed_sample_city` writes a known set of events (six traffic sensors on three road segments, three buses
 on two lines, bike stations, car parks, taxi trips, air-quality hours, two reported incidents) through the real
-storage writers: the stream tables, the latest states in the cache and the incident documents; and the rows
-the mobility-index streaming job would have written for two zones. The numbers are
-chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
+storage writers: the stream tables, the latest states in the cache and the incident documents; and what the
+streaming jobs write, with their sinks: the traffic job's 5-minute windows of the sample's readings
+(:mod:`smartcity.api.sample_streaming`), the anomalies the anomaly job flags in them against a quiet week of
+sensor s2 before (its occupancy 0.18 to 0.22: median 0.20, MAD 0.01), and the mobility index of two zones. The
+numbers are chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
 
 :func:`api_gateway` is the local gateway over the five API functions of ``stack.yml``.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from smartcity.api.sample_streaming import flag_anomalies, traffic_windows, write_traffic_windows
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.backends.documents import DocumentStore
@@ -43,6 +46,7 @@ from smartcity.storage.latest_state import LatestState
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
+from streaming.sinks import upsert
 
 API_FUNCTIONS = ("api-traffic", "api-transport", "api-mobility", "api-incidents", "api-analytics")
 SOURCE = "/tests/sample-city"
@@ -58,6 +62,8 @@ SENSORS = (
     ("s5", "C", 0, "Z33", 60.0), ("s6", "C", 1, "Z33", 70.0),
 )
 TOPIC_OF_MODEL = {stream.model: topic for topic, stream in STREAMS.items()}
+# Sensor s2's occupancy on each of the 7 days before the sample, at the same times (its anomaly baseline).
+S2_BASELINE_OCCUPANCY = (0.18, 0.20, 0.22, 0.19, 0.21, 0.20, 0.20)
 MOBILITY_ZONES = (("Z11", 70.0), ("Z22", 55.0))  # zone, its newest index (one point lower per window back)
 MOBILITY_WINDOWS = 6
 BUSES = (("bus-1", "R1", 30), ("bus-2", "R1", 400), ("bus-3", "R2", -120))  # vehicle, line, delay s
@@ -81,24 +87,52 @@ class SampleCity:
     now: datetime
     traffic_start: datetime
     events: list[StoredEvent] = field(default_factory=list)
+    sensor_windows: list[dict[str, Any]] = field(default_factory=list)
+    segment_windows: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
     def of(self, model: type[CityEvent]) -> list[CityEvent]:
         return [stored.event for stored in self.events if isinstance(stored.event, model)]
 
 
-def _traffic(now: datetime) -> list[CityEvent]:
+def _reading(sensor: str, end: datetime, occupancy: float, congested: bool) -> TrafficFlowObserved:
+    _, segment, lane, zone, speed = next(entry for entry in SENSORS if entry[0] == sensor)
+    return TrafficFlowObserved(
+        id=TrafficFlowObserved.make_id(sensor), dateObserved=end, dateObservedFrom=end - TRAFFIC_STEP,
+        dateObservedTo=end, location=zone_point(zone, dx=0.1 * lane), refRoadSegment=f"urn:ngsi-ld:RoadSegment:{segment}",
+        laneId=lane, zone=zone, intensity=10, intensityPerHour=120.0, occupancy=occupancy,
+        averageVehicleSpeed=speed, congested=congested,
+    )
+
+
+def traffic_readings(now: datetime) -> list[CityEvent]:
+    """The six sensors' readings, every 5 minutes for two hours up to ``now``."""
     events = []
     for step in range(TRAFFIC_STEPS):
         end = now - (TRAFFIC_STEPS - 1 - step) * TRAFFIC_STEP
-        for sensor, segment, lane, zone, speed in SENSORS:
+        for sensor, *_ in SENSORS:
             congested = sensor == "s2" and (step % 3 == 0 or step == TRAFFIC_STEPS - 1)
-            events.append(TrafficFlowObserved(
-                id=TrafficFlowObserved.make_id(sensor), dateObserved=end, dateObservedFrom=end - TRAFFIC_STEP,
-                dateObservedTo=end, location=zone_point(zone, dx=0.1 * lane), refRoadSegment=f"urn:ngsi-ld:RoadSegment:{segment}",
-                laneId=lane, zone=zone, intensity=10, intensityPerHour=120.0, occupancy=0.6 if congested else 0.2,
-                averageVehicleSpeed=speed, congested=congested,
-            ))
+            events.append(_reading(sensor, end, 0.6 if congested else 0.2, congested))
     return events
+
+
+def _s2_baseline(now: datetime) -> list[TrafficFlowObserved]:
+    """Sensor s2's quiet readings on each of the 7 days before, from an hour before the sample to an hour after
+    its end (so every hour of the day the sample touches has a baseline, whatever the daylight-saving time)."""
+    steps = range(-12, TRAFFIC_STEPS + 12)
+    return [_reading("s2", now - timedelta(days=day) - (TRAFFIC_STEPS - 1 - step) * TRAFFIC_STEP, occupancy, False)
+            for day, occupancy in enumerate(S2_BASELINE_OCCUPANCY, start=1) for step in steps]
+
+
+def _streaming(database: Database, sample: SampleCity) -> None:
+    """What the traffic and anomaly jobs write for the sample's readings (see the module docstring)."""
+    readings = sample.of(TrafficFlowObserved)
+    sample.sensor_windows, sample.segment_windows = traffic_windows(readings, updated_at=sample.now)
+    write_traffic_windows(database, sample.sensor_windows, sample.segment_windows)
+    baseline, _ = traffic_windows(_s2_baseline(sample.now), updated_at=sample.now)
+    write_traffic_windows(database, baseline, [])
+    sample.anomalies, sample.alerts = flag_anomalies(database, sample.sensor_windows, sample.now)
 
 
 def _transport(now: datetime) -> list[CityEvent]:
@@ -207,17 +241,15 @@ def seed_sample_city(database: Database, cache: Cache, documents: DocumentStore,
         for stop, zone in STOPS
     ])
     sample = SampleCity(now=now, traffic_start=now - TRAFFIC_STEPS * TRAFFIC_STEP)
-    for event in [*_traffic(now), *_transport(now), *_mobility(now), *_air_quality(now), *_incidents(now)]:
+    for event in [*traffic_readings(now), *_transport(now), *_mobility(now), *_air_quality(now), *_incidents(now)]:
         stream = TOPIC_OF_MODEL[type(event)]
         event_id = f"{stream}:{event.id}:{event.dateObserved.isoformat()}"
         sample.events.append(StoredEvent(stream, event_id, SOURCE, event))
     TimeSeriesWriter(database).write(sample.events)
     LatestState(cache, settings.latest_state_ttl_s).write(sample.events)
     DocumentWriter(documents).write([e for e in sample.events if e.stream == "incidents"])
-    index_rows = _mobility_index_rows(now)
-    database.executemany(
-        f"INSERT INTO mobility_index_5min ({', '.join(index_rows[0])}) VALUES ({', '.join(':' + c for c in index_rows[0])}) "
-        "ON CONFLICT DO NOTHING", index_rows)
+    _streaming(database, sample)
+    upsert(database, "mobility_index_5min", _mobility_index_rows(now), key=("zone_id", "window_start"))
     return sample
 
 

@@ -1,9 +1,12 @@
 """Time ranges and buckets for the API's history, delay and KPI queries, in both SQL dialects.
 
 A range is ``from`` (inclusive) to ``to`` (exclusive), both ISO 8601 with a timezone; a bucket is one of
-:data:`BUCKETS`. Buckets are aligned on the Unix epoch (a ``1h`` bucket starts on the hour, UTC), and
+:class:`Bucket`. Buckets are aligned on the Unix epoch (a ``1h`` bucket starts on the hour, UTC), and
 :func:`bucket_sql` gives the SQL expression of a row's bucket start in seconds since the epoch, for PostgreSQL
 (``timestamptz`` columns) and SQLite (UTC ISO 8601 text columns).
+
+:func:`time_range` is a coroutine although it waits for nothing: FastAPI runs a plain function dependency in a
+worker thread, and that hop costs more than the rest of the dependency.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ MAX_RANGE = timedelta(days=366)
 class Bucket(str, Enum):
     """Bucket sizes of history queries."""
 
+    minute = "1m"
     five_minutes = "5m"
     fifteen_minutes = "15m"
     hour = "1h"
@@ -32,7 +36,7 @@ class Bucket(str, Enum):
 
     @property
     def seconds(self) -> int:
-        return {"5m": 300, "15m": 900, "1h": 3600, "1d": 86400}[self.value]
+        return {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}[self.value]
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class TimeRange:
         return (self.end - self.start).total_seconds()
 
 
-def time_range(
+async def time_range(
     start: Annotated[AwareDatetime | None, Query(alias="from", description="Start (inclusive), ISO 8601 with a timezone; default: `to` minus 1 hour.")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to", description="End (exclusive), ISO 8601 with a timezone; default: now.")] = None,
 ) -> TimeRange:
@@ -82,6 +86,12 @@ def bucket_sql(dialect: str, column: str, bucket_s: int) -> str:
 
 def from_epoch(seconds: int | float) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
+
+
+def stored_time(value: str | datetime) -> datetime:
+    """A timestamp as a database returns it (ISO 8601 text from SQLite, a datetime from PostgreSQL), in UTC."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def cursor_time(value: str) -> datetime:

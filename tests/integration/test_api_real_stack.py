@@ -15,6 +15,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api
+from smartcity.api.sample_streaming import window_start
+from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.settings import get_settings
 from tests.storage_samples import drop_real_stores, real_settings
 
@@ -54,11 +56,30 @@ def test_history_buckets_on_postgresql(api):
     sample_api, client = api
     sample = sample_api.sample
     params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": "5m", "limit": 500}
-    items = client.get("/v1/traffic/history", params=params).json()["items"]
-    assert len(items) == TRAFFIC_STEPS and {item["samples"] for item in items} == {6}
+    body = client.get("/v1/traffic/history", params=params).json()
+    AggregateHistory.model_validate(body)  # types as documented: no numeric column comes back as a string
+    items = body["items"]
+    assert len(items) == TRAFFIC_STEPS and {(item["samples"], item["flow_per_hour"]) for item in items} == {(6, 720.0)}
+    assert body["aggregated_until"] == iso(window_start(sample.now) + timedelta(minutes=5))
+    segment = client.get("/v1/traffic/history", params={**params, "segment_id": "urn:ngsi-ld:RoadSegment:A"}).json()["items"]
+    assert {(i["average_speed_kmh"], i["speed_p50_kmh"], i["speed_p85_kmh"]) for i in segment} == {(30.0, 30.0, 50.0)}
     hourly = client.get("/v1/traffic/history", params={**params, "bucket": "1h"}).json()["items"]
     assert sum(item["samples"] for item in hourly) == 6 * TRAFFIC_STEPS
     assert all(item["bucket_start"].endswith(":00:00Z") for item in hourly)
+    raw = client.get("/v1/traffic/history", params={**params, "bucket": "1m"}).json()
+    RawHistory.model_validate(raw)
+    assert sum(item["vehicles"] for item in raw["items"]) == 60 * TRAFFIC_STEPS
+    assert {item["average_speed_kmh"] for item in raw["items"]} == {260 / 6}
+
+
+def test_anomalies_on_postgresql(api):
+    sample_api, client = api
+    sample = sample_api.sample
+    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "limit": 5}
+    first = client.get("/v1/traffic/anomalies", params=params).json()
+    second = client.get("/v1/traffic/anomalies", params={**params, "cursor": first["next_cursor"]}).json()
+    starts = [item["window_start"] for item in first["items"] + second["items"]]
+    assert len(starts) == len(sample.anomalies) == 8 and starts == sorted(set(starts), reverse=True)
 
 
 def test_latest_states_and_cached_reads_on_redis(api):
