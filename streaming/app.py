@@ -75,10 +75,13 @@ def close_context(ctx: StreamingContext) -> None:
 
 
 def run(settings: Settings, names: Sequence[str], once: bool = False,
-        on_started: Callable[[list[str]], None] = lambda names: None, spark: SparkSession | None = None) -> None:
+        on_started: Callable[[list[str]], None] = lambda names: None, spark: SparkSession | None = None, *,
+        topic_prefix: str = "", cache_prefix: str = "streaming:", max_records_per_batch: int | None = None) -> None:
     """Run the jobs called ``names`` until stopped (or, ``once``, until what is on the bus is processed).
 
-    Locally by default (:func:`build_session`); on a cluster, pass the session spark-submit made.
+    Locally by default (:func:`build_session`); on a cluster, pass the session spark-submit made. ``topic_prefix``,
+    ``cache_prefix`` and ``max_records_per_batch`` are those of :func:`open_context` (tests run a job process on
+    topics of their own).
     """
     jobs = jobs_named(names)
     database = open_database(settings.database_url)
@@ -88,7 +91,8 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
         database.close()
     metrics.serve(settings.streaming_metrics_port)
     spark = spark or build_session(settings)
-    ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s)
+    ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s,
+                       topic_prefix=topic_prefix, cache_prefix=cache_prefix, max_records_per_batch=max_records_per_batch)
     queries = start_jobs(ctx, jobs)
     on_started([query.name for query in queries])
     try:

@@ -10,8 +10,9 @@ One read of six topics, each event reduced to its zone and the measure it brings
 - air (``air-quality``): mean CAQI.
 
 :func:`streaming.indices.component_scores` makes each a 0..1 score and :func:`streaming.indices.mobility_index`
-their weighted mean over the components present. Update mode: each micro-batch upserts the changed windows into
-``mobility_index_5min`` and the newest window per zone into the cache (``<prefix>mobility:zone:<zone>``).
+their weighted mean over the components present. Means are added up as decimals (:mod:`streaming.exact_sums`),
+the same however the events were split into micro-batches. Update mode: each micro-batch upserts the changed
+windows into ``mobility_index_5min`` and the newest window per zone into the cache (``<prefix>mobility:zone:<zone>``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import component_scores, mobility_index
 from streaming.runner import Job, StreamingContext, observe_input, window_of
 from streaming.sinks import CurrentWindows, collect_records, upsert
@@ -69,15 +71,15 @@ def build(ctx: StreamingContext) -> DataFrame:
     windows = zone_measures(ctx).groupBy(window_of(), "zone_id").agg(
         F.count(F.lit(1)).alias("event_count"),
         F.max("event_time").alias("last_event_at"),
-        F.try_divide(F.sum("speed_x_vehicles"), F.sum("vehicles_with_speed")).alias("mean_speed_kmh"),
-        F.avg("occupancy").alias("mean_occupancy"),
-        F.avg("bus_delay_s").alias("mean_bus_delay_s"),
+        exact_ratio(exact_sum("speed_x_vehicles"), F.sum("vehicles_with_speed")).alias("mean_speed_kmh"),
+        exact_mean("occupancy").alias("mean_occupancy"),
+        exact_mean("bus_delay_s").alias("mean_bus_delay_s"),
         F.sum("bikes").alias("bikes_available"),
         F.sum("docks").alias("bike_docks"),
         F.sum("occupied").alias("parking_occupied"),
         F.sum("spots").alias("parking_spots"),
         F.when(F.count("taxi_trip") > 0, F.size(F.collect_set("waiting_trip"))).alias("taxi_waiting_trips"),
-        F.avg("caqi").alias("mean_caqi"),
+        exact_mean("caqi").alias("mean_caqi"),
     )
     scores = component_scores(
         mean_speed_kmh=F.col("mean_speed_kmh"), occupancy=F.col("mean_occupancy"),

@@ -9,6 +9,9 @@ From ``traffic-sensors`` (one event per lane sensor every few seconds), for each
 - ``mean_occupancy``: mean of the intervals' occupancy (0..1);
 - ``congestion_index``: :func:`streaming.indices.congestion_index` of the mean speed and occupancy.
 
+The means are added up as decimals (:mod:`streaming.exact_sums`), so a window's values do not depend on how its
+readings were split into micro-batches: a restarted job writes the very values an uninterrupted run writes.
+
 A segment's window aggregates the readings of all its sensors (lanes). The query runs in update mode: every
 micro-batch upserts the windows it changed into ``traffic_sensor_5min`` / ``traffic_segment_5min`` and puts each
 entity's newest window in the cache (``<prefix>traffic:sensor:<id>``, ``<prefix>traffic:segment:<id>``), so an
@@ -22,6 +25,7 @@ from datetime import datetime, timezone
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S, Job, StreamingContext, observe_input, window_of
 from streaming.sinks import CurrentWindows, collect_records, upsert
@@ -67,10 +71,10 @@ def traffic_measures() -> list[Column]:
     return [
         F.count(F.lit(1)).alias("event_count"),
         F.sum("intensity").alias("flow"),
-        F.try_divide(F.sum(F.when(with_speed, F.col("speed") * F.col("intensity"))), vehicles_with_speed)
+        exact_ratio(exact_sum(F.when(with_speed, F.col("speed") * F.col("intensity"))), vehicles_with_speed)
         .alias("mean_speed_kmh"),
         percentiles.alias("speed_percentiles"),
-        F.avg("occupancy").alias("mean_occupancy"),
+        exact_mean("occupancy").alias("mean_occupancy"),
         F.max("event_time").alias("last_event_at"),
     ]
 

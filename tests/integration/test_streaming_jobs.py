@@ -2,28 +2,36 @@
 
 Known events go in; the 5-minute windows that come out are compared with values computed by hand (written as
 literals below, not recomputed with the jobs' formulas). Late events inside the watermark are counted, later ones
-are counted in the late-events metric; a job that crashes after writing a micro-batch, before committing it,
-resumes from its checkpoint and ends with the same aggregates as an uninterrupted run.
+are counted in the late-events metric; a job that crashes after writing a micro-batch, before committing it, or
+whose process is killed (SIGKILL) mid-stream, resumes from its checkpoint and ends with the very aggregates of an
+uninterrupted run, however differently its input was split into micro-batches.
 
 Every test uses its own topics (a prefix), cache keys, checkpoint folder and a random 5-minute window in the
 past, so it touches nothing else and can run twice. One SparkSession serves the whole module (JVM start-up
-costs ~15 s).
+costs ~15 s); the killed job runs in processes of its own, as ``smartcity streaming run`` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from pyspark.errors import StreamingQueryException
+from pyspark.sql import functions as F
 
 from smartcity.backends.database import open_database
 from smartcity.events import TrafficFlowObserved
-from smartcity.settings import Settings
+from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity.storage.migrate import migrate
 from streaming import samples, traffic_windows
 from streaming.app import JOBS, close_context, open_context, start_jobs
@@ -249,10 +257,15 @@ def crash_run_events(prefix: str, t0: datetime) -> list:
     ]
 
 
-def sensor_aggregates(db, prefix: str) -> dict:
-    rows = db.query("SELECT * FROM traffic_sensor_5min WHERE sensor_id LIKE :p", {"p": f"%{prefix}%"})
-    return {(row["sensor_id"].replace(prefix, ""), str(row["window_start"])):
-            {k: v for k, v in row.items() if k not in ("sensor_id", "segment_id", "updated_at")} for row in rows}
+def window_aggregates(db, prefix: str) -> dict:
+    """The traffic windows of the prefix's sensors and segment, by (table, entity without the prefix, start),
+    every column but the entity ids and the time of the write."""
+    found = {}
+    for table, entity in (("traffic_sensor_5min", "sensor_id"), ("traffic_segment_5min", "segment_id")):
+        for row in db.query(f"SELECT * FROM {table} WHERE {entity} LIKE :p", {"p": f"%{prefix}%"}):
+            found[(table, row[entity].replace(prefix, ""), str(row["window_start"]))] = {
+                k: v for k, v in row.items() if k not in ("sensor_id", "segment_id", "updated_at")}
+    return found
 
 
 @pytest.mark.real
@@ -274,10 +287,112 @@ def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_setting
 
     with pytest.raises(StreamingQueryException, match="simulated crash"):
         run_once(crashing, ["traffic"], writers={"traffic": crash_after_writing}, audit=False)
-    expected = sensor_aggregates(uninterrupted.database, steady_prefix)
-    assert sensor_aggregates(crashing.database, crash_prefix) not in ({}, expected)  # it stopped mid-stream
+    expected = window_aggregates(uninterrupted.database, steady_prefix)
+    assert window_aggregates(crashing.database, crash_prefix) not in ({}, expected)  # it stopped mid-stream
     run_once(crashing, ["traffic"], audit=False)  # restart from the checkpoint: batch 2 is replayed
-    assert sensor_aggregates(crashing.database, crash_prefix) == expected
+    assert window_aggregates(crashing.database, crash_prefix) == expected
+
+
+# A job process as `smartcity streaming run traffic [--once]` starts it, on the test's topics and cache keys.
+JOB_PROCESS = """
+import sys
+from smartcity.settings import Settings
+from streaming.app import run
+prefix, once, per_batch = sys.argv[1], sys.argv[2] == "once", int(sys.argv[3])
+run(Settings(), ["traffic"], once=once, topic_prefix=prefix, cache_prefix=prefix, max_records_per_batch=per_batch)
+"""
+
+
+def start_job_process(settings: Settings, env: dict, topic_prefix: str, *, once: bool, per_batch: int,
+                      log: Path) -> subprocess.Popen:
+    """The traffic job (and its audit) in a process group of its own: the Python driver and Spark's JVM."""
+    env = {**os.environ, **env, "SMARTCITY_STREAMING_CHECKPOINT_DIR": str(settings.streaming_checkpoint_dir / topic_prefix),
+           "SMARTCITY_STREAMING_METRICS_PORT": "0", "SMARTCITY_STREAMING_TRIGGER_S": "0.5"}
+    with log.open("a") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", JOB_PROCESS, topic_prefix, "once" if once else "run", str(per_batch)],
+            cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of process group ``group`` is still running (zombies are not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue
+        if int(process_group) == group and state != "Z":
+            return True
+    return False
+
+
+def kill_group(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGKILL the job process and its JVM at once, as a lost machine would; wait until they are gone."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while group_alive(process.pid):
+        assert time.monotonic() < deadline, f"process group {process.pid} still alive after SIGKILL"
+        time.sleep(0.1)
+
+
+def log_tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
+
+
+@pytest.mark.real
+def test_job_process_killed_mid_stream_then_restarted_gives_the_same_aggregates(real_settings, real_stack,
+                                                                                 context_of, prefix, tmp_path):
+    t0 = random_window()
+    steady_prefix, killed_prefix = f"{prefix}steady-", f"{prefix}killed-"
+    uninterrupted = context_of(real_settings, t0, topic_prefix=steady_prefix)
+    samples.publish_events(uninterrupted.bus, crash_run_events(steady_prefix, t0), topic_prefix=steady_prefix)
+    run_once(uninterrupted, ["traffic"], audit=False)  # all 120 events in one micro-batch
+    expected = window_aggregates(uninterrupted.database, steady_prefix)
+
+    killed = context_of(real_settings, t0, topic_prefix=killed_prefix)
+    events = crash_run_events(killed_prefix, t0)
+    first_part, second_part = events[:78], events[78:]  # 6.5 of the 10 minutes; the rest arrives while it is down
+    samples.publish_events(killed.bus, first_part, topic_prefix=killed_prefix)
+    log = tmp_path / "job.log"
+    process = start_job_process(real_settings, real_stack, killed_prefix, once=False, per_batch=6, log=log)
+    try:
+        deadline = time.monotonic() + 180
+        while not window_aggregates(killed.database, killed_prefix):  # micro-batches of 6 events: ~13 to go
+            assert process.poll() is None, f"the job stopped (exit {process.returncode}):\n{log_tail(log)}"
+            assert time.monotonic() < deadline, f"no window written in 180 s:\n{log_tail(log)}"
+            time.sleep(0.1)
+        kill_delay = random.uniform(0.0, 1.5)  # land anywhere in a micro-batch: reading, writing, committing
+        time.sleep(kill_delay)
+    finally:
+        kill_group(process)
+    assert window_aggregates(killed.database, killed_prefix)  # some windows written; the rest of the events not
+
+    samples.publish_events(killed.bus, second_part, topic_prefix=killed_prefix)
+    process = start_job_process(real_settings, real_stack, killed_prefix, once=True, per_batch=20, log=log)
+    try:
+        assert process.wait(240) == 0, log_tail(log)
+    finally:
+        kill_group(process)
+    assert window_aggregates(killed.database, killed_prefix) == expected, f"killed {kill_delay:.2f} s after a write"
+
+
+def test_window_measures_do_not_depend_on_the_order_of_the_readings(spark):
+    t0 = random_window()
+    readings = spark.createDataFrame(
+        [(10.1, 3, 0.1, t0), (20.2, 1, 0.2, t0), (30.3, 2, 0.3, t0), (None, 0, 0.4, t0)],
+        "speed double, intensity long, occupancy double, event_time timestamp")
+
+    def measured(order, *columns):
+        return readings.orderBy(order).coalesce(1).agg(*columns).collect()[0]
+
+    # The same readings added in two orders: doubles give two sums, the job's measures one.
+    assert measured(F.asc("occupancy"), F.avg("occupancy")) != measured(F.desc("occupancy"), F.avg("occupancy"))
+    forward = measured(F.asc("occupancy"), *traffic_windows.traffic_measures())
+    assert forward == measured(F.desc("occupancy"), *traffic_windows.traffic_measures())
+    assert forward["mean_occupancy"] == 0.25
+    assert forward["mean_speed_kmh"] == pytest.approx((10.1 * 3 + 20.2 + 30.3 * 2) / 6, abs=1e-12)
 
 
 def test_the_same_job_on_the_embedded_bus_gives_the_same_windows(embedded_settings, context_of, prefix):
