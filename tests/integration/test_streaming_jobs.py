@@ -306,8 +306,8 @@ run(Settings(), ["traffic"], once=once, topic_prefix=prefix, cache_prefix=prefix
 def start_job_process(settings: Settings, env: dict, topic_prefix: str, *, once: bool, per_batch: int,
                       log: Path) -> subprocess.Popen:
     """The traffic job (and its audit) in a process group of its own: the Python driver and Spark's JVM."""
-    env = {**os.environ, **env, "SMARTCITY_STREAMING_CHECKPOINT_DIR": str(settings.streaming_checkpoint_dir / topic_prefix),
-           "SMARTCITY_STREAMING_METRICS_PORT": "0", "SMARTCITY_STREAMING_TRIGGER_S": "0.5"}
+    env = {**os.environ, **env, "SMARTCITY_STREAMING_METRICS_PORT": "0", "SMARTCITY_STREAMING_TRIGGER_S": "0.5",
+           "SMARTCITY_STREAMING_CHECKPOINT_DIR": str(settings.streaming_checkpoint_dir / topic_prefix)}
     with log.open("a") as output:
         return subprocess.Popen(
             [sys.executable, "-c", JOB_PROCESS, topic_prefix, "once" if once else "run", str(per_batch)],
