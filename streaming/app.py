@@ -92,7 +92,8 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
     metrics.serve(settings.streaming_metrics_port)
     spark = spark or build_session(settings)
     ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s,
-                       topic_prefix=topic_prefix, cache_prefix=cache_prefix, max_records_per_batch=max_records_per_batch)
+                       topic_prefix=topic_prefix, cache_prefix=cache_prefix,
+                       max_records_per_batch=max_records_per_batch)
     queries = start_jobs(ctx, jobs)
     on_started([query.name for query in queries])
     try:
