@@ -186,7 +186,7 @@ def check_bucket_count(period: TimeRange, bucket: Bucket) -> None:
 
 
 def is_small(scope: Scope, period: TimeRange, bucket: Bucket) -> bool:
-    """Whether the query reads few enough rows to run on the event loop with SQLite (see the handler)."""
+    """Whether the query reads few enough rows to run on the event loop (:func:`smartcity.api.app.database_work`)."""
     return scope.one_entity and reads_aggregates(bucket) and period.seconds <= SMALL_RANGE_S
 
 
