@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         description="Downloaded and built service binaries, kept between runs.",
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
+    gateway_workers: int = Field(
+        default=1, ge=1, description="Processes of the local function gateway (each loads every function).")
+    gateway_functions: str = Field(
+        default="", description="Comma-separated functions the local gateway serves; empty: all of the stack file.")
     stack_file: Path = Field(
         default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
     )

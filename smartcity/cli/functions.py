@@ -3,11 +3,13 @@
 ``gateway`` serves every function (or those named) on OpenFaaS's routes; ``trigger`` runs the Kafka triggers of
 the Kafka-triggered ones (over whatever ``SMARTCITY_BUS_URL`` names: Kafka, or the embedded log); ``knative``
 regenerates ``infra/knative/`` from the stack file. ``--stack`` wins over ``SMARTCITY_STACK_FILE``, ``--port``
-over ``SMARTCITY_GATEWAY_PORT``, ``--metrics-port`` over ``SMARTCITY_TRIGGER_METRICS_PORT``.
+over ``SMARTCITY_GATEWAY_PORT``, ``--workers`` over ``SMARTCITY_GATEWAY_WORKERS``, names over
+``SMARTCITY_GATEWAY_FUNCTIONS``, ``--metrics-port`` over ``SMARTCITY_TRIGGER_METRICS_PORT``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -56,6 +58,7 @@ def gateway(
     stack: Path | None = StackOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int | None = typer.Option(None, help="Port; default: SMARTCITY_GATEWAY_PORT."),
+    workers: int | None = typer.Option(None, min=1, help="Processes; default: SMARTCITY_GATEWAY_WORKERS."),
 ) -> None:
     """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
     import uvicorn
@@ -64,6 +67,16 @@ def gateway(
 
     settings = get_settings()
     jsonlog.configure(settings.log_level)
+    workers = workers or settings.gateway_workers
+    if workers > 1:
+        # Each worker process builds its own gateway from the settings, which these variables hand down to it.
+        os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())
+        os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
+        console.print(f"gateway: {workers} workers on http://{host}:{port or settings.gateway_port}")
+        uvicorn.run("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, host=host,
+                    port=port or settings.gateway_port, log_config=None)
+        return
+    names = names or [name.strip() for name in settings.gateway_functions.split(",") if name.strip()]
     with console.status("loading functions"):
         app_ = build_gateway(_stack(stack), settings, names or ())
     console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port or settings.gateway_port}")

@@ -37,7 +37,7 @@ from smartcity.runtime.context import Backends
 from smartcity.runtime.loader import LoadedFunction, load_stack
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 from smartcity.runtime.server import ASGIApp, Lifespan, function_app, json_response
-from smartcity.settings import Settings
+from smartcity.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 API_FUNCTION_PREFIX = "api-"
@@ -253,3 +253,11 @@ def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (
     """Load every function of ``stack_file`` (or those named) and return the gateway app serving them."""
     backends = Backends()
     return create_gateway(load_stack(stack_file, settings, names, backends), backends)
+
+
+def gateway_from_settings() -> FastAPI:
+    """The gateway the settings describe (``SMARTCITY_STACK_FILE``, ``SMARTCITY_GATEWAY_FUNCTIONS``): the app
+    factory each worker process of ``smartcity functions gateway --workers N`` builds for itself."""
+    settings = get_settings()
+    names = [name.strip() for name in settings.gateway_functions.split(",") if name.strip()]
+    return build_gateway(settings.stack_file, settings, names)

@@ -8,7 +8,6 @@ events stored (latest traffic state, history), and the Spark job's 5-minute mobi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ import pytest
 
 from smartcity.api.auth import KeyRing, Role, issue_token
 from smartcity.settings import Settings
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(describe: str, probe, timeout_s: float, process: subprocess.Popen):
@@ -69,7 +63,7 @@ def test_demo_serves_what_the_simulated_city_sends(tmp_path: Path):
         assert all(0 <= sensor["occupancy"] <= 1 for sensor in sensors)
         assert client.get("/v1/traffic/sensors").status_code == 200
         assert httpx.get(f"{base}/v1/traffic/sensors").status_code == 401
-        assert wait_for("traffic history", lambda: items("/v1/traffic/history?bucket=5m"), 30, demo)
+        assert wait_for("traffic history", lambda: items("/v1/traffic/history?bucket=1m"), 30, demo)
         zones = wait_for("the streaming job's mobility index", lambda: items("/v1/mobility/index", "zones"), 150, demo)
         assert all(0 <= zone["mobility_index"] <= 100 for zone in zones), zones
     finally:

@@ -9,7 +9,6 @@ there (one of each stream, aggregate and reference row, in one zone). Grafana it
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from smartcity.storage.reference import write_rows, zone_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
 from streaming import metrics as streaming_metrics
 from tests.storage_samples import SEGMENT, centre, sample_stored_events
+from tests.ports import free_port
 
 pytestmark = pytest.mark.real
 
@@ -112,12 +112,6 @@ def _count(gateway: Metrics, stop: threading.Event) -> None:
         streaming_metrics.BATCH_DURATION.labels(TEST_LABEL).set(0.8)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_prometheus(real_stack: dict[str, str], tmp_path_factory) -> Iterator[httpx.Client]:
     """A private Prometheus scraping the gateway's registry and the streaming jobs' one while they count."""
@@ -127,7 +121,7 @@ def live_prometheus(real_stack: dict[str, str], tmp_path_factory) -> Iterator[ht
     stop = threading.Event()
     counter = threading.Thread(target=_count, args=(gateway, stop), daemon=True)
     counter.start()
-    settings = Settings(stack_dir=tmp_path_factory.mktemp("prometheus"), prometheus_port=_free_port(),
+    settings = Settings(stack_dir=tmp_path_factory.mktemp("prometheus"), prometheus_port=free_port(),
                         gateway_port=gateway_server.server_port, streaming_metrics_port=streaming_server.server_port)
     service = EverySecondPrometheus(settings)
     try:

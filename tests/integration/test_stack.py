@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,14 +23,9 @@ import pytest
 from smartcity import stack
 from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS, get_settings
 from smartcity.stack.base import alive_processes, port_open, process_tree
+from tests.ports import free_port
 
 pytestmark = pytest.mark.real
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until(condition, timeout_s: float = 15.0) -> bool:
@@ -49,8 +43,8 @@ def private_stack(monkeypatch) -> Iterator[Path]:
     free ports for Redis and PostgreSQL. Whatever it started is stopped and its folder removed afterwards."""
     folder = get_settings().stack_dir / "test-runs" / uuid.uuid4().hex[:8]
     monkeypatch.setenv("SMARTCITY_STACK_DIR", str(folder))
-    monkeypatch.setenv("SMARTCITY_REDIS_PORT", str(_free_port()))
-    monkeypatch.setenv("SMARTCITY_POSTGRES_PORT", str(_free_port()))
+    monkeypatch.setenv("SMARTCITY_REDIS_PORT", str(free_port()))
+    monkeypatch.setenv("SMARTCITY_POSTGRES_PORT", str(free_port()))
     get_settings.cache_clear()
     try:
         yield folder

@@ -21,12 +21,7 @@ from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity.stack.base import LocalService, StackError, alive_processes, port_open, process_tree
 from smartcity.stack.kafka import KafkaService
 from smartcity.stack.prometheus import PrometheusService
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 def test_an_unknown_service_name_is_refused_with_the_known_names():
@@ -123,7 +118,7 @@ class TinyHttpService(LocalService):
 
 @pytest.fixture
 def tiny(tmp_path: Path):
-    service = TinyHttpService(Settings(stack_dir=tmp_path, gateway_port=_free_port()))
+    service = TinyHttpService(Settings(stack_dir=tmp_path, gateway_port=free_port()))
     yield service
     service.stop()
 
@@ -166,7 +161,7 @@ def test_a_server_that_exits_while_starting_shows_its_log(tmp_path):
             return [sys.executable, "-c", "import sys; print('bad configuration: x'); sys.exit(3)"]
 
     with pytest.raises(StackError, match="bad configuration: x"):
-        Failing(Settings(stack_dir=tmp_path, gateway_port=_free_port())).start()
+        Failing(Settings(stack_dir=tmp_path, gateway_port=free_port())).start()
 
 
 def test_other_live_users_are_seen_and_ended_ones_forgotten(tmp_path):

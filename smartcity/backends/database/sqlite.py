@@ -48,7 +48,6 @@ class SqliteDatabase:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
@@ -71,7 +70,9 @@ class SqliteDatabase:
                 self.connection().execute(statement)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.connection().execute(sql, params or {})]
+        cursor = self.connection().execute(sql, params or {})
+        columns = [column[0] for column in cursor.description or ()]
+        return [dict(zip(columns, row)) for row in cursor]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,42 @@
+"""`smartcity functions gateway --workers N`: N processes, each building the gateway from the settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from smartcity.stack.base import alive_processes, process_tree
+from tests.ports import free_port
+
+
+def test_the_gateway_runs_in_several_worker_processes_serving_the_functions_named(tmp_path):
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
+    env["SMARTCITY_SECRETS_DIR"] = str(tmp_path)
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "smartcity.cli", "functions", "gateway", "ingest-weather", "api-traffic",
+         "--workers", "2", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    children: list[int] = []
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/system/functions", timeout=2).raise_for_status().json()
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert answer is not None, "the gateway did not answer within 60 s"
+        assert sorted(function["name"] for function in answer) == ["api-traffic", "ingest-weather"]
+        children = process_tree(gateway.pid)[1:]
+        workers = [pid for pid in children if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
+        assert len(workers) == 2
+    finally:
+        os.killpg(gateway.pid, signal.SIGTERM)
+        gateway.wait(timeout=30)
+    assert alive_processes(children) == []
