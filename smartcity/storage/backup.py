@@ -34,8 +34,7 @@ from smartcity.backends._url import local_path
 from smartcity.backends.database import Database
 from smartcity.backends.database.postgres import conninfo_from_url
 from smartcity.backends.documents import DocumentStore
-from smartcity.backends.documents.embedded import EmbeddedDocumentStore, decode, encode
-from smartcity.backends.documents.mongodb import MongoDocumentStore
+from smartcity.backends.documents.embedded import decode, encode
 from smartcity.backends.objects import ObjectStore
 
 BACKUP_PREFIX = "backups/"
@@ -120,17 +119,6 @@ def _run(command: list[str], tool: str) -> None:
 # --- the document store -------------------------------------------------------------------------------------
 
 
-def collection_names(store: DocumentStore) -> list[str]:
-    """Every collection of the store (the contract has no listing: each backend's own way)."""
-    if isinstance(store, MongoDocumentStore):
-        return sorted(store.database.list_collection_names())
-    if isinstance(store, EmbeddedDocumentStore):
-        rows = store.database.query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'documents\\_%' ESCAPE '\\'")
-        return sorted(row["name"].removeprefix("documents_") for row in rows)
-    raise BackupError(f"no way to list the collections of a {type(store).__name__}")
-
-
 def documents_of(store: DocumentStore, collection: str) -> Iterator[dict[str, Any]]:
     """Every document of a collection, by ``_id``, a page at a time."""
     last: str | None = None
@@ -176,7 +164,7 @@ class Backups:
             dump = dump_database(db, database_url, Path(folder))
             self.objects.put(self._key(backup_id, dump.name), dump.read_bytes())
             manifest["database"] = dump.name
-        for collection in collection_names(documents):
+        for collection in documents.collections():
             progress(f"exporting the collection {collection}")
             lines = [encode(document) for document in documents_of(documents, collection)]
             self.objects.put(self._key(backup_id, f"documents/{collection}.jsonl"),
@@ -203,7 +191,7 @@ class Backups:
             raise BackupError(f"backup {backup.id} is of a {backup.manifest['dialect']} database, not {db.dialect}")
         if existing := [name for name, rows in table_counts(db).items()]:
             raise BackupError(f"the database is not empty (tables {', '.join(existing[:5])}...): restore into an empty one")
-        if existing := collection_names(documents):
+        if existing := documents.collections():
             raise BackupError(f"the document store is not empty (collections {', '.join(existing)})")
         with tempfile.TemporaryDirectory(prefix="smartcity-restore-") as folder:
             progress(f"restoring the {db.dialect} database")

@@ -121,3 +121,12 @@ def test_an_unknown_collection_is_empty(store, collection):
     assert store.find(collection) == []
     assert store.count(collection, {"kind": "x"}) == 0
     assert store.delete_many(collection, {"kind": "x"}) == 0
+
+
+def test_collections_lists_those_that_exist_and_not_dropped_ones(store, collection):
+    assert collection not in store.collections()
+    store.insert_many(collection, incidents())
+    assert collection in store.collections()
+    assert store.collections() == sorted(store.collections())
+    store.drop_collection(collection)
+    assert collection not in store.collections()

@@ -49,6 +49,9 @@ class DocumentStore(Protocol):
     def delete_many(self, collection: str, filter: Mapping[str, Any] | None = None) -> int:
         """Delete matching documents (all with no filter); return how many."""
 
+    def collections(self) -> list[str]:
+        """Names of the collections that exist, sorted (backups, resets)."""
+
     def drop_collection(self, collection: str) -> None:
         """Delete a collection and its documents (tests and resets); an absent one is not an error."""
 

@@ -270,6 +270,11 @@ class EmbeddedDocumentStore:
 
         return self._run(collection, delete)
 
+    def collections(self) -> list[str]:
+        rows = self.database.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'documents\\_%' ESCAPE '\\'")
+        return sorted(row["name"].removeprefix("documents_") for row in rows)
+
     def drop_collection(self, collection: str) -> None:
         table = f'"documents_{check_collection(collection)}"'
         self.database.execute(f"DROP TABLE IF EXISTS {table}")

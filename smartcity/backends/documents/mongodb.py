@@ -88,6 +88,9 @@ class MongoDocumentStore:
     def delete_many(self, collection: str, filter: Mapping[str, Any] | None = None) -> int:
         return self._collection(collection).delete_many(dict(check_filter(filter))).deleted_count
 
+    def collections(self) -> list[str]:
+        return sorted(self.database.list_collection_names())
+
     def drop_collection(self, collection: str) -> None:
         self.database.drop_collection(check_collection(collection))
 
