@@ -75,6 +75,13 @@ def test_incr_counts_from_zero(cache, prefix):
         cache.incr(f"{prefix}text")
 
 
+def test_incr_refuses_an_empty_value(cache, prefix):
+    cache.set(f"{prefix}empty", b"")
+    with pytest.raises(ValueError, match="not an integer"):
+        cache.incr(f"{prefix}empty")
+    assert cache.get(f"{prefix}empty") == b""
+
+
 def test_a_ttl_must_be_positive(cache, prefix):
     for bad in (0, -1):
         with pytest.raises(ValueError, match="ttl_s"):

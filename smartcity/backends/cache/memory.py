@@ -92,7 +92,7 @@ class MemoryCache:
             now = time.monotonic()
             current = self._live(key, now)
             try:
-                value = int(current or b"0") + amount
+                value = int(b"0" if current is None else current) + amount  # an empty value is not 0, as in Redis
             except ValueError:
                 raise ValueError(f"the value of {key!r} is not an integer") from None
             expiry = self._store.entries[key][1] if current is not None else None  # incr keeps the TTL, as in Redis
