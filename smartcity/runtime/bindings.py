@@ -98,13 +98,6 @@ def events_to_http(events: Sequence[CloudEvent], mode: Mode) -> tuple[int, dict[
     return 200, dict(message.headers), message.body
 
 
-def http_request_of(event: CloudEvent, mode: Mode = Mode.BINARY) -> tuple[dict[str, str], bytes]:
-    """Headers and body that send one event over HTTP (clients, the async route, the benchmark)."""
-    convert = ce_http.to_structured if mode is Mode.STRUCTURED else ce_http.to_binary
-    message = convert(event, JSON_FORMAT)
-    return dict(message.headers), message.body
-
-
 # --- Kafka -------------------------------------------------------------------------------------------------
 
 
