@@ -24,7 +24,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import httpx
 from fastapi import FastAPI
@@ -47,6 +47,11 @@ ENV_PROCESS = "python -m smartcity.runtime.entrypoint"
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
+def function_not_found(name: str, known: Iterable[str]) -> Response:
+    """The 404 for a function the gateway does not serve, listing those it does."""
+    return json_response(404, {"error": f"function {name!r} not found", "functions": sorted(known)})
+
+
 class FunctionRoutes:
     """Dispatches ``<prefix>/<name>[/path]`` to the function's app, counting the call in the metrics."""
 
@@ -57,7 +62,7 @@ class FunctionRoutes:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         name, _, _ = get_route_path(scope).lstrip("/").partition("/")
         if name not in self.apps:
-            await json_response(404, {"error": f"function {name!r} not found", "functions": sorted(self.apps)})(scope, receive, send)
+            await function_not_found(name, self.apps)(scope, receive, send)
             return
         root_path = scope.get("root_path", "") + f"/{name}"
         child = {**scope, "root_path": root_path}
@@ -106,7 +111,7 @@ class AsyncRoutes:
         request = Request(scope, receive)
         name, _, rest = get_route_path(scope).lstrip("/").partition("/")
         if name not in self.names:
-            response = json_response(404, {"error": f"function {name!r} not found", "functions": sorted(self.names)})
+            response = function_not_found(name, self.names)
         elif request.method != "POST":
             response = json_response(405, {"error": "an async invocation is a POST"})
         else:
@@ -240,7 +245,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     @gateway.get("/system/function/{name}")
     def system_function(name: str) -> Response:
         if name not in by_name:
-            return json_response(404, {"error": f"function {name!r} not found", "functions": sorted(by_name)})
+            return function_not_found(name, by_name)
         return json_response(200, function_status(by_name[name], metrics))
 
     gateway.mount("/function", FunctionRoutes(apps, metrics))
