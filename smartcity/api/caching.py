@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Request, Response
@@ -105,10 +106,10 @@ class ReadCache:
 
 def request_key(request: Request) -> str:
     """What identifies a read: its path and its query parameters sorted by name (a repeated parameter keeps the
-    order of its values, which can matter: ``zones=Z11&zones=Z33``)."""
+    order of its values, which can matter: ``zones=Z11&zones=Z33``). Names and values are encoded again, so a
+    value holding ``&`` or ``=`` is not read as more parameters (``a=1%26b%3D2`` is not ``a=1&b=2``)."""
     items = sorted(request.query_params.multi_items(), key=lambda item: item[0])
-    query = "&".join(f"{name}={value}" for name, value in items)
-    return f"{request.url.path}?{query}"
+    return f"{request.url.path}?{urlencode(items)}"
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -125,6 +125,14 @@ def test_a_repeated_parameter_keeps_the_order_of_its_values_in_the_key():
     assert key("b=1&zones=Z11&zones=Z33") == key("zones=Z11&b=1&zones=Z33")
 
 
+def test_a_value_holding_an_ampersand_is_not_the_key_of_two_parameters():
+    def key(query: str) -> str:
+        return request_key(Request({"type": "http", "path": "/v1/x", "query_string": query.encode(), "headers": []}))
+
+    # one parameter a="1&b=2" (which a route may refuse) must not be served the cached answer to a=1 and b=2
+    assert key("a=1%26b%3D2") != key("a=1&b=2")
+
+
 @pytest.fixture
 def guarded(cache, tmp_path):
     """Two cached routes behind auth (viewer, operator), counting how often they compute."""
