@@ -63,24 +63,24 @@ def gateway(
     """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
     import uvicorn
 
-    from smartcity.runtime.gateway import build_gateway
+    from smartcity.runtime.gateway import build_gateway, gateway_function_names
 
     settings = get_settings()
     jsonlog.configure(settings.log_level)
     workers = workers or settings.gateway_workers
+    port = port or settings.gateway_port
     if workers > 1:
         # Each worker process builds its own gateway from the settings, which these variables hand down to it.
         os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())
         os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
-        console.print(f"gateway: {workers} workers on http://{host}:{port or settings.gateway_port}")
+        console.print(f"gateway: {workers} workers on http://{host}:{port}")
         uvicorn.run("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, host=host,
-                    port=port or settings.gateway_port, log_config=None)
+                    port=port, log_config=None)
         return
-    names = names or [name.strip() for name in settings.gateway_functions.split(",") if name.strip()]
     with console.status("loading functions"):
-        app_ = build_gateway(_stack(stack), settings, names or ())
-    console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port or settings.gateway_port}")
-    uvicorn.run(app_, host=host, port=port or settings.gateway_port, log_config=None)
+        app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))
+    console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port}")
+    uvicorn.run(app_, host=host, port=port, log_config=None)
 
 
 @app.command()

@@ -264,5 +264,9 @@ def gateway_from_settings() -> FastAPI:
     """The gateway the settings describe (``SMARTCITY_STACK_FILE``, ``SMARTCITY_GATEWAY_FUNCTIONS``): the app
     factory each worker process of ``smartcity functions gateway --workers N`` builds for itself."""
     settings = get_settings()
-    names = [name.strip() for name in settings.gateway_functions.split(",") if name.strip()]
-    return build_gateway(settings.stack_file, settings, names)
+    return build_gateway(settings.stack_file, settings, gateway_function_names(settings))
+
+
+def gateway_function_names(settings: Settings) -> list[str]:
+    """The functions ``SMARTCITY_GATEWAY_FUNCTIONS`` names (comma-separated); none named means all."""
+    return [name.strip() for name in settings.gateway_functions.split(",") if name.strip()]
