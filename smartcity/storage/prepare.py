@@ -18,7 +18,7 @@ def prepare_storage(settings: Settings) -> list[Migration]:
     ensure_pseudonym_key(settings)
     db = open_database(settings.database_url, settings=settings)
     try:
-        applied = migrate(db)
+        applied = migrate(db, partitions_days_ahead=settings.partitions_days_ahead)
         load_reference(db)
     finally:
         db.close()

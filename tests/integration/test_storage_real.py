@@ -24,6 +24,7 @@ from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWrit
 from smartcity.storage.latest_state import LatestState
 from smartcity.storage.migrate import migrate, status
 from smartcity.storage.partitions import partition_name
+from smartcity.storage.prepare import prepare_storage
 from smartcity.storage.reference import load_reference
 from smartcity.storage.archive import RawArchive
 from smartcity.storage.tables import STREAM_TABLES
@@ -66,6 +67,14 @@ def test_migrations_on_postgresql_apply_once_with_partitions_ahead_and_the_model
         columns = db.query("SELECT column_name AS name, is_nullable FROM information_schema.columns "
                            "WHERE table_name = :table AND column_name <> 'stored_at'", {"table": table.table})
         assert {c["name"]: c["is_nullable"] == "YES" for c in columns} == {c.name: c.nullable for c in table.columns}
+
+
+def test_prepare_storage_creates_the_partitions_its_settings_ask_for(settings, db):
+    # the settings given, not the process's: a partition further ahead than the default 7 days
+    prepare_storage(settings.model_copy(update={"partitions_days_ahead": 9}))
+    partitions = {row["name"] for row in db.query("SELECT relname AS name FROM pg_class WHERE relispartition")}
+    day = datetime.now(timezone.utc).date() + timedelta(days=9)
+    assert {partition_name(table.table, day) for table in STREAM_TABLES.values()} <= partitions
 
 
 def test_a_late_event_gets_its_partition_and_a_redelivery_changes_no_row(db):
