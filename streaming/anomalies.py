@@ -112,6 +112,37 @@ def alert_for(window: dict, anomalies: list[Anomaly]) -> Alert:
     )
 
 
+def judge_windows(db: Database, windows: list[dict], now: datetime) -> tuple[list[dict], list[Alert]]:
+    """Judge finished sensor windows against their same-slot history in ``db``: the ``traffic_anomalies`` rows
+    (one per flagged metric, :data:`ANOMALY_COLUMNS`, ``detected_at`` = ``now``) and one alert per flagged window.
+
+    Shared by this job and :func:`smartcity.api.sample_streaming.flag_anomalies`; writes nothing."""
+    if not windows:
+        return [], []
+    earliest = min(window["window_start"] for window in windows)
+    latest = max(window["window_start"] for window in windows)
+    history = sensor_history(db, sorted({window["sensor_id"] for window in windows}),
+                             earliest - timedelta(days=BASELINE_DAYS), latest)
+    rows, alerts = [], []
+    for window in windows:
+        start = window["window_start"]
+        same_slot = [row for row in history.get(window["sensor_id"], [])
+                     if start - timedelta(days=BASELINE_DAYS) <= row["window_start"] < start
+                     and time_slot(row["window_start"]) == time_slot(start)]
+        anomalies = find_anomalies(window, same_slot)
+        if not anomalies:
+            continue
+        alert = alert_for(window, anomalies)
+        alerts.append(alert)
+        for anomaly in anomalies:
+            centre, mad = median_absolute_deviation(anomaly.baseline)
+            row = {**window, "metric": anomaly.metric, "value": anomaly.value, "baseline_median": centre,
+                   "baseline_mad": mad, "baseline_samples": len(anomaly.baseline), "robust_z": anomaly.z,
+                   "severity": severity(anomaly.z), "alert_id": alert.id, "detected_at": now}
+            rows.append({column: row[column] for column in ANOMALY_COLUMNS})
+    return rows, alerts
+
+
 def build(ctx: StreamingContext) -> DataFrame:
     readings = sensor_readings(ctx, JOB.name)
     aggregates = readings.groupBy(window_of(), "sensor_id").agg(
@@ -124,35 +155,14 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     windows = collect_records(batch)
     if not windows:
         return
-    earliest = min(window["window_start"] for window in windows)
-    latest = max(window["window_start"] for window in windows)
-    history = sensor_history(ctx.database, sorted({w["sensor_id"] for w in windows}),
-                             earliest - timedelta(days=BASELINE_DAYS), latest)
+    rows, alerts = judge_windows(ctx.database, windows, datetime.now(timezone.utc))
     incidents = stream_for_topic("incidents")
-    now = datetime.now(timezone.utc)
-    rows = []
-    for window in windows:
-        start = window["window_start"]
-        same_slot = [row for row in history.get(window["sensor_id"], [])
-                     if start - timedelta(days=BASELINE_DAYS) <= row["window_start"] < start
-                     and time_slot(row["window_start"]) == time_slot(start)]
-        anomalies = find_anomalies(window, same_slot)
-        if not anomalies:
-            continue
-        alert = alert_for(window, anomalies)
+    for alert in alerts:
         key, value, headers = record_of(new_event(
             incidents.ce_type, ALERT_SOURCE, alert, id=alert.id, time=alert.dateObserved, partitionkey=alert.id))
         ctx.bus.publish(ctx.topic(incidents.topic), value, key=key, headers=headers)
-        for anomaly in anomalies:
-            centre, mad = median_absolute_deviation(anomaly.baseline)
-            metrics.ANOMALIES.labels(anomaly.metric).inc()
-            rows.append({
-                "sensor_id": window["sensor_id"], "window_start": start, "metric": anomaly.metric,
-                "window_end": window["window_end"], "segment_id": window["segment_id"], "zone_id": window["zone_id"],
-                "value": anomaly.value, "baseline_median": centre, "baseline_mad": mad,
-                "baseline_samples": len(anomaly.baseline), "robust_z": anomaly.z, "severity": severity(anomaly.z),
-                "alert_id": alert.id, "detected_at": now,
-            })
+    for row in rows:
+        metrics.ANOMALIES.labels(row["metric"]).inc()
     ctx.bus.flush()
     upsert(ctx.database, "traffic_anomalies", rows, key=("sensor_id", "window_start", "metric"))
 

@@ -1,18 +1,23 @@
-"""The streaming jobs' pure pieces, by hand: congestion and mobility indices, robust z-score, anomaly rules,
-Spark schemas from the event models, and the weighted lag histogram. No JVM is started here."""
+"""The streaming jobs' pure pieces, by hand: congestion and mobility indices, robust z-score, anomaly rules and
+the judging of windows against a SQLite history, Spark schemas from the event models, and the weighted lag
+histogram. No JVM is started here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from pyspark.sql import types as T
 
+from smartcity.backends.database import open_database
 from smartcity.events import TrafficFlowObserved
+from smartcity.storage.migrate import migrate
 from streaming import indices, metrics
-from streaming.anomalies import MIN_BASELINE_WINDOWS, find_anomalies, severity, time_slot
+from streaming.anomalies import (
+    ANOMALY_COLUMNS, MIN_BASELINE_WINDOWS, find_anomalies, judge_windows, severity, time_slot,
+)
 from streaming.schemas import spark_schema
-from streaming.sinks import upsert_sql
+from streaming.sinks import upsert, upsert_sql
 
 
 def test_congestion_index_is_the_mean_of_speed_deficit_and_occupancy_load():
@@ -93,3 +98,28 @@ def test_batch_lag_counts_each_share_of_events_at_its_oldest_lag():
                if sample.name.endswith("_bucket")}
     # lags per share: 100 s for the oldest 1 %, ..., 10 s (the lag of q0.99) for the newest 1 %
     assert buckets == pytest.approx({"10.0": 10.0, "60.0": 990.0, "+Inf": 1000.0})
+
+
+def test_judge_windows_flags_against_the_same_hour_of_earlier_days_only(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path}/anomalies.db")
+    migrate(db)
+    start = datetime(2026, 1, 12, 8, 5, tzinfo=timezone.utc)
+    place = {"sensor_id": "s1", "segment_id": "urn:ngsi-ld:RoadSegment:seg1", "zone_id": "Z11", "lane_id": 1, "lon": 6.955, "lat": 50.97}
+
+    def sensor_window(at: datetime, speed: float, occupancy: float) -> dict:
+        return {**place, "window_start": at, "window_end": at + timedelta(minutes=5), "event_count": 10, "flow": 10,
+                "flow_per_hour": 120.0, "mean_speed_kmh": speed, "speed_p50_kmh": speed, "speed_p85_kmh": speed,
+                "speed_p95_kmh": speed, "mean_occupancy": occupancy, "congestion_index": 0.1,
+                "last_event_at": at, "updated_at": at}
+
+    same_hour = [sensor_window(start - timedelta(days=day), s, o) for day, s, o in
+                 zip(range(1, 8), [48, 50, 52, 49, 51, 50, 47], [0.10, 0.12, 0.08, 0.11, 0.09, 0.10, 0.13])]
+    upsert(db, "traffic_sensor_5min", same_hour, key=("sensor_id", "window_start"))
+    now = start + timedelta(minutes=6)
+    assert judge_windows(db, [sensor_window(start, 50.5, 0.105)], now) == ([], [])
+    rows, alerts = judge_windows(db, [sensor_window(start, 15.6, 0.6)], now)
+    assert [row["metric"] for row in rows] == ["mean_speed_kmh", "mean_occupancy"]
+    assert all(set(row) == set(ANOMALY_COLUMNS) and row["alert_id"] == alerts[0].id for row in rows)
+    assert rows[0]["baseline_samples"] == 7 and len(alerts) == 1
+    # an hour later the same history is another slot: too few windows to judge
+    assert judge_windows(db, [sensor_window(start + timedelta(hours=1), 15.6, 0.6)], now) == ([], [])
