@@ -11,10 +11,10 @@ A backup is a folder ``backups/<id>/`` of the object store, ``<id>`` its UTC cre
     JSON; ``mongodump`` is not available here). The same format for MongoDB and the embedded store.
 ``manifest.json``
     Written last: a folder without it is an unfinished backup, never listed nor restored. It records the
-    dialect, the rows of every table and the documents of every collection, which :func:`restore_backup` checks.
+    dialect, the rows of every table and the documents of every collection, which :meth:`Backups.restore` checks.
 
-:func:`prune_backups` keeps the ``SMARTCITY_BACKUP_KEEP`` newest (and removes unfinished ones older than the
-newest kept). :func:`restore_backup` refuses a target that holds any table or document: it restores into an empty
+:meth:`Backups.prune` keeps the ``SMARTCITY_BACKUP_KEEP`` newest (and removes unfinished ones older than the
+oldest kept). :meth:`Backups.restore` refuses a target that holds any table or document: it restores into an empty
 stack. Command line: ``smartcity backup create|list|restore|prune``.
 """
 
@@ -189,8 +189,9 @@ class Backups:
         backup = self.get(backup_id)
         if backup.manifest["dialect"] != db.dialect:
             raise BackupError(f"backup {backup.id} is of a {backup.manifest['dialect']} database, not {db.dialect}")
-        if existing := [name for name, rows in table_counts(db).items()]:
-            raise BackupError(f"the database is not empty (tables {', '.join(existing[:5])}...): restore into an empty one")
+        if existing := list(table_counts(db)):
+            raise BackupError(f"the database is not empty (tables {', '.join(existing[:5])}"
+                              f"{'...' if len(existing) > 5 else ''}): restore into an empty one")
         if existing := documents.collections():
             raise BackupError(f"the document store is not empty (collections {', '.join(existing)})")
         with tempfile.TemporaryDirectory(prefix="smartcity-restore-") as folder:
