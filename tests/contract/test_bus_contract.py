@@ -133,6 +133,8 @@ def test_a_group_with_no_commit_can_start_at_the_end(bus, topic, unique):
 def test_bad_names_and_headers_are_refused(bus, topic):
     with pytest.raises(ValueError, match="topic name"):
         bus.create_topics(["bad/name"], partitions=1)
+    with pytest.raises(ValueError, match="topic name"):
+        bus.delete_topics(["bad/name"])
     with pytest.raises(ValueError, match="'ce_id' appears twice"):
         bus.publish(topic, b"x", headers=[("ce_id", b"1"), ("ce_id", b"2")])
     with pytest.raises(ValueError, match="'ce_id': the value must be UTF-8"):

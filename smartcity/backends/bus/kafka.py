@@ -77,8 +77,10 @@ class KafkaBus:
             self._wait_for_metadata(topics, present=True)
 
     def delete_topics(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            check_name("topic", topic)
         existing = self.admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-        doomed = [check_name("topic", t) for t in topics if t in existing]
+        doomed = [t for t in topics if t in existing]
         if doomed:
             self._wait(self.admin.delete_topics(doomed, operation_timeout=ADMIN_TIMEOUT_S), KafkaError.UNKNOWN_TOPIC_OR_PART)
             self._wait_for_metadata(doomed, present=False)
