@@ -24,7 +24,7 @@ CRITICAL_OCCUPANCY = 0.30
 TRANSIT_DELAY_LIMIT_S = 600.0
 # Trips waiting for a pickup in a zone within 5 minutes at which the taxi score reaches 0.
 TAXI_DEMAND_LIMIT = 50.0
-# CAQI at which the air score reaches 0 (100 is the top of the "very high" band's start).
+# CAQI at which the air score reaches 0 (above 100 is the CAQI's "very high" band).
 CAQI_LIMIT = 100.0
 # Weights of the mobility index's components; a component with no data in a window is left out.
 MOBILITY_WEIGHTS: Mapping[str, float] = {
