@@ -48,7 +48,7 @@ class TrafficSource(Source):
         self.traffic = context.traffic
         real = [self._sensor(d.id, d.edge, d.lane_index, d.lon, d.lat) for d in self.traffic.detectors]
         wanted = len(real) if sensors is None else sensors
-        self.sensors = real[:wanted] + self._replicas(real, wanted - len(real))
+        self.sensors = real[:wanted] + self._replicas(wanted - len(real))
         self._history: deque[dict[str, LoopReading]] = deque(maxlen=REPLICA_LAGS + 1)
 
     def _sensor(self, loop: str, edge: str, lane_index: int, lon: float, lat: float,
@@ -58,7 +58,8 @@ class TrafficSource(Source):
                       lane_index, Location.at(lon, lat), self.city.extent.zone_of(lon, lat), loop,
                       replica % REPLICA_LAGS + 1 if replica else 0)
 
-    def _replicas(self, real: list[Sensor], count: int) -> list[Sensor]:
+    def _replicas(self, count: int) -> list[Sensor]:
+        """``count`` replicas (none when ``count`` <= 0): every detector once per replica number, in order."""
         detectors = self.traffic.detectors
         return [self._sensor(d.id, d.edge, d.lane_index, d.lon, d.lat, replica=n // len(detectors) + 1)
                 for n, d in zip(range(max(0, count)), itertools.cycle(detectors))]
