@@ -1,8 +1,8 @@
 """parking: off-street car parks filling and emptying over the day.
 
 Each car park's occupancy is a birth-death process: every minute cars arrive and leave (Poisson counts) so that
-occupancy tracks a daily target (shops and offices by day, residents in the evening), pulled up when the
-city's traffic is heavy. Capacities and places come from the city description; the process is modelled.
+occupancy tracks a daily target (shops and offices by day, residents in the evening), pulled up at the hours
+the daily traffic profile (:func:`smartcity.simulator.profiles.daily_profile`) says are busy. Capacities and places come from the city description; the process is modelled.
 """
 
 from __future__ import annotations
