@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartcity.api.sample_city import sample_client
+from smartcity.api.sample_city import query_time, sample_client
 from smartcity.events import AirQualityObserved, PublicTransportVehicle, city
 
 
@@ -17,13 +17,9 @@ def api(tmp_path_factory):
         yield api
 
 
-def iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def window(sample_api, days: int = 3) -> dict[str, str]:
     now = sample_api.sample.now
-    return {"from": iso(now - timedelta(days=days)), "to": iso(now + timedelta(seconds=1))}
+    return {"from": query_time(now - timedelta(days=days)), "to": query_time(now + timedelta(seconds=1))}
 
 
 def test_kpis_of_the_whole_city(api):
@@ -56,7 +52,7 @@ def test_kpis_of_one_zone(api):
 def test_kpis_of_an_empty_period_are_unknown_not_zero(api):
     sample_api, client = api
     now = sample_api.sample.now
-    kpis = client.get("/v1/analytics/kpis", params={"from": iso(now - timedelta(days=30)), "to": iso(now - timedelta(days=20))}).json()
+    kpis = client.get("/v1/analytics/kpis", params={"from": query_time(now - timedelta(days=30)), "to": query_time(now - timedelta(days=20))}).json()
     assert (kpis["average_speed_kmh"], kpis["transit_punctuality"], kpis["congestion_hours"]) == (None, None, 0)
     assert kpis["air_quality"]["days_observed"] == 0
 
@@ -64,7 +60,7 @@ def test_kpis_of_an_empty_period_are_unknown_not_zero(api):
 def test_compare_a_period_with_the_one_before(api):
     sample_api, client = api
     now = sample_api.sample.now
-    params = {"from": iso(now - timedelta(hours=1)), "to": iso(now + timedelta(seconds=1))}
+    params = {"from": query_time(now - timedelta(hours=1)), "to": query_time(now + timedelta(seconds=1))}
     comparison = client.get("/v1/analytics/compare/periods", params=params).json()
     current, baseline, change = comparison["current"], comparison["baseline"], comparison["change"]
     assert baseline["end"] == current["start"]
@@ -91,5 +87,5 @@ def test_comparison_errors(api):
     refused("/v1/analytics/compare/zones", {"zones": ["Z11"]}, 422, "query.zones")
     refused("/v1/analytics/compare/zones", {"zones": ["Z11", "Z11"]}, 400, "query.zones")
     refused("/v1/analytics/compare/zones", {"zones": ["Z11", "nowhere"]}, 422, "query.zones.1")
-    refused("/v1/analytics/compare/periods", {"baseline_from": iso(now), "baseline_to": iso(now - timedelta(days=1))}, 400, "query.baseline_from")
+    refused("/v1/analytics/compare/periods", {"baseline_from": query_time(now), "baseline_to": query_time(now - timedelta(days=1))}, 400, "query.baseline_from")
     refused("/v1/analytics/kpis", {"zone": "Z99x"}, 422, "query.zone")

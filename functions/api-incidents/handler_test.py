@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import backends_of, sample_client
+from smartcity.api.sample_city import assert_problem, backends_of, sample_client
 from smartcity.events import Alert
 from smartcity.storage.documents import DocumentWriter
 from smartcity.storage.envelope import StoredEvent
@@ -25,15 +25,6 @@ def api(tmp_path_factory):
         yield api
 
 
-def problem(response, status: int, field: str | None = None) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if field:
-        assert field in [error["field"] for error in body["errors"]], body
-    return body["detail"]
-
-
 def test_incidents_reported_by_the_streams_are_listed_newest_first(api):
     sample_api, client = api
     listing = client.get("/v1/incidents", params={"source": "stream"}, headers=sample_api.headers())
@@ -49,7 +40,7 @@ def test_a_reported_incident_shows_its_reports_in_its_timeline(api):
     incident = client.get(f"/v1/incidents/{CRASH_2}", headers=sample_api.headers()).json()
     assert [entry["action"] for entry in incident["timeline"]] == ["reported", "cleared"]
     assert incident["reported_by"] == "traffic-anomaly-detector"
-    problem(client.get("/v1/incidents/urn:ngsi-ld:Alert:nothing", headers=sample_api.headers()), 404)
+    assert_problem(client.get("/v1/incidents/urn:ngsi-ld:Alert:nothing", headers=sample_api.headers()), 404)
 
 
 def test_an_operator_creates_and_moves_an_incident_through_its_workflow(api):
@@ -61,10 +52,10 @@ def test_an_operator_creates_and_moves_an_incident_through_its_workflow(api):
     assert created.headers["location"] == f"/v1/incidents/{incident['incident_id']}"
     assert (incident["state"], incident["source"], incident["zone"], incident["version"]) == ("open", "api", "Z12", 1)
     path = f"/v1/incidents/{incident['incident_id']}"
-    assert "only an acknowledged incident can be resolved" in problem(client.post(f"{path}/resolve", headers=operator), 409)
+    assert "only an acknowledged incident can be resolved" in assert_problem(client.post(f"{path}/resolve", headers=operator), 409)["detail"]
     acknowledged = client.post(f"{path}/acknowledge", json={"note": "crew on the way"}, headers=operator).json()
     assert (acknowledged["state"], acknowledged["version"]) == ("acknowledged", 2)
-    problem(client.post(f"{path}/acknowledge", headers=operator), 409)
+    assert_problem(client.post(f"{path}/acknowledge", headers=operator), 409)
     resolved = client.post(f"{path}/resolve", json={"note": "lane reopened"}, headers=operator).json()
     assert resolved["state"] == "resolved"
     timeline = client.get(path, headers=sample_api.headers()).json()["timeline"]
@@ -115,26 +106,26 @@ def test_filters_and_pages(api):
             break
     assert seen == [i["incident_id"] for i in everything]
     assert client.get("/v1/incidents", params={"severity": "high", "zone": "Z33"}, headers=viewer).json()["items"] == []
-    problem(client.get("/v1/incidents", params={"state": "closed"}, headers=viewer), 422, "query.state")
-    problem(client.get("/v1/incidents", params={"since": "not-a-date"}, headers=viewer), 422, "query.since")
+    assert_problem(client.get("/v1/incidents", params={"state": "closed"}, headers=viewer), 422, "query.state")
+    assert_problem(client.get("/v1/incidents", params={"since": "not-a-date"}, headers=viewer), 422, "query.since")
 
 
 def test_a_bad_incident_names_every_bad_field(api):
     sample_api, client = api
     bad = {**ROADWORKS, "category": "meteor", "description": "", "location": {"type": "Point", "coordinates": [1.0, 50.965]}}
     response = client.post("/v1/incidents", json={**bad, "colour": "red"}, headers=sample_api.headers("operator"))
-    problem(response, 422)
+    assert_problem(response, 422)
     fields = {error["field"] for error in response.json()["errors"]}
     assert fields == {"body.category", "body.description", "body.location.coordinates", "body.colour"}
-    problem(client.post("/v1/incidents/urn:ngsi-ld:Alert:nothing/acknowledge", headers=sample_api.headers("operator")), 404)
-    problem(client.post(f"/v1/incidents/{CRASH_2}/acknowledge", json={"note": "x" * 2001}, headers=sample_api.headers("operator")), 422, "body.note")
+    assert_problem(client.post("/v1/incidents/urn:ngsi-ld:Alert:nothing/acknowledge", headers=sample_api.headers("operator")), 404)
+    assert_problem(client.post(f"/v1/incidents/{CRASH_2}/acknowledge", json={"note": "x" * 2001}, headers=sample_api.headers("operator")), 422, "body.note")
 
 
 def test_only_an_admin_deletes_and_only_cases_created_through_the_api(api):
     sample_api, client = api
     created = client.post("/v1/incidents", json=ROADWORKS, headers=sample_api.headers("operator")).json()
     path = f"/v1/incidents/{created['incident_id']}"
-    problem(client.delete(path, headers=sample_api.headers("operator")), 403)
+    assert_problem(client.delete(path, headers=sample_api.headers("operator")), 403)
     assert client.delete(path, headers=sample_api.headers("admin")).status_code == 204
-    problem(client.get(path, headers=sample_api.headers()), 404)
-    problem(client.delete(f"/v1/incidents/{CRASH_2}", headers=sample_api.headers("admin")), 409)
+    assert_problem(client.get(path, headers=sample_api.headers()), 404)
+    assert_problem(client.delete(f"/v1/incidents/{CRASH_2}", headers=sample_api.headers("admin")), 409)

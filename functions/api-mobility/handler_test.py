@@ -6,17 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import sample_client
+from smartcity.api.sample_city import query_time, sample_client
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     with sample_client(tmp_path_factory.mktemp("api-mobility")) as api:
         yield api
-
-
-def iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def local_ids(items, key: str) -> list[str]:
@@ -59,9 +55,9 @@ def test_taxi_demand_by_pickup_zone(api):
 def test_taxi_demand_range_is_checked(api):
     sample_api, client = api
     now = sample_api.sample.now
-    before = client.get("/v1/mobility/taxi-demand", params={"from": iso(now - timedelta(hours=3)), "to": iso(now - timedelta(hours=2))})
+    before = client.get("/v1/mobility/taxi-demand", params={"from": query_time(now - timedelta(hours=3)), "to": query_time(now - timedelta(hours=2))})
     assert before.json()["zones"] == []
-    bad = client.get("/v1/mobility/taxi-demand", params={"from": iso(now), "to": iso(now)})
+    bad = client.get("/v1/mobility/taxi-demand", params={"from": query_time(now), "to": query_time(now)})
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.from"
 
 
@@ -76,7 +72,7 @@ def test_the_newest_mobility_index_of_each_zone(api):
 def test_a_zone_mobility_index_window_by_window(api):
     sample_api, client = api
     now = sample_api.sample.now
-    params = {"zone": "Z11", "from": iso(now - timedelta(hours=1)), "to": iso(now + timedelta(minutes=5)), "limit": 4}
+    params = {"zone": "Z11", "from": query_time(now - timedelta(hours=1)), "to": query_time(now + timedelta(minutes=5)), "limit": 4}
     first = client.get("/v1/mobility/index/history", params=params).json()
     second = client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"]}).json()
     values = [w["mobility_index"] for w in first["items"] + second["items"]]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import SOURCE, TRAFFIC_STEPS, backends_of, sample_client
+from smartcity.api.sample_city import SOURCE, TRAFFIC_STEPS, assert_problem, backends_of, query_time, sample_client
 from smartcity.api.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.events.common import city
@@ -21,19 +21,6 @@ S2 = "urn:ngsi-ld:TrafficFlowObserved:s2"
 def api(tmp_path_factory):
     with sample_client(tmp_path_factory.mktemp("api-traffic")) as api:
         yield api
-
-
-def iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def problem(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if field:
-        assert field in [error["field"] for error in body["errors"]], body
-    return body
 
 
 def test_sensors_list_their_latest_state(api):
@@ -62,16 +49,16 @@ def test_sensors_page_with_a_cursor(api):
     first = client.get("/v1/traffic/sensors", params={"limit": 4}).json()
     second = client.get("/v1/traffic/sensors", params={"limit": 4, "cursor": first["next_cursor"]}).json()
     assert len(first["items"]) == 4 and len(second["items"]) == 2 and second["next_cursor"] is None
-    problem(client.get("/v1/traffic/sensors", params={"cursor": first["next_cursor"], "zone": "Z11"}), 400, "query.cursor")
-    problem(client.get("/v1/traffic/sensors", params={"cursor": "garbage"}), 400, "query.cursor")
-    problem(client.get("/v1/traffic/sensors", params={"limit": 501}), 422, "query.limit")
-    problem(client.get("/v1/traffic/sensors", params={"zone": "Z1"}), 422, "query.zone")
+    assert_problem(client.get("/v1/traffic/sensors", params={"cursor": first["next_cursor"], "zone": "Z11"}), 400, "query.cursor")
+    assert_problem(client.get("/v1/traffic/sensors", params={"cursor": "garbage"}), 400, "query.cursor")
+    assert_problem(client.get("/v1/traffic/sensors", params={"limit": 501}), 422, "query.limit")
+    assert_problem(client.get("/v1/traffic/sensors", params={"zone": "Z1"}), 422, "query.zone")
 
 
 def test_one_sensor(api):
     _, client = api
     assert client.get(f"/v1/traffic/sensors/{S2}").json()["congested"] is True
-    problem(client.get("/v1/traffic/sensors/urn:ngsi-ld:TrafficFlowObserved:nowhere"), 404)
+    assert_problem(client.get("/v1/traffic/sensors/urn:ngsi-ld:TrafficFlowObserved:nowhere"), 404)
 
 
 def test_segments_are_made_of_their_lanes(api):
@@ -85,11 +72,11 @@ def test_segments_are_made_of_their_lanes(api):
     assert segments["C"]["average_speed_kmh"] == pytest.approx(65.0)
     assert [s["segment_id"][-1] for s in client.get("/v1/traffic/segments", params={"congested": "false"}).json()["items"]] == ["B", "C"]
     assert client.get(f"/v1/traffic/segments/{SEGMENT_A}").json() == a
-    problem(client.get("/v1/traffic/segments/urn:ngsi-ld:RoadSegment:Z"), 404)
+    assert_problem(client.get("/v1/traffic/segments/urn:ngsi-ld:RoadSegment:Z"), 404)
 
 
 def history(client, sample, **params) -> dict:
-    query = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "limit": 500, **params}
+    query = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1)), "limit": 500, **params}
     response = client.get("/v1/traffic/history", params=query)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -107,7 +94,7 @@ def test_history_at_5_minutes_reads_the_streaming_windows(api):
     sample = sample_api.sample
     city_wide = history(client, sample, bucket="5m")
     assert city_wide["source"] == "aggregates" and len(city_wide["items"]) == TRAFFIC_STEPS
-    assert city_wide["aggregated_until"] == iso(window_start(sample.now) + timedelta(minutes=5))
+    assert city_wide["aggregated_until"] == query_time(window_start(sample.now) + timedelta(minutes=5))
     for item in city_wide["items"]:  # three segments of two lanes, 10 vehicles per lane and window
         assert (item["windows"], item["samples"], item["vehicles"], item["flow_per_hour"]) == (1, 6, 60, 720.0)
         assert item["speed_p50_kmh"] is None  # percentiles of three segments' windows: not exact, not given
@@ -132,7 +119,7 @@ def test_history_re_aggregates_windows_into_wider_buckets(api):
         assert item["bucket_start"].endswith(":00:00Z")
         assert (item["average_speed_kmh"], item["flow_per_hour"], item["speed_p50_kmh"]) == (30.0, 240.0, None)
         windows = [w for w in sample.segment_windows if w["segment_id"] == SEGMENT_A
-                   and iso(w["window_start"].replace(minute=0)) == item["bucket_start"]]
+                   and query_time(w["window_start"].replace(minute=0)) == item["bucket_start"]]
         assert item["congestion_index"] == pytest.approx(sum(w["congestion_index"] for w in windows) / len(windows))
         assert item["congestion_index_max"] == pytest.approx(max(w["congestion_index"] for w in windows))
         assert item["occupancy"] == pytest.approx(sum(w["mean_occupancy"] for w in windows) / len(windows))
@@ -164,7 +151,7 @@ def test_history_of_nothing_is_empty(api):
 def test_history_pages_follow_one_another(api, bucket):
     sample_api, client = api
     sample = sample_api.sample
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": bucket, "limit": 10}
+    params = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1)), "bucket": bucket, "limit": 10}
     starts, cursor = [], None
     while True:
         body = client.get("/v1/traffic/history", params={**params, **({"cursor": cursor} if cursor else {})}).json()
@@ -178,20 +165,20 @@ def test_history_pages_follow_one_another(api, bucket):
 def test_history_errors(api):
     sample_api, client = api
     now = sample_api.sample.now
-    problem(client.get("/v1/traffic/history", params={"sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
-    problem(client.get("/v1/traffic/history", params={"from": iso(now - timedelta(days=30)), "bucket": "5m"}), 400, "query.bucket")
-    problem(client.get("/v1/traffic/history", params={"from": iso(now - timedelta(days=2)), "bucket": "1m"}), 400, "query.bucket")
-    problem(client.get("/v1/traffic/history", params={"from": iso(now), "to": iso(now - timedelta(hours=1))}), 400, "query.from")
-    problem(client.get("/v1/traffic/history", params={"from": "2026-01-01T00:00:00"}), 422, "query.from")  # no timezone
-    problem(client.get("/v1/traffic/history", params={"bucket": "2m"}), 422, "query.bucket")
+    assert_problem(client.get("/v1/traffic/history", params={"sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
+    assert_problem(client.get("/v1/traffic/history", params={"from": query_time(now - timedelta(days=30)), "bucket": "5m"}), 400, "query.bucket")
+    assert_problem(client.get("/v1/traffic/history", params={"from": query_time(now - timedelta(days=2)), "bucket": "1m"}), 400, "query.bucket")
+    assert_problem(client.get("/v1/traffic/history", params={"from": query_time(now), "to": query_time(now - timedelta(hours=1))}), 400, "query.from")
+    assert_problem(client.get("/v1/traffic/history", params={"from": "2026-01-01T00:00:00"}), 422, "query.from")  # no timezone
+    assert_problem(client.get("/v1/traffic/history", params={"bucket": "2m"}), 422, "query.bucket")
     page = client.get("/v1/traffic/history", params={"bucket": "5m", "limit": 1,
-                                                      "from": iso(now - timedelta(hours=1)), "to": iso(now)}).json()
-    problem(client.get("/v1/traffic/history", params={"bucket": "1m", "limit": 1, "cursor": page["next_cursor"],
-                                                      "from": iso(now - timedelta(hours=1)), "to": iso(now)}), 400, "query.cursor")
+                                                      "from": query_time(now - timedelta(hours=1)), "to": query_time(now)}).json()
+    assert_problem(client.get("/v1/traffic/history", params={"bucket": "1m", "limit": 1, "cursor": page["next_cursor"],
+                                                      "from": query_time(now - timedelta(hours=1)), "to": query_time(now)}), 400, "query.cursor")
 
 
 def anomalies(client, sample, **params) -> dict:
-    query = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), **params}
+    query = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1)), **params}
     response = client.get("/v1/traffic/anomalies", params=query)
     assert response.status_code == 200, response.text
     return response.json()
@@ -205,7 +192,7 @@ def test_anomalies_are_the_flagged_windows_with_their_baseline(api):
     s2_windows = sorted((w for w in sample.sensor_windows if w["sensor_id"] == S2), key=lambda w: w["window_start"])
     expected = [w["window_start"] for w, c in zip(s2_windows, congested_steps()) if c and w["window_end"] <= sample.now]
     assert len(expected) == 8
-    assert [item["window_start"] for item in items] == [iso(start) for start in reversed(expected)]
+    assert [item["window_start"] for item in items] == [query_time(start) for start in reversed(expected)]
     for item in items:
         assert (item["sensor_id"], item["segment_id"], item["zone"], item["metric"]) == (S2, SEGMENT_A, "Z11", "mean_occupancy")
         assert (item["value"], item["baseline_median"], item["baseline_mad"]) == pytest.approx((0.6, 0.2, 0.01))
@@ -244,12 +231,12 @@ def test_anomalies_errors(api):
     sample_api, client = api
     sample = sample_api.sample
     first = anomalies(client, sample, limit=1)
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now)}
-    problem(client.get("/v1/traffic/anomalies", params={**params, "sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
-    problem(client.get("/v1/traffic/anomalies", params={**params, "metric": "speed"}), 422, "query.metric")
-    problem(client.get("/v1/traffic/anomalies", params={**params, "severity": "critical"}), 422, "query.severity")
-    problem(client.get("/v1/traffic/anomalies", params={**params, "cursor": first["next_cursor"], "zone": "Z11"}), 400, "query.cursor")
-    problem(client.get("/v1/traffic/anomalies", params={"from": params["to"], "to": params["from"]}), 400, "query.from")
+    params = {"from": query_time(sample.traffic_start), "to": query_time(sample.now)}
+    assert_problem(client.get("/v1/traffic/anomalies", params={**params, "sensor_id": S2, "zone": "Z11"}), 400, "query.sensor_id")
+    assert_problem(client.get("/v1/traffic/anomalies", params={**params, "metric": "speed"}), 422, "query.metric")
+    assert_problem(client.get("/v1/traffic/anomalies", params={**params, "severity": "critical"}), 422, "query.severity")
+    assert_problem(client.get("/v1/traffic/anomalies", params={**params, "cursor": first["next_cursor"], "zone": "Z11"}), 400, "query.cursor")
+    assert_problem(client.get("/v1/traffic/anomalies", params={"from": params["to"], "to": params["from"]}), 400, "query.from")
 
 
 def test_an_anomaly_names_the_incident_the_job_reported(api):
@@ -277,7 +264,7 @@ def test_congestion_over_a_bounding_box(api):
 @pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "7,50,6,51", "6,51,7,50", "6,-91,7,50", "nan,50,7,51"])
 def test_a_bad_bounding_box_is_a_400(api, bbox):
     _, client = api
-    problem(client.get("/v1/traffic/congestion", params={"bbox": bbox}), 400, "query.bbox")
+    assert_problem(client.get("/v1/traffic/congestion", params={"bbox": bbox}), 400, "query.bbox")
 
 
 def test_reads_carry_an_etag_and_answer_304(api):

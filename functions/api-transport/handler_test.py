@@ -6,23 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import sample_client
+from smartcity.api.sample_city import assert_problem, query_time, sample_client
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     with sample_client(tmp_path_factory.mktemp("api-transport")) as api:
         yield api
-
-
-def iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def problem(response, status: int, field: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert field in [error["field"] for error in response.json()["errors"]]
 
 
 def test_lines_come_from_the_gtfs_routes(api):
@@ -65,7 +55,7 @@ def test_delays_per_line_over_the_last_hour(api):
 def test_delays_per_stop(api):
     sample_api, client = api
     now = sample_api.sample.now
-    params = {"from": iso(now - timedelta(minutes=29, seconds=59)), "to": iso(now + timedelta(seconds=1)), "line_id": "R2"}
+    params = {"from": query_time(now - timedelta(minutes=29, seconds=59)), "to": query_time(now + timedelta(seconds=1)), "line_id": "R2"}
     stops = client.get("/v1/transport/delays/stops", params=params).json()["items"]
     assert [(row["stop_id"], row["positions"]) for row in stops] == [("S1", 15), ("S2", 15)]
     assert all(row["average_delay_s"] == -120.0 for row in stops)
@@ -74,6 +64,6 @@ def test_delays_per_stop(api):
 def test_range_errors(api):
     sample_api, client = api
     now = sample_api.sample.now
-    problem(client.get("/v1/transport/delays/lines", params={"from": iso(now), "to": iso(now - timedelta(minutes=1))}), 400, "query.from")
-    problem(client.get("/v1/transport/delays/lines", params={"from": iso(now - timedelta(days=400)), "to": iso(now)}), 400, "query.from")
-    problem(client.get("/v1/transport/delays/stops", params={"to": "yesterday"}), 422, "query.to")
+    assert_problem(client.get("/v1/transport/delays/lines", params={"from": query_time(now), "to": query_time(now - timedelta(minutes=1))}), 400, "query.from")
+    assert_problem(client.get("/v1/transport/delays/lines", params={"from": query_time(now - timedelta(days=400)), "to": query_time(now)}), 400, "query.from")
+    assert_problem(client.get("/v1/transport/delays/stops", params={"to": "yesterday"}), 422, "query.to")

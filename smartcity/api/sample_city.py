@@ -323,3 +323,19 @@ def sample_client(directory: Path, role: str | None = "viewer", **overrides: Any
         if role is not None:
             client.headers.update(sample_api.headers(role))
         yield sample_api, client
+
+
+def query_time(moment: datetime) -> str:
+    """A moment as the tests send it in ``from``/``to``: ISO 8601, UTC written ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    """The problem document of a refused request, once checked: its status, its media type and, when ``field`` is
+    given, that one of its errors names that field."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    if field:
+        assert field in [error["field"] for error in body["errors"]], body
+    return body

@@ -14,7 +14,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api
+from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api, query_time
 from smartcity.api.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.settings import get_settings
@@ -48,19 +48,15 @@ def api(real_stack, tmp_path_factory):
         get_settings.cache_clear()
 
 
-def iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def test_history_buckets_on_postgresql(api):
     sample_api, client = api
     sample = sample_api.sample
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "bucket": "5m", "limit": 500}
+    params = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1)), "bucket": "5m", "limit": 500}
     body = client.get("/v1/traffic/history", params=params).json()
     AggregateHistory.model_validate(body)  # types as documented: no numeric column comes back as a string
     items = body["items"]
     assert len(items) == TRAFFIC_STEPS and {(item["samples"], item["flow_per_hour"]) for item in items} == {(6, 720.0)}
-    assert body["aggregated_until"] == iso(window_start(sample.now) + timedelta(minutes=5))
+    assert body["aggregated_until"] == query_time(window_start(sample.now) + timedelta(minutes=5))
     segment = client.get("/v1/traffic/history", params={**params, "segment_id": "urn:ngsi-ld:RoadSegment:A"}).json()["items"]
     assert {(i["average_speed_kmh"], i["speed_p50_kmh"], i["speed_p85_kmh"]) for i in segment} == {(30.0, 30.0, 50.0)}
     hourly = client.get("/v1/traffic/history", params={**params, "bucket": "1h"}).json()["items"]
@@ -75,7 +71,7 @@ def test_history_buckets_on_postgresql(api):
 def test_anomalies_on_postgresql(api):
     sample_api, client = api
     sample = sample_api.sample
-    params = {"from": iso(sample.traffic_start), "to": iso(sample.now + timedelta(seconds=1)), "limit": 5}
+    params = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1)), "limit": 5}
     first = client.get("/v1/traffic/anomalies", params=params).json()
     second = client.get("/v1/traffic/anomalies", params={**params, "cursor": first["next_cursor"]}).json()
     starts = [item["window_start"] for item in first["items"] + second["items"]]
@@ -110,7 +106,7 @@ def test_incident_workflow_on_postgresql_with_reports_from_ferretdb(api):
 def test_kpis_on_postgresql(api):
     sample_api, client = api
     now = sample_api.sample.now
-    kpis = client.get("/v1/analytics/kpis", params={"from": iso(now - timedelta(days=3)), "to": iso(now + timedelta(seconds=1))}).json()
+    kpis = client.get("/v1/analytics/kpis", params={"from": query_time(now - timedelta(days=3)), "to": query_time(now + timedelta(seconds=1))}).json()
     assert kpis["average_speed_kmh"] == pytest.approx(260 / 6)
     assert kpis["congestion_hours"] == pytest.approx(0.75)
     assert kpis["transit_punctuality"] == pytest.approx(1 / 3)
