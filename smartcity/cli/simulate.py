@@ -80,7 +80,8 @@ def simulate(
             duration_s=parse_duration(duration_text) if duration_text else None)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    personal = bool(replay) or any(STREAMS[t].personal_fields for t in topics if t in STREAMS)
+    replay_path = _pick(replay, settings.simulator_replay)
+    personal = bool(replay_path) or any(STREAMS[t].personal_fields for t in topics if t in STREAMS)
     try:
         destination = open_sink(settings, _pick(sink, settings.simulator_sink), _pick(url, settings.simulator_url),
                                 _pick(body_format, settings.simulator_format), personal)
@@ -89,7 +90,6 @@ def simulate(
         raise typer.Exit(2) from None
     record_path = _pick(record, settings.simulator_record)
     recorder = Recorder(record_path) if record_path else None
-    replay_path = _pick(replay, settings.simulator_replay)
     limiter = RateLimiter(_pick(rate_cap, settings.simulator_rate_cap))
     progress = _progress()
     try:
