@@ -37,6 +37,11 @@ class KafkaService(JavaService):
     def properties_file(self) -> Path:
         return self.dir / "server.properties"
 
+    @property
+    def log_properties(self) -> dict[str, str | Path]:
+        """The JVM properties that point Kafka's tools and server at the project's log4j2 configuration."""
+        return {"log4j2.configurationFile": self.config_dir / "log4j2.properties"}
+
     def server_properties(self) -> str:
         controller = f"{HOST}:{self.settings.kafka_controller_port}"
         lines = {
@@ -74,18 +79,14 @@ class KafkaService(JavaService):
             "kafka.tools.StorageTool",
             "format", "--ignore-formatted", "--cluster-id", cluster_id_file.read_text().strip(),
             "--config", str(self.properties_file),
-            properties={"log4j2.configurationFile": self.config_dir / "log4j2.properties"},
+            properties=self.log_properties,
         )  # fmt: skip
         result = subprocess.run(format_storage, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(self.name, f"formatting the storage failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
     def command(self) -> list[str]:
-        return self.java_command(
-            "kafka.Kafka",
-            str(self.properties_file),
-            properties={"log4j2.configurationFile": self.config_dir / "log4j2.properties"},
-        )
+        return self.java_command("kafka.Kafka", str(self.properties_file), properties=self.log_properties)
 
     def _admin(self):
         from confluent_kafka.admin import AdminClient
