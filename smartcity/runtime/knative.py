@@ -56,8 +56,8 @@ def _resources(spec: FunctionSpec) -> dict[str, Any]:
     resources = {}
     for kind in ("limits", "requests"):
         values = getattr(spec.entry, kind)
-        if values is not None and values.model_dump(exclude_none=True):
-            resources[kind] = values.model_dump(exclude_none=True)
+        if values is not None and (given := values.model_dump(exclude_none=True)):
+            resources[kind] = given
     return resources
 
 
