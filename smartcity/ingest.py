@@ -83,6 +83,8 @@ CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
     ("mg/m³", "µg/m³"): lambda v: v * 1000,
 }
 _COORDINATES = (("lon", "lat"), ("longitude", "latitude"))
+# Where a CSV row's cells beyond the header's columns go: no model has this field, so the row is refused naming it.
+CSV_EXTRA_CELLS = "<cells beyond the header>"
 
 
 class BodyError(ValueError):
@@ -138,10 +140,10 @@ def parse_items(body: bytes, content_type: str | None) -> list[Any]:
             raise BodyError(400, f"the body is not JSON: {error}") from None
         items = parsed if isinstance(parsed, list) else [parsed]
     elif media_type in ("text/csv", "application/csv"):
-        rows = csv.DictReader(io.StringIO(text))
+        rows = csv.DictReader(io.StringIO(text), restkey=CSV_EXTRA_CELLS)
         if not rows.fieldnames:
             raise BodyError(400, "the CSV body has no header line")
-        items = [{k: v for k, v in row.items() if k and v not in (None, "")} for row in rows]
+        items = [_csv_reading(row) for row in rows]
     else:
         raise BodyError(415, f"media type {media_type!r} is not taken: send application/json or text/csv")
     if not items:
@@ -149,6 +151,15 @@ def parse_items(body: bytes, content_type: str | None) -> list[Any]:
     if len(items) > MAX_ITEMS:
         raise BodyError(400, f"{len(items)} readings in one request; at most {MAX_ITEMS}")
     return items
+
+
+def _csv_reading(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row as a reading: an empty cell is an absent value; non-empty cells beyond the header's columns are
+    kept under :data:`CSV_EXTRA_CELLS`, so that validation refuses the row instead of dropping them unseen."""
+    reading = {k: v for k, v in row.items() if k and k != CSV_EXTRA_CELLS and v not in (None, "")}
+    if extra := [cell for cell in row.get(CSV_EXTRA_CELLS, ()) if cell]:
+        reading[CSV_EXTRA_CELLS] = extra
+    return reading
 
 
 # --- units --------------------------------------------------------------------------------------------------

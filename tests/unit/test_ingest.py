@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from smartcity.backends.bus import open_bus
 from smartcity.backends.database import open_database
 from smartcity.events import STREAMS, city
-from smartcity.ingest import event_id
+from smartcity.ingest import CSV_EXTRA_CELLS, event_id
 from smartcity.runtime.gateway import build_gateway
 from smartcity.settings import PROJECT_ROOT
 from smartcity.storage.migrate import migrate
@@ -106,6 +106,18 @@ def test_csv_readings_are_converted_to_the_model_units_and_enriched_with_zone_an
     assert first["occupancy"] == pytest.approx(0.35) and first["averageVehicleSpeed"] == pytest.approx(36.0)
     assert second["averageVehicleSpeed"] is None
     assert first["zone"] == "Z11" and first["refRoadSegment"].startswith("urn:ngsi-ld:RoadSegment:")
+
+
+def test_a_csv_row_with_more_cells_than_the_header_is_refused_not_cut(gateway, settings):
+    box = city()
+    header = "id,dateObserved,dateObservedFrom,dateObservedTo,lon,lat,laneId,intensity,intensityPerHour,occupancy,congested\n"
+    row = f"2025-03-01T08:30:00Z,2025-03-01T08:29:55Z,2025-03-01T08:30:00Z,{box.west + 0.001},{box.south + 0.001},0,2,1440,0.35,false"
+    csv = header + f"loop-7,{row},\n" + f"loop-8,{row},0.9\n"  # an empty trailing cell is nothing; 0.9 is a value
+    answer = gateway.post("/function/ingest-traffic-sensors", content=csv, headers={"content-type": "text/csv"})
+    assert answer.status_code == 422, answer.text
+    assert [(error["index"], error["field"]) for error in answer.json()["errors"]] == [(1, CSV_EXTRA_CELLS)]
+    data, _ = published(settings, "traffic-sensors")
+    assert [d["id"] for d in data] == ["urn:ngsi-ld:TrafficFlowObserved:loop-7"]
 
 
 def test_a_car_park_gets_its_own_road_segment_from_the_reference_tables(gateway, settings):
