@@ -7,7 +7,8 @@ Each ``functions/ingest-<stream>/handler.py`` serves :func:`ingest_app` for its 
   (``{"type": "Property", "value": 12, "unitCode": "MTS"}``, ``{"type": "GeoProperty", "value": {...}}``,
   ``{"type": "Relationship", "object": "urn:..."}``);
 - CSV (``text/csv``): a header line, then one reading per line. ``lon`` and ``lat`` (or ``longitude`` and
-  ``latitude``) columns make the ``location``; an empty cell is an absent value.
+  ``latitude``) columns make the ``location``; an empty cell is an absent value; a row with non-empty cells
+  beyond the header's columns is refused.
 
 Each reading then goes through:
 
