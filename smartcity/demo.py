@@ -158,7 +158,6 @@ class Demo:
                     query.stop()
 
         stack.callback(stop)
-        self.queries = queries
         self.say(f"streaming: {', '.join(query.name for query in queries)}; "
                  f"metrics on :{self.settings.streaming_metrics_port}/metrics")
 
@@ -226,7 +225,7 @@ class Demo:
         return f"simulated {self.simulated} events; stored {stored} rows; {windows} sensor 5-min windows"
 
     def _count(self, tick, report) -> None:
-        self.simulated = sum(report.by_topic.values())
+        self.simulated = report.events
 
     def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         """Run ``target``; a failure stops the demo and is reported, instead of dying silently in a thread."""
