@@ -102,7 +102,10 @@ class AsyncRoutes:
     def _client(self, kind: str) -> httpx.AsyncClient:
         if kind not in self._clients:
             self._clients[kind] = (
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway), base_url="http://gateway", timeout=None)
+                # A function that raises has answered 500 (Starlette sends it, then re-raises): that 500 is the
+                # result the callback gets, as from OpenFaaS, rather than an error that ends the call unreported.
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway, raise_app_exceptions=False),
+                                  base_url="http://gateway", timeout=None)
                 if kind == "internal" else httpx.AsyncClient(timeout=30)
             )
         return self._clients[kind]

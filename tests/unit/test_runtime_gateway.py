@@ -126,6 +126,21 @@ def test_async_invocation_accepts_then_posts_the_result_to_the_callback(gateway)
     assert json.loads(body)["doubled"] == 8.0
 
 
+def test_an_async_call_whose_function_raises_posts_the_500_to_the_callback(gateway):
+    received: queue.Queue = queue.Queue()
+
+    async def callback(request: Request) -> Response:
+        received.put(dict(request.headers))
+        return Response(status_code=200)
+
+    with serving(Starlette(routes=[Route("/done", callback, methods=["POST"])])) as callback_url:
+        response = gateway.post("/async-function/hello-http/fail", headers={"X-Callback-Url": f"{callback_url}/done"})
+        assert response.status_code == 202
+        headers = received.get(timeout=10)
+    assert headers["x-function-status"] == "500"
+    assert headers["x-call-id"] == response.headers["X-Call-Id"]
+
+
 def test_system_functions_healthz_and_metrics(gateway):
     message = sdk_http.to_binary(reading(), JSONFormat())
     gateway.post("/function/echo", headers=message.headers, content=message.body)
