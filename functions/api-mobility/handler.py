@@ -203,7 +203,7 @@ def create_app(context: Context) -> FastAPI:
         limit: PageSize = 100, cursor: Cursor = None,
     ) -> Response:
         """One zone's mobility index window by window over ``from``..``to``, oldest first."""
-        filters = {"zone": zone, "from": period.start, "to": period.end}
+        filters = {"zone": zone, **period.cursor_filters}
         after = decode_cursor(cursor, filters, (str,))
         rows = context.database.query(
             f"""SELECT {INDEX_COLUMNS} FROM mobility_index_5min

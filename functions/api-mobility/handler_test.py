@@ -79,3 +79,7 @@ def test_a_zone_mobility_index_window_by_window(api):
     assert values == [65.0, 66.0, 67.0, 68.0, 69.0, 70.0] and second["next_cursor"] is None
     assert client.get("/v1/mobility/index/history", params={"from": params["from"]}).status_code == 422  # zone needed
     assert client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"], "zone": "Z22"}).status_code == 400
+    # without `from`/`to` (the last hour, ending now) the cursor still continues the listing on the next page
+    first = client.get("/v1/mobility/index/history", params={"zone": "Z11", "limit": 1}).json()
+    second = client.get("/v1/mobility/index/history", params={"zone": "Z11", "limit": 1, "cursor": first["next_cursor"]})
+    assert second.status_code == 200 and second.json()["items"] != first["items"]

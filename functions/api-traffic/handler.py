@@ -265,7 +265,7 @@ def create_app(context: Context) -> FastAPI:
         """
         scope = history_scope(sensor_id, segment_id, zone)
         filters = {"scope": scope.kind, "value": scope.value, "metric": metric, "severity": severity,
-                   "from": period.start, "to": period.end}
+                   **period.cursor_filters}
 
         def produce() -> Page[TrafficAnomaly]:
             after = decode_cursor(cursor, filters, (str, str, str))

@@ -212,6 +212,19 @@ def test_anomalies_filter(api, params, count):
     assert len(anomalies(client, sample_api.sample, **params)["items"]) == count
 
 
+def test_the_cursor_of_a_range_ending_now_continues_it(api):
+    # without `to` the range ends now, which has moved by the next page: the cursor must still continue the listing
+    sample_api, client = api
+    since = query_time(sample_api.sample.now - timedelta(hours=3))
+    for path, params in (("/v1/traffic/history", {"bucket": "5m", "limit": 2}),
+                         ("/v1/traffic/anomalies", {"from": since, "limit": 1})):
+        first = client.get(path, params=params).json()
+        assert first["next_cursor"] is not None, path
+        second = client.get(path, params={**params, "cursor": first["next_cursor"]})
+        assert second.status_code == 200, second.text
+        assert second.json()["items"] and second.json()["items"] != first["items"]
+
+
 def test_anomalies_page_with_a_cursor(api):
     sample_api, client = api
     sample = sample_api.sample

@@ -43,6 +43,16 @@ class Bucket(str, Enum):
 class TimeRange:
     start: datetime
     end: datetime
+    # What the query named, None where it took the default: a paged listing's cursor is tied to these, not to the
+    # defaults, which move with the clock from one page to the next.
+    asked_start: datetime | None = None
+    asked_end: datetime | None = None
+
+    @property
+    def cursor_filters(self) -> dict[str, datetime | None]:
+        """The range as a paged listing's filters: following ``next_cursor`` with the same query continues the
+        listing even when ``from`` or ``to`` was left to its default (relative to now)."""
+        return {"from": self.asked_start, "to": self.asked_end}
 
     @property
     def seconds(self) -> float:
@@ -54,13 +64,14 @@ async def time_range(
     end: Annotated[AwareDatetime | None, Query(alias="to", description="End (exclusive), ISO 8601 with a timezone; default: now.")] = None,
 ) -> TimeRange:
     """The query's ``from``/``to`` (a FastAPI dependency); 400 when ``from`` is not before ``to`` or the span is too long."""
+    asked_start, asked_end = start, end
     end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
     start = (start or end - timedelta(hours=1)).astimezone(timezone.utc)
     if start >= end:
         raise bad_request("query.from", "must be before `to`")
     if end - start > MAX_RANGE:
         raise bad_request("query.from", f"the range may span at most {MAX_RANGE.days} days")
-    return TimeRange(start, end)
+    return TimeRange(start, end, asked_start, asked_end)
 
 
 def sql_time(moment: datetime) -> datetime:

@@ -193,7 +193,7 @@ def is_small(scope: Scope, period: TimeRange, bucket: Bucket) -> bool:
 def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: TimeRange, limit: int,
                     cursor: str | None) -> dict[str, Any]:
     """One page of the history, as the JSON document of :class:`RawHistory` or :class:`AggregateHistory`."""
-    filters = {"scope": scope.kind, "value": scope.value, "from": period.start, "to": period.end,
+    filters = {"scope": scope.kind, "value": scope.value, **period.cursor_filters,
                "bucket": bucket.value}
     after = decode_cursor(cursor, filters, (int,))
     start = max(period.start, from_epoch(after[0] + bucket.seconds)) if after else period.start
