@@ -169,16 +169,14 @@ def create_app(context: Context) -> FastAPI:
     ) -> Response:
         """Taxi and VTC trips by pickup zone over ``from``..``to`` (default: the last hour)."""
         def produce() -> TaxiDemand:
-            database = context.database
             zone_condition = " AND pickup_zone = :zone" if zone is not None else ""
-            rows = database.query(
+            rows = context.database.query(
                 f"""SELECT pickup_zone AS zone, COUNT(DISTINCT entity_id) AS trips,
                            COUNT(DISTINCT CASE WHEN trip_status = 'completed' THEN entity_id END) AS completed_trips,
                            AVG(CASE WHEN trip_status = 'completed' THEN fare END) AS average_fare
                     FROM taxi_trips WHERE observed_at >= :start AND observed_at < :end{zone_condition}
                     GROUP BY pickup_zone ORDER BY pickup_zone""",
-                {"start": sql_time(period.start), "end": sql_time(period.end),
-                 "zone": zone},
+                {"start": sql_time(period.start), "end": sql_time(period.end), "zone": zone},
             )
             return TaxiDemand(start=period.start, end=period.end, zones=[ZoneDemand(**row) for row in rows])
 
