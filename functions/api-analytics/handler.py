@@ -18,6 +18,7 @@ from smartcity.api.app import READ_ERRORS, create_api_app, read_cache_of, viewer
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read
 from smartcity.api.problems import bad_request
 from smartcity.api.timeseries import MAX_RANGE, TimeRange, bucket_sql, from_epoch, sql_time, time_range
+from smartcity.backends.database import Database
 from smartcity.events.common import Zone, city
 from smartcity.runtime import Context, http_function
 
@@ -73,7 +74,7 @@ def caqi_band(index: float) -> str:
     return next(name for name, below in CAQI_BANDS if below is None or index < below)
 
 
-def kpis(database: Any, period: TimeRange, zone: str | None) -> Kpis:
+def kpis(database: Database, period: TimeRange, zone: str | None) -> Kpis:
     """The KPIs of ``period`` (in ``zone``, or the whole city)."""
     dialect = database.dialect
     params = {"start": sql_time(period.start), "end": sql_time(period.end), "zone": zone}
