@@ -23,10 +23,8 @@ from typing import Any
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, TrafficFlowObserved
-from streaming.anomalies import (
-    ANOMALY_COLUMNS, BASELINE_DAYS, alert_for, find_anomalies, sensor_history, severity, time_slot,
-)
-from streaming.indices import congestion_index, median_absolute_deviation
+from streaming.anomalies import judge_windows
+from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S
 from streaming.sinks import upsert
 from streaming.traffic_windows import SEGMENT_COLUMNS, SENSOR_COLUMNS, SPEED_PERCENTILES
@@ -116,28 +114,6 @@ def flag_anomalies(database: Database, windows: Sequence[dict], now: datetime) -
     """Judge the finished ``windows`` (sensor rows) as the anomaly job does; upsert and return its rows, and the
     alerts it would publish."""
     finished = [window for window in windows if window["window_end"] <= now]
-    if not finished:
-        return [], []
-    earliest = min(window["window_start"] for window in finished)
-    latest = max(window["window_start"] for window in finished)
-    history = sensor_history(database, sorted({window["sensor_id"] for window in finished}),
-                             earliest - timedelta(days=BASELINE_DAYS), latest)
-    rows, alerts = [], []
-    for window in finished:
-        start = window["window_start"]
-        same_slot = [row for row in history.get(window["sensor_id"], [])
-                     if start - timedelta(days=BASELINE_DAYS) <= row["window_start"] < start
-                     and time_slot(row["window_start"]) == time_slot(start)]
-        found = find_anomalies(window, same_slot)
-        if not found:
-            continue
-        alert = alert_for(window, found)
-        alerts.append(alert)
-        for anomaly in found:
-            centre, mad = median_absolute_deviation(anomaly.baseline)
-            row = {**window, "metric": anomaly.metric, "value": anomaly.value, "baseline_median": centre,
-                   "baseline_mad": mad, "baseline_samples": len(anomaly.baseline), "robust_z": anomaly.z,
-                   "severity": severity(anomaly.z), "alert_id": alert.id, "detected_at": now}
-            rows.append({column: row[column] for column in ANOMALY_COLUMNS})
+    rows, alerts = judge_windows(database, finished, now)
     upsert(database, "traffic_anomalies", rows, key=("sensor_id", "window_start", "metric"))
     return rows, alerts
