@@ -1,0 +1,215 @@
+"""The two baselines every model and every report sits beside.
+
+- :class:`HistoricalAverage`: the mean of the series at the same time of day (slot of the grid, local time) on
+  the same kind of day (weekday or weekend), over the training part; P10/P90 are that cell's empirical quantiles.
+- :class:`Persistence`: the last observed value, with P10/P90 from the training part's changes over each horizon.
+
+:class:`Profiles` is the historical average as a building block: models read it as a feature (what is usual
+then) and as a fallback. A series it has not seen gets the mean shape of the known series, scaled to the level of
+its own recent values; the forecaster's ``info`` says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.base import Forecaster, json_file, read_json_file
+from models.panel import Panel
+
+# A cell with fewer values than this borrows from its neighbouring slots (same day kind).
+MIN_CELL_VALUES = 3
+DAY_KINDS = 2  # weekday, weekend
+
+
+class Profiles:
+    """Per series: mean, P10 and P90 per (day kind, slot of day), and the series' overall level."""
+
+    def __init__(self, step_min: int, series_ids: list[str], mean: np.ndarray, low: np.ndarray,
+                 high: np.ndarray) -> None:
+        self.step_min = step_min
+        self.series_ids = list(series_ids)
+        self.row = {series: i for i, series in enumerate(self.series_ids)}
+        self.mean, self.low, self.high = mean, low, high  # [n_series, DAY_KINDS, steps_per_day]
+        self.level = np.nanmean(mean.reshape(len(series_ids), -1), axis=1) if len(series_ids) else np.zeros(0)
+
+    @classmethod
+    def fit(cls, panel: Panel, train_end: int) -> Profiles:
+        slots, kinds = panel.slot_of_day()[:train_end], panel.is_weekend()[:train_end].astype(int)
+        spd = panel.steps_per_day
+        frame = pd.DataFrame({
+            "series": np.repeat(np.arange(panel.n_series), train_end),
+            "cell": np.tile(kinds * spd + slots, panel.n_series),
+            "value": panel.values[:, :train_end].ravel(),
+        }).dropna()
+        shape = (panel.n_series, DAY_KINDS * spd)
+        grouped = frame.groupby(["series", "cell"])["value"]
+        tables = []
+        for stat in (grouped.mean(), grouped.quantile(0.1), grouped.quantile(0.9), grouped.count()):
+            table = np.full(shape, np.nan)
+            table[stat.index.get_level_values(0), stat.index.get_level_values(1)] = stat.to_numpy()
+            tables.append(table.reshape(panel.n_series, DAY_KINDS, spd))
+        mean, low, high, count = tables
+        mean, low, high = (_fill_sparse_cells(t, np.nan_to_num(count)) for t in (mean, low, high))
+        return cls(panel.step_min, panel.series_ids, mean, low, high)
+
+    def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean") -> np.ndarray:
+        """``[n_series, len(steps)]``: the profile's value at grid indices ``steps`` of ``panel``'s series.
+
+        A step may lie beyond the panel's end (a forecast's target time). Series unknown to the profiles get
+        the known series' mean shape scaled to the level of their values before ``steps.min()``."""
+        steps = np.asarray(steps)
+        times = panel.start + pd.to_timedelta(steps * panel.step_min, unit="min")
+        local = pd.DatetimeIndex(times).tz_convert(panel.timezone)
+        slots = np.asarray((local.hour * 60 + local.minute) // self.step_min)
+        kinds = np.asarray(local.dayofweek >= 5).astype(int)
+        table = {"mean": self.mean, "low": self.low, "high": self.high}[which]
+        out = np.empty((panel.n_series, len(steps)))
+        for row, series in enumerate(panel.series_ids):
+            known = self.row.get(series)
+            if known is not None:
+                out[row] = table[known, kinds, slots]
+            else:
+                out[row] = self._shape(table)[kinds, slots] * self._level_of(panel.values[row, :max(steps.min(), 1)])
+        return out
+
+    def is_known(self, series: str) -> bool:
+        return series in self.row
+
+    def _shape(self, table: np.ndarray) -> np.ndarray:
+        levels = np.where(self.level > 0, self.level, np.nan)[:, None, None]
+        return np.nanmean(table / levels, axis=0) if len(self.series_ids) else np.ones(table.shape[1:])
+
+    def _level_of(self, context: np.ndarray) -> float:
+        recent = context[-7 * 1440 // self.step_min:]
+        shape_mean = np.nanmean(self._shape(self.mean)) if len(self.series_ids) else 1.0
+        level = np.nanmean(recent) / shape_mean if np.isfinite(recent).any() else np.nanmean(self.level)
+        return float(level) if np.isfinite(level) else 0.0
+
+    def to_json(self) -> dict:
+        return {"step_min": self.step_min, "series_ids": self.series_ids,
+                "mean": _listed(self.mean), "low": _listed(self.low), "high": _listed(self.high)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Profiles:
+        arrays = [np.array(data[k], dtype=np.float64).reshape(len(data["series_ids"]), DAY_KINDS, -1)
+                  for k in ("mean", "low", "high")]
+        return cls(data["step_min"], data["series_ids"], *arrays)
+
+
+def _listed(array: np.ndarray) -> list:
+    return np.where(np.isfinite(array), array, None).tolist()
+
+
+def _fill_sparse_cells(table: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Cells with too few values take the mean of the nearest slots that have enough (circular in the day);
+    a day kind with none at all (no weekend in training) takes the other kind's profile."""
+    table = np.where(count >= MIN_CELL_VALUES, table, np.nan)
+    filled = table.copy()
+    spd = table.shape[-1]
+    for radius in (1, 2, 3, 6, 12):
+        missing = np.isnan(filled)
+        if not missing.any():
+            break
+        shifted = np.stack([np.roll(table, k, axis=-1) for k in range(-radius, radius + 1) if k])
+        with np.errstate(all="ignore"):
+            filled = np.where(missing, np.nanmean(shifted, axis=0), filled)
+    other = filled[:, ::-1, :]
+    filled = np.where(np.isnan(filled), other, filled)
+    series_mean = np.nanmean(filled.reshape(filled.shape[0], -1), axis=1)[:, None, None]
+    return np.where(np.isnan(filled), series_mean * np.ones((1, DAY_KINDS, spd)), filled)
+
+
+class HistoricalAverage(Forecaster):
+    """What is usual for this series at the target's time of day and day kind."""
+
+    name = "historical-average"
+    extra = "runtime"
+
+    def fit(self, panel: Panel, train_end: int) -> HistoricalAverage:
+        self.step_min = panel.step_min
+        self.profiles = Profiles.fit(panel, train_end)
+        return self
+
+    def predict(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
+        steps = panel.horizon_steps(self.horizons_min)
+        out = np.empty((panel.n_series, len(origins), len(steps), 3))
+        for k, step in enumerate(steps):
+            targets = np.asarray(origins) + step
+            for q, which in enumerate(("low", "mean", "high")):
+                out[:, :, k, q] = self.profiles.expected(panel, targets, which)
+        return np.sort(out, axis=-1)
+
+    def to_files(self) -> dict[str, bytes]:
+        return {"profiles.json": json_file(self.profiles.to_json()), "params.json": json_file(self.params())}
+
+    @classmethod
+    def load_files(cls, files: dict[str, bytes]) -> HistoricalAverage:
+        params = read_json_file(files, "params.json")
+        model = cls(tuple(params["horizons_min"]), params["seed"])
+        model.step_min = params["step_min"]
+        model.profiles = Profiles.from_json(read_json_file(files, "profiles.json"))
+        return model
+
+
+def last_observed(values: np.ndarray, origins: np.ndarray, max_age: int) -> np.ndarray:
+    """``[n_series, len(origins)]``: the newest value at or before each origin, at most ``max_age`` steps old."""
+    out = np.full((values.shape[0], len(origins)), np.nan)
+    for age in range(max_age + 1):
+        at = np.asarray(origins) - age
+        valid = at >= 0
+        candidate = np.where(valid[None, :], values[:, np.clip(at, 0, None)], np.nan)
+        out = np.where(np.isnan(out), candidate, out)
+    return out
+
+
+class Persistence(Forecaster):
+    """The last observed value (at most an hour old); P10/P90 from how much the series moved over each horizon."""
+
+    name = "persistence"
+    extra = "runtime"
+
+    def fit(self, panel: Panel, train_end: int) -> Persistence:
+        self.step_min = panel.step_min
+        self.max_age = max(1, 60 // panel.step_min)
+        values = panel.values[:, :train_end]
+        self.spread: dict[str, list[list[float]]] = {}
+        relative = []
+        for row, series in enumerate(panel.series_ids):
+            per_horizon = []
+            for step in panel.horizon_steps(self.horizons_min):
+                change = values[row, step:] - values[row, :-step] if values.shape[1] > step else np.array([])
+                change = change[np.isfinite(change)]
+                per_horizon.append([float(np.quantile(change, 0.1)), float(np.quantile(change, 0.9))]
+                                   if change.size else [0.0, 0.0])
+            self.spread[series] = per_horizon
+            level = np.nanmean(values[row]) if np.isfinite(values[row]).any() else np.nan
+            if level and np.isfinite(level):
+                relative.append(np.array(per_horizon) / level)
+        self.relative_spread = np.mean(relative, axis=0).tolist() if relative else [[0.0, 0.0]] * len(self.horizons_min)
+        return self
+
+    def predict(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
+        last = last_observed(panel.values, np.asarray(origins), self.max_age)
+        out = np.empty((panel.n_series, len(origins), len(self.horizons_min), 3))
+        for row, series in enumerate(panel.series_ids):
+            spread = self.spread.get(series)
+            if spread is None:
+                level = np.nanmean(panel.values[row, :max(int(np.min(origins)), 1)])
+                spread = (np.array(self.relative_spread) * (level if np.isfinite(level) else 0.0)).tolist()
+            for k, (low, high) in enumerate(spread):
+                out[row, :, k] = np.stack([last[row] + low, last[row], last[row] + high], axis=-1)
+        return np.sort(out, axis=-1)
+
+    def to_files(self) -> dict[str, bytes]:
+        return {"persistence.json": json_file({"spread": self.spread, "relative_spread": self.relative_spread,
+                                               "max_age": self.max_age}),
+                "params.json": json_file(self.params())}
+
+    @classmethod
+    def load_files(cls, files: dict[str, bytes]) -> Persistence:
+        params, state = read_json_file(files, "params.json"), read_json_file(files, "persistence.json")
+        model = cls(tuple(params["horizons_min"]), params["seed"])
+        model.step_min, model.max_age = params["step_min"], state["max_age"]
+        model.spread, model.relative_spread = state["spread"], state["relative_spread"]
+        return model
