@@ -28,7 +28,7 @@ from typing import Callable
 import httpx
 import uvicorn
 
-from smartcity.settings import DEAD_LETTER_TOPIC, PROJECT_ROOT, TOPICS, Settings
+from smartcity.settings import PLATFORM_TOPICS, PROJECT_ROOT, Settings
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "demo"
 Say = Callable[[str], None]
@@ -98,7 +98,7 @@ class Demo:
         applied = prepare_storage(self.settings)
         bus = open_bus(self.settings.bus_url)
         try:
-            bus.create_topics([*TOPICS, DEAD_LETTER_TOPIC], self.settings.topic_partitions)
+            bus.create_topics(list(PLATFORM_TOPICS), self.settings.topic_partitions)
         finally:
             bus.close()
         self.say(f"data in {self.options.data_dir}; {len(applied)} migrations applied; topics ready")

@@ -35,6 +35,9 @@ TOPICS = (
     "air-quality",
 )
 DEAD_LETTER_TOPIC = "dead-letter"
+# What the platform derives and publishes for its own functions (smartcity.events.derived).
+DERIVED_TOPICS = ("traffic-windows", "forecasts")
+PLATFORM_TOPICS = (*TOPICS, *DERIVED_TOPICS, DEAD_LETTER_TOPIC)
 
 
 class Settings(BaseSettings):

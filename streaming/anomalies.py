@@ -1,4 +1,5 @@
-"""Job ``anomalies``: flags a sensor's finished 5-minute window whose speed or occupancy is far off its usual.
+"""Job ``anomalies``: flags a sensor's finished 5-minute window whose speed or occupancy is far off its usual,
+and publishes every finished window on ``traffic-windows``, where the forecasting function picks it up.
 
 The windows are the traffic job's per-sensor aggregates (same readings, same formulas), in append mode: a
 window comes out once, when the watermark has passed its end, so it is never judged on part of its data.
@@ -10,6 +11,10 @@ flags an unusually low ``mean_speed_kmh`` or an unusually high ``mean_occupancy`
 congestion (|z| > 3.5). Each flagged window is upserted into ``traffic_anomalies`` (one row per metric) and
 published on ``incidents`` as an ``Alert`` (``trafficJam``), a CloudEvent whose id is fixed by the sensor and the
 window, so that a replayed micro-batch publishes the same id again and consumers drop the copy.
+
+Every finished window, flagged or not, is also published once on ``traffic-windows`` as a
+:class:`~smartcity.events.derived.TrafficWindow` (id fixed by sensor and window, keyed by road segment so that
+one segment's windows stay in order): the trigger of the ``forecast-traffic`` function.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from cloudevents.core.v1.event import CloudEvent
 from pyspark.sql import DataFrame
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, Location, city, stream_for_topic
+from smartcity.events.derived import TRAFFIC_WINDOWS, TrafficWindow
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from streaming import metrics
@@ -35,6 +42,7 @@ from streaming.traffic_windows import TOPIC, finish_measures, sensor_attributes,
 BASELINE_DAYS = 28
 MIN_BASELINE_WINDOWS = 6
 ALERT_SOURCE = "/smartcity/streaming/anomalies"
+WINDOW_SOURCE = "/smartcity/streaming/traffic-windows"
 # metric -> the sign of z that means congestion
 WATCHED_METRICS = {"mean_speed_kmh": -1, "mean_occupancy": +1}
 ANOMALY_COLUMNS = (
@@ -143,6 +151,14 @@ def judge_windows(db: Database, windows: list[dict], now: datetime) -> tuple[lis
     return rows, alerts
 
 
+def window_event(window: dict) -> CloudEvent:
+    """The CloudEvent announcing that ``window`` (a finished sensor window) is closed."""
+    start = window["window_start"]
+    return new_event(TRAFFIC_WINDOWS.ce_type, WINDOW_SOURCE, TrafficWindow.model_validate(window),
+                     id=f"{window['sensor_id']}|{start.isoformat()}", time=window["window_end"],
+                     partitionkey=window["segment_id"])
+
+
 def build(ctx: StreamingContext) -> DataFrame:
     readings = sensor_readings(ctx, JOB.name)
     aggregates = readings.groupBy(window_of(), "sensor_id").agg(
@@ -161,6 +177,9 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
         key, value, headers = record_of(new_event(
             incidents.ce_type, ALERT_SOURCE, alert, id=alert.id, time=alert.dateObserved, partitionkey=alert.id))
         ctx.bus.publish(ctx.topic(incidents.topic), value, key=key, headers=headers)
+    for window in windows:
+        key, value, headers = record_of(window_event(window))
+        ctx.bus.publish(ctx.topic(TRAFFIC_WINDOWS.topic), value, key=key, headers=headers)
     for row in rows:
         metrics.ANOMALIES.labels(row["metric"]).inc()
     ctx.bus.flush()

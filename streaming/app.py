@@ -26,7 +26,7 @@ from streaming.session import build_session
 from streaming.sources import BusSource
 
 JOBS: dict[str, Job] = {job.name: job for job in (traffic_windows.JOB, mobility_index.JOB, anomalies.JOB)}
-OUTPUT_TOPICS = ("incidents", DEAD_LETTER_TOPIC)
+OUTPUT_TOPICS = ("incidents", "traffic-windows", DEAD_LETTER_TOPIC)
 log = logging.getLogger(__name__)
 
 

@@ -1,8 +1,8 @@
 """Apache Kafka 4.x, one node in KRaft mode (broker and controller in one process), with the platform's topics.
 
 The jars come from Maven Central (``infra/local/kafka/pom.xml``); the storage is formatted once, with a cluster id
-kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every stream topic of :data:`smartcity.settings.TOPICS`
-and the dead-letter topic exist, made with ``settings.topic_partitions`` partitions (the one place that says how many).
+kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every topic of :data:`smartcity.settings.PLATFORM_TOPICS`
+(streams, derived topics, dead letters) exists, made with ``settings.topic_partitions`` partitions (the one place that says how many).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS
+from smartcity.settings import PLATFORM_TOPICS
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, StackError, port_open
 from smartcity.stack.java import JavaService
 
@@ -103,12 +103,12 @@ class KafkaService(JavaService):
 
 
 def create_platform_topics(bus_url: str, partitions: int) -> None:
-    """Create the stream topics and the dead-letter topic that are missing, with ``partitions`` partitions each
+    """Create the stream topics, the derived topics and the dead-letter topic that are missing, with ``partitions`` partitions each
     (topics that exist are left as they are)."""
     from smartcity.backends.bus import open_bus
 
     bus = open_bus(bus_url)
     try:
-        bus.create_topics([*TOPICS, DEAD_LETTER_TOPIC], partitions)
+        bus.create_topics(list(PLATFORM_TOPICS), partitions)
     finally:
         bus.close()

@@ -4,7 +4,8 @@ The convention, for every engineer adding tables:
 
 - A migration is a file in ``smartcity/storage/migrations/`` named ``NNNN_<name>.sql``: a four-digit version, an
   underscore, a lower-case name. Versions are applied in increasing order. Ranges: ``0001``-``0099`` storage
-  (stream tables, reference tables), ``0100``-``0199`` streaming aggregates, ``0200``-``0299`` the API.
+  (stream tables, reference tables), ``0100``-``0199`` streaming aggregates, ``0200``-``0299`` the API,
+  ``0300``-``0399`` the models (forecasts, anomaly scores).
 - A version may have dialect variants ``NNNN_<name>.postgresql.sql`` and ``NNNN_<name>.sqlite.sql``; the variant
   of the database's dialect wins over a plain ``NNNN_<name>.sql``, which serves both. A version with a variant for
   one dialect only (and no plain file) does not apply to the other.

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from smartcity import stack
-from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS, get_settings
+from smartcity.settings import PLATFORM_TOPICS, get_settings
 from smartcity.stack.base import alive_processes, port_open, process_tree
 from tests.ports import free_port
 
@@ -141,8 +141,8 @@ def test_kafka_has_the_platform_topics_and_carries_a_message(real_stack):
     admin = AdminClient({"bootstrap.servers": servers})
     topics = admin.list_topics(timeout=10).topics
     partitions = get_settings().topic_partitions
-    assert {name: len(topics[name].partitions) for name in [*TOPICS, DEAD_LETTER_TOPIC] if name in topics} == {
-        name: partitions for name in [*TOPICS, DEAD_LETTER_TOPIC]
+    assert {name: len(topics[name].partitions) for name in PLATFORM_TOPICS if name in topics} == {
+        name: partitions for name in PLATFORM_TOPICS
     }
 
     topic = f"test-stack-{uuid.uuid4().hex[:8]}"

@@ -41,7 +41,7 @@ from streaming.session import build_session
 ZONE = "Z22"
 SEGMENT = "seg-streaming"
 TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality", "incidents",
-          "dead-letter")
+          "traffic-windows", "dead-letter")
 
 
 def random_window() -> datetime:
@@ -227,6 +227,11 @@ def test_windows_late_events_anomalies_and_dead_letters_on_the_real_stack(real_s
     assert anomalies[1]["baseline_median"] == 50 and anomalies[1]["robust_z"] == pytest.approx(0.6745 * (15.6 - 50))
     alerts = read_topic(ctx, "incidents", 1)
     assert len(alerts) == 1 and json.loads(alerts[0].value)["subCategory"] == "trafficJam"
+    # Both sensors' first windows closed: each announced once on traffic-windows, keyed by its road segment.
+    closed = read_topic(ctx, "traffic-windows", 2)
+    assert sorted((json.loads(r.value)["sensor_id"], json.loads(r.value)["flow_per_hour"]) for r in closed) == [
+        (sensor_a, SENSOR_A["flow_per_hour"]), (sensor_b, SENSOR_B["flow_per_hour"])]
+    assert {r.key for r in closed} == {f"urn:ngsi-ld:RoadSegment:{prefix}{SEGMENT}".encode()}
 
     # Now one event late but inside the watermark (its window [t0+5, t0+10) is open) and one too late (window
     # [t0, t0+5) closed): the first counts, the second is left out of the window and counted as dropped.
