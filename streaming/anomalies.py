@@ -33,10 +33,11 @@ from smartcity.events import Alert, Location, city, stream_for_topic
 from smartcity.events.derived import TRAFFIC_WINDOWS, TrafficWindow
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
+from smartcity.storage.upsert import upsert
 from streaming import metrics
 from streaming.indices import ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z
 from streaming.runner import Job, StreamingContext, window_of
-from streaming.sinks import collect_records, upsert
+from streaming.sinks import collect_records
 from streaming.traffic_windows import TOPIC, finish_measures, sensor_attributes, sensor_readings, traffic_measures
 
 BASELINE_DAYS = 28

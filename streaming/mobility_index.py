@@ -22,10 +22,11 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import component_scores, mobility_index
 from streaming.runner import Job, StreamingContext, observe_input, window_of
-from streaming.sinks import CurrentWindows, collect_records, upsert
+from streaming.sinks import CurrentWindows, collect_records
 from streaming.sources import event_column, read_events
 
 TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality")

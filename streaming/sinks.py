@@ -17,7 +17,6 @@ from pyspark.sql import types as T
 
 from smartcity.backends.bus import EventBus
 from smartcity.backends.cache import Cache
-from smartcity.backends.database import Database
 from smartcity.runtime.bindings import error_data
 from smartcity.settings import DEAD_LETTER_TOPIC
 
@@ -38,22 +37,6 @@ def collect_records(batch: DataFrame) -> list[dict[str, Any]]:
                 record[name] = datetime.fromtimestamp(record[name] / 1_000_000, timezone.utc)
         records.append(record)
     return records
-
-
-def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``: the same SQL for PostgreSQL and SQLite."""
-    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + column for column in columns)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-def upsert(db: Database, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> int:
-    """Insert or replace ``rows`` of ``table`` by ``key``, in one transaction."""
-    if not rows:
-        return 0
-    return db.executemany(upsert_sql(table, list(rows[0]), key), rows)
 
 
 def _json_default(value: Any) -> Any:

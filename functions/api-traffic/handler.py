@@ -1,10 +1,12 @@
-"""api-traffic: ``/v1/traffic`` — latest state per sensor and road segment, history, congestion, anomalies.
+"""api-traffic: ``/v1/traffic`` — latest state per sensor and road segment, history, congestion, anomalies,
+forecasts and their live accuracy.
 
 Latest states come from the cache (``latest:traffic-sensors:<sensor id>``, written by the store function); a road
 segment's state is made of its lanes' sensors. History comes from the streaming job's 5-minute aggregates, or
 for 1-minute buckets from the raw ``traffic_flow`` table (:mod:`smartcity.api.traffic_history`). Anomalies are the
-windows the streaming anomaly job flagged (``traffic_anomalies``), each with the incident it reported. Every
-route needs the viewer role.
+windows the streaming anomaly job flagged (``traffic_anomalies``), each with the incident it reported. Forecasts
+are what the ``forecast-traffic`` function issued (:mod:`smartcity.api.forecasts`). Every route needs the viewer
+role.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from smartcity.api.app import READ_ERRORS, create_api_app, database_work, read_cache_of, viewer
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, document_body, latest_state_read, uncached_body
+from smartcity.api.forecasts import EntityForecast, ForecastAccuracy, forecast_accuracy, latest_forecast
 from smartcity.api.geo import BoundingBox, bounding_box
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_by_key, page_of
-from smartcity.api.problems import not_found, problem_responses
+from smartcity.api.problems import bad_request, not_found, problem_responses
 from smartcity.api.timeseries import Bucket, TimeRange, cursor_time, sql_time, time_range
 from smartcity.api.traffic_history import (
     History, aggregate_column, check_bucket_count, history_scope, is_small, traffic_history,
@@ -305,6 +308,36 @@ def create_app(context: Context) -> FastAPI:
             )
 
         return cached_read(request, read_cache_of(request), produce, ttl_s=LATEST_TTL_S)
+
+    @router.get("/forecast", response_model=EntityForecast,
+                responses={**NOT_MODIFIED_RESPONSE, **problem_responses(400, 404)})
+    def forecast(
+        request: Request,
+        segment_id: str | None = None,
+        sensor_id: str | None = None,
+        metric: Literal["speed", "flow"] = "speed",
+    ) -> Response:
+        """The newest forecasts of one road segment or one sensor: P10/P50/P90 of its mean speed (km/h) or flow
+        (vehicles/h) 15, 30 and 60 minutes after its last closed 5-minute window, by the promoted model (name and
+        version), beside the historical average for the same origin. Give exactly one of `segment_id`, `sensor_id`.
+        """
+        if (segment_id is None) == (sensor_id is None):
+            raise bad_request("segment_id", "give exactly one of segment_id and sensor_id")
+        target = f"{'segment' if segment_id else 'sensor'}-{metric}"
+        entity = segment_id or sensor_id
+        return cached_read(request, read_cache_of(request), lambda: latest_forecast(context.database, target, entity),
+                           ttl_s=LATEST_TTL_S)
+
+    @router.get("/forecast/accuracy", response_model=ForecastAccuracy, responses=NOT_MODIFIED_RESPONSE)
+    def forecast_accuracy_route(
+        request: Request,
+        target: Literal["segment-speed", "segment-flow", "sensor-speed", "sensor-flow"] = "segment-speed",
+        hours: Annotated[float, Query(gt=0, le=24 * 28)] = 24.0,
+    ) -> Response:
+        """Live accuracy: the mean absolute error and P10-P90 coverage, per horizon, of the forecasts whose window
+        has closed in the last `hours`, for the served model and for the historical average on the same windows."""
+        return cached_read(request, read_cache_of(request),
+                           lambda: forecast_accuracy(context.database, target, hours), ttl_s=LATEST_TTL_S)
 
     app.include_router(router)
     return app

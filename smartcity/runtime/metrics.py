@@ -4,6 +4,9 @@
 (a histogram of durations), ``gateway_function_invocation_started{function_name}`` and
 ``gateway_service_count{function_name}`` (replicas; 1 for a function loaded in this process). For triggered
 invocations ``code`` is the HTTP status the same outcome would have had: 200 handled, 400 invalid, 500 failed.
+
+Metrics a function defines about its own work (a forecast's error, say) go in :data:`FUNCTION_METRICS`; every
+gateway and trigger process exposes them beside its own, on the same ``/metrics``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "FUNCTION_METRICS", "Metrics"]
+
+FUNCTION_METRICS = CollectorRegistry(auto_describe=True)
+
+
+class _FunctionMetrics:
+    """A collector that yields what the functions of this process put in :data:`FUNCTION_METRICS`."""
+
+    def collect(self):
+        return FUNCTION_METRICS.collect()
 
 
 class Metrics:
@@ -26,6 +38,7 @@ class Metrics:
             "gateway_function_invocation_started", "Function invocations started", ["function_name"], registry=self.registry
         )
         self.replicas = Gauge("gateway_service_count", "Replicas of each function", ["function_name"], registry=self.registry)
+        self.registry.register(_FunctionMetrics())
 
     def register(self, function: str) -> None:
         self.replicas.labels(function_name=function).set(1)

@@ -17,7 +17,7 @@ from streaming.anomalies import (
     ANOMALY_COLUMNS, MIN_BASELINE_WINDOWS, find_anomalies, judge_windows, severity, time_slot,
 )
 from streaming.schemas import spark_schema
-from streaming.sinks import upsert, upsert_sql
+from smartcity.storage.upsert import upsert, upsert_sql
 
 
 def test_congestion_index_is_the_mean_of_speed_deficit_and_occupancy_load():
