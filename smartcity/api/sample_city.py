@@ -46,7 +46,7 @@ from smartcity.storage.latest_state import LatestState
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
-from streaming.sinks import upsert
+from smartcity.storage.upsert import upsert
 
 API_FUNCTIONS = ("api-traffic", "api-transport", "api-mobility", "api-incidents", "api-analytics")
 SOURCE = "/tests/sample-city"

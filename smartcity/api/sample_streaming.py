@@ -26,7 +26,7 @@ from smartcity.events import Alert, TrafficFlowObserved
 from streaming.anomalies import judge_windows
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S
-from streaming.sinks import upsert
+from smartcity.storage.upsert import upsert
 from streaming.traffic_windows import SEGMENT_COLUMNS, SENSOR_COLUMNS, SPEED_PERCENTILES
 
 
