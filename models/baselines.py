@@ -53,12 +53,15 @@ class Profiles:
         mean, low, high = (_fill_sparse_cells(t, np.nan_to_num(count)) for t in (mean, low, high))
         return cls(panel.step_min, panel.series_ids, mean, low, high)
 
-    def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean") -> np.ndarray:
+    def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean",
+                 context_end: int | None = None) -> np.ndarray:
         """``[n_series, len(steps)]``: the profile's value at grid indices ``steps`` of ``panel``'s series.
 
         A step may lie beyond the panel's end (a forecast's target time). Series unknown to the profiles get
-        the known series' mean shape scaled to the level of their values before ``steps.min()``."""
+        the known series' mean shape scaled to the level of their values before ``context_end`` (default
+        ``steps.min()``; a forecast passes its first origin + 1, so that no target's value is read)."""
         steps = np.asarray(steps)
+        context_end = max(int(steps.min()) if context_end is None else int(context_end), 1)
         times = panel.start + pd.to_timedelta(steps * panel.step_min, unit="min")
         local = pd.DatetimeIndex(times).tz_convert(panel.timezone)
         slots = np.asarray((local.hour * 60 + local.minute) // self.step_min)
@@ -70,8 +73,18 @@ class Profiles:
             if known is not None:
                 out[row] = table[known, kinds, slots]
             else:
-                out[row] = self._shape(table)[kinds, slots] * self._level_of(panel.values[row, :max(steps.min(), 1)])
+                out[row] = self._shape(table)[kinds, slots] * self._level_of(panel.values[row, :context_end])
         return out
+
+    def scales(self, panel: Panel, context_end: int) -> np.ndarray:
+        """``[n_series]``: each series' scale, to put every series on one footing: its profile level when known,
+        else the level its values before ``context_end`` give the mean shape; 1 where there is none (a series
+        that is always zero, or has no values)."""
+        shape_mean = abs(float(np.nanmean(self._shape(self.mean)))) if len(self.series_ids) else 1.0
+        level = np.array([self.level[self.row[s]] if s in self.row
+                          else shape_mean * self._level_of(panel.values[i, :max(context_end, 1)])
+                          for i, s in enumerate(panel.series_ids)], dtype=np.float64)
+        return np.where(np.isfinite(level) & (np.abs(level) > 1e-6), np.abs(level), 1.0)
 
     def is_known(self, series: str) -> bool:
         return series in self.row
@@ -137,7 +150,7 @@ class HistoricalAverage(Forecaster):
         for k, step in enumerate(steps):
             targets = np.asarray(origins) + step
             for q, which in enumerate(("low", "mean", "high")):
-                out[:, :, k, q] = self.profiles.expected(panel, targets, which)
+                out[:, :, k, q] = self.profiles.expected(panel, targets, which, context_end=int(np.min(origins)) + 1)
         return np.sort(out, axis=-1)
 
     def to_files(self) -> dict[str, bytes]:

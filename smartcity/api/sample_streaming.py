@@ -23,10 +23,10 @@ from typing import Any
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, TrafficFlowObserved
+from smartcity.storage.upsert import upsert
 from streaming.anomalies import judge_windows
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S
-from smartcity.storage.upsert import upsert
 from streaming.traffic_windows import SEGMENT_COLUMNS, SENSOR_COLUMNS, SPEED_PERCENTILES
 
 

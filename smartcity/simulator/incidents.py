@@ -104,16 +104,28 @@ class IncidentSource(Source):
             position = length / 2
             self.traffic.close_lane(name, lane)
         lon, lat = self.traffic.geo(edge, position, int(index))
-        sub_category, severity = KINDS[plan.kind]
-        alert = Alert(
-            id=ngsi_id("Alert", name), dateObserved=now, category="traffic", subCategory=sub_category,
-            severity=severity, status="active", description=f"{plan.kind} on lane {index} of road segment {edge}",
-            location=Location.at(lon, lat), zone=self.city.extent.zone_of(lon, lat),
-            refRoadSegment=ngsi_id("RoadSegment", edge), laneId=int(index), dateIssued=now, validFrom=now,
-            validTo=now + timedelta(minutes=plan.minutes), alertSource="smartcity simulator")
+        alert = active_alert(name, plan.kind, lane, now, plan.minutes, lon, lat, self.city.extent.zone_of(lon, lat))
         self.active.append(_Active(self._count, plan, lane, alert))
         return alert
 
     def _clear(self, incident: _Active, now: datetime) -> Alert:
         self.traffic.clear(f"incident-{incident.number}")
-        return incident.alert.model_copy(update={"status": "cleared", "dateObserved": now, "validTo": now})
+        return cleared_alert(incident.alert, now)
+
+
+def active_alert(name: str, kind: str, lane: str, now: datetime, minutes: float, lon: float, lat: float,
+                 zone: str) -> Alert:
+    """The Alert of an incident ``name`` of ``kind`` starting ``now`` on a SUMO ``lane``, at (lon, lat)."""
+    edge, index = lane.rsplit("_", 1)
+    sub_category, severity = KINDS[kind]
+    return Alert(
+        id=ngsi_id("Alert", name), dateObserved=now, category="traffic", subCategory=sub_category,
+        severity=severity, status="active", description=f"{kind} on lane {index} of road segment {edge}",
+        location=Location.at(lon, lat), zone=zone, refRoadSegment=ngsi_id("RoadSegment", edge),
+        laneId=int(index), dateIssued=now, validFrom=now, validTo=now + timedelta(minutes=minutes),
+        alertSource="smartcity simulator")
+
+
+def cleared_alert(alert: Alert, now: datetime) -> Alert:
+    """The Alert saying that the incident of the ``active`` one is over at ``now``."""
+    return alert.model_copy(update={"status": "cleared", "dateObserved": now, "validTo": now})

@@ -131,7 +131,7 @@ class TrafficSimulation:
         self.arrived: set[str] = set()
         self.blocked_trips = 0
         begin_s -= begin_s % DETECTOR_PERIOD_S
-        lanes = _candidate_lanes(self.net_file)
+        lanes = loop_lanes(self.net_file)
         self._lanes = lanes if detector_lanes is None else lanes[:detector_lanes]
         self._start(begin_s)
         self.detectors = self._place_detectors()
@@ -341,7 +341,7 @@ def allows_cars(lane: ElementTree.Element) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _candidate_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]:
+def loop_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]:
     """(lane, edge, index, length, speed) of the normal lanes of at least 30 m open to cars, main roads first."""
     lanes = []
     for edge in ElementTree.parse(net_file).getroot().iter("edge"):
