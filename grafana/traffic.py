@@ -1,8 +1,9 @@
 """Dashboard "Traffic": traffic management — speed, flow and congestion per zone, where it is congested, and why.
 
 From the traffic job's 5-minute aggregates (``traffic_segment_5min``, ``traffic_sensor_5min``), the anomaly
-flags (``traffic_anomalies``), the incident workflow (``incident_cases``) and the road reference data
-(``road_segments``). The congestion index is 0 (free flow) .. 1 (jammed).
+flags (``traffic_anomalies``), the incident workflow (``incident_cases``), the road reference data
+(``road_segments``) and the forecasts with their live accuracy (``traffic_forecasts``, and the forecasting
+function's ``smartcity_forecast_abs_error`` summary). The congestion index is 0 (free flow) .. 1 (jammed).
 """
 
 from __future__ import annotations
@@ -106,10 +107,42 @@ def _where() -> list[dict[str, Any]]:
     ]
 
 
+FORECAST_BASELINE = "historical-average"
+
+
+def _forecasts() -> list[dict[str, Any]]:
+    """The served model's 30-minute forecast of the city's mean segment speed against what came, and the rolling
+    MAE per horizon of the served model beside the historical average (scored on the same windows)."""
+    forecast_vs_actual = (
+        "SELECT $__timeGroupAlias(f.target_time, '5m'), avg(f.p50) AS \"forecast P50 (30 min ahead)\", "
+        "avg(f.p10) AS \"P10\", avg(f.p90) AS \"P90\", avg(f.actual) AS \"actual\" FROM traffic_forecasts f "
+        f"WHERE f.target = 'segment-speed' AND f.horizon_min = 30 AND f.model <> '{FORECAST_BASELINE}' "
+        "AND $__timeFilter(f.target_time) GROUP BY 1 ORDER BY 1")
+    accuracy = (
+        "SELECT model, horizon_min AS \"horizon (min)\", avg(abs_error) AS \"MAE (km/h)\", "
+        "avg(CASE WHEN actual BETWEEN p10 AND p90 THEN 1.0 ELSE 0.0 END) AS \"P10-P90 coverage\", "
+        "count(*) AS forecasts FROM traffic_forecasts WHERE target = 'segment-speed' AND abs_error IS NOT NULL "
+        "AND $__timeFilter(target_time) GROUP BY 1, 2 ORDER BY 2, 1")
+    rolling_mae = (
+        'sum by (model, horizon_min) (rate(smartcity_forecast_abs_error_sum{target="segment-speed"}[1h])) / '
+        'sum by (model, horizon_min) (rate(smartcity_forecast_abs_error_count{target="segment-speed"}[1h]))')
+    return [
+        timeseries("Mean speed: forecast 30 minutes ahead and actual", sql(forecast_vs_actual), unit="velocitykmh",
+                   minimum=0, width=12, min_interval="5m",
+                   description="Mean over the road segments of the served model's forecasts for each window, "
+                               "issued 30 minutes before it, and of what the window measured."),
+        table("Forecast accuracy per model and horizon", sql(accuracy, table=True), width=12, height=8,
+              description="Mean absolute error of the P50 over the forecasts whose window has closed, for the "
+                          "served model and the historical average on the same windows."),
+        timeseries("Rolling MAE (1 h) per horizon", promql(rolling_mae, "{{model}} {{horizon_min}} min"),
+                   unit="velocitykmh", minimum=0, width=24, height=6),
+    ]
+
+
 def traffic() -> dict[str, Any]:
     return dashboard(
         UID, "Smart city — Traffic",
         "Traffic management: speed, flow and congestion per zone, congested roads, anomalies and incidents.",
-        [("Now", _now()), ("Trends", _trends()), ("Where", _where())],
+        [("Now", _now()), ("Trends", _trends()), ("Where", _where()), ("Forecasts", _forecasts())],
         variables=[zone_variable()],
     )

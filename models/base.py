@@ -61,6 +61,11 @@ class Forecaster(ABC):
     def load_files(cls, files: dict[str, bytes]) -> Forecaster:
         """A predictor rebuilt from :meth:`to_files`, for serving."""
 
+    def context_steps(self) -> int:
+        """How many grid steps up to the origin a forecast reads (serving loads that much); the default, eight days,
+        covers a same-time-last-week feature with room to spare. Models that read less say so."""
+        return 8 * 1440 // (self.step_min or 5)
+
     def params(self) -> dict[str, Any]:
         """The settings of this model, for its card and to rebuild it."""
         return {"horizons_min": list(self.horizons_min), "seed": self.seed, "step_min": self.step_min}

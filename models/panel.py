@@ -78,7 +78,7 @@ class Panel:
         return np.asarray((local.hour * 60 + local.minute) // self.step_min)
 
     def is_weekend(self) -> np.ndarray:
-        return np.asarray(self.local_times().dayofweek >= 5)
+        return np.asarray(self.local_times().day_of_week >= 5)
 
     def day_index(self) -> np.ndarray:
         """Calendar day of each step, local time, counted from the first day (0, 1, ...)."""

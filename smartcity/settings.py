@@ -138,6 +138,9 @@ class Settings(BaseSettings):
         default=7, ge=0, description="Daily partitions of the time-series tables created ahead of today."
     )
     backup_keep: int = Field(default=7, ge=1, description="Backups kept by `smartcity backup prune` (the newest ones).")
+    forecast_reload_s: float = Field(
+        default=30.0, ge=0, description="forecast-traffic: seconds between checks of the registry for a newly promoted "
+                                        "model (0: before every batch).")
     simulator_speed: float = Field(
         default=1.0, ge=0, description="`smartcity simulate`: city seconds per wall second (0: as fast as possible).")
     simulator_sensors: int | None = Field(

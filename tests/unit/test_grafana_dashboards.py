@@ -40,8 +40,9 @@ def _sample_names(registry: CollectorRegistry) -> set[str]:
 
 @pytest.fixture(scope="module")
 def exported_metrics() -> set[str]:
-    """Every series name the platform's processes export: the gateway's and trigger's registry (OpenFaaS names),
-    and the default registry the streaming jobs register theirs in and serve."""
+    """Every series name the platform's processes export: the gateway's and trigger's registry (OpenFaaS names,
+    and the functions' own metrics), and the default registry the streaming jobs register theirs in and serve."""
+    import models.serving  # noqa: F401 - registers the forecasting function's metrics in FUNCTION_METRICS
     import streaming.metrics  # noqa: F401 - registers the streaming jobs' metrics in the default registry
 
     return _sample_names(Metrics().registry) | _sample_names(REGISTRY) | SCRAPE_SERIES
