@@ -322,7 +322,7 @@ def create_app(context: Context) -> FastAPI:
         version), beside the historical average for the same origin. Give exactly one of `segment_id`, `sensor_id`.
         """
         if (segment_id is None) == (sensor_id is None):
-            raise bad_request("segment_id", "give exactly one of segment_id and sensor_id")
+            raise bad_request("query.segment_id", "give exactly one of segment_id and sensor_id")
         target = f"{'segment' if segment_id else 'sensor'}-{metric}"
         entity = segment_id or sensor_id
         return cached_read(request, read_cache_of(request), lambda: latest_forecast(context.database, target, entity),

@@ -286,3 +286,38 @@ def test_reads_carry_an_etag_and_answer_304(api):
     again = client.get("/v1/traffic/segments", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     assert client.get("/v1/traffic/segments", headers={"If-None-Match": '"stale"'}).status_code == 200
+
+
+def test_forecast_serves_the_newest_origin_beside_the_baseline_and_accuracy_scores_closed_windows(api):
+    from datetime import datetime, timezone
+
+    from models.serving import store_forecasts
+    from smartcity.events.derived import TrafficForecast
+
+    sample, client = api
+    database = backends_of(sample.gateway)["database"]
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    origins = [now - timedelta(minutes=90), now - timedelta(minutes=60)]
+    forecasts = [
+        TrafficForecast(target="segment-speed", entity_id=SEGMENT_A, origin=origin, horizon_min=h,
+                        target_time=origin + timedelta(minutes=h), p10=20 + i, p50=30 + i, p90=40 + i, model=model,
+                        model_version="v1", issued_at=origin + timedelta(minutes=5))
+        for i, origin in enumerate(origins) for h in (15, 30, 60) for model in ("xgboost", "historical-average")]
+    store_forecasts(database, forecasts)
+    database.execute("UPDATE traffic_forecasts SET actual = 33, abs_error = abs(p50 - 33) WHERE origin = :o",
+                     {"o": origins[0]})
+
+    body = client.get("/v1/traffic/forecast", params={"segment_id": SEGMENT_A}).json()
+    assert body["origin"].startswith(origins[1].strftime("%Y-%m-%dT%H:%M"))
+    assert (body["served"]["model"], body["baseline"]["model"]) == ("xgboost", "historical-average")
+    assert [(f["horizon_min"], f["p10"], f["p50"], f["p90"]) for f in body["served"]["forecasts"]] == [
+        (15, 21, 31, 41), (30, 21, 31, 41), (60, 21, 31, 41)]
+
+    accuracy = client.get("/v1/traffic/forecast/accuracy", params={"hours": 3}).json()
+    assert [(h["model"], h["horizon_min"], h["mae"], h["coverage"], h["forecasts"]) for h in accuracy["horizons"]] == [
+        (model, h, 3.0, 1.0, 1) for h in (15, 30, 60) for model in ("historical-average", "xgboost")]
+
+    assert_problem(client.get("/v1/traffic/forecast", params={"sensor_id": S2}), 404)
+    assert_problem(client.get("/v1/traffic/forecast"), 400, "query.segment_id")
+    assert_problem(client.get("/v1/traffic/forecast", params={"segment_id": SEGMENT_A, "metric": "x"}), 422,
+                   "query.metric")
