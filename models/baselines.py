@@ -11,6 +11,8 @@ its own recent values; the forecaster's ``info`` says so.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -51,7 +53,10 @@ class Profiles:
             tables.append(table.reshape(panel.n_series, DAY_KINDS, spd))
         mean, low, high, count = tables
         mean, low, high = (_fill_sparse_cells(t, np.nan_to_num(count)) for t in (mean, low, high))
-        return cls(panel.step_min, panel.series_ids, mean, low, high)
+        # a series without a value in the training part (a sensor installed since) is forecast as unknown
+        seen = np.isfinite(mean).any(axis=(1, 2))
+        return cls(panel.step_min, list(np.asarray(panel.series_ids, dtype=object)[seen]), mean[seen], low[seen],
+                   high[seen])
 
     def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean",
                  context_end: int | None = None) -> np.ndarray:
@@ -125,11 +130,14 @@ def _fill_sparse_cells(table: np.ndarray, count: np.ndarray) -> np.ndarray:
         if not missing.any():
             break
         shifted = np.stack([np.roll(table, k, axis=-1) for k in range(-radius, radius + 1) if k])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # cells with no neighbour yet stay NaN for the next radius
+            warnings.simplefilter("ignore", RuntimeWarning)
             filled = np.where(missing, np.nanmean(shifted, axis=0), filled)
     other = filled[:, ::-1, :]
     filled = np.where(np.isnan(filled), other, filled)
-    series_mean = np.nanmean(filled.reshape(filled.shape[0], -1), axis=1)[:, None, None]
+    with warnings.catch_warnings():  # a series without any value stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        series_mean = np.nanmean(filled.reshape(filled.shape[0], -1), axis=1)[:, None, None]
     return np.where(np.isnan(filled), series_mean * np.ones((1, DAY_KINDS, spd)), filled)
 
 

@@ -1,0 +1,108 @@
+"""Fall back to the historical average on the series a model cannot beat it on, for any forecaster.
+
+Low-count series (a quiet street's detector counting a few vehicles per interval) are mostly noise around their
+daily profile: nothing forecasts them better than the historical average, and a learnt model can do worse.
+:class:`WithFallback` finds out inside ``fit``, on the training part only: it trains a copy of the model on all
+but the last ``holdout_fraction`` of the training days, scores every series on those days (MAE over every
+horizon) against the historical average trained on the same days, and marks each series where the model is
+not better. It then trains the model on the whole training part; ``predict`` serves the historical average for
+the marked series. ``info["fallback"]`` names them, for the backtest's report and the model card.
+
+No threshold is tuned: "not better" is a MAE no lower than the historical average's on the held-out days.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from models.base import Forecaster, json_file, read_json_file
+from models.baselines import HistoricalAverage
+from models.metrics import actuals, series_mae
+from models.panel import MIN_DAYS, Panel
+
+#: at most this many held-out origins are scored (evenly spaced), to bound the cost for slow models
+MAX_HOLDOUT_ORIGINS = 2000
+
+
+class WithFallback(Forecaster):
+    """``model`` where it beats the historical average on held-out training days, the historical average elsewhere."""
+
+    name = "with-fallback"
+
+    def __init__(self, model: Forecaster, holdout_fraction: float = 0.2) -> None:
+        super().__init__(model.horizons_min, model.seed)
+        self.model = model
+        self.holdout_fraction = holdout_fraction
+        self.historical = HistoricalAverage(model.horizons_min, model.seed)
+        self.fallback_series: list[str] = []
+
+    def params(self) -> dict:
+        return {**super().params(), "model": self.model.name, "holdout_fraction": self.holdout_fraction}
+
+    def fit(self, panel: Panel, train_end: int) -> WithFallback:
+        self.step_min, self.fallback_series = panel.step_min, []
+        known = panel.until(train_end)
+        split = self._holdout_start(known)
+        report = {"checked": False, "reason": f"fewer than {MIN_DAYS} training days before a held-out day"}
+        if split is not None:
+            try:
+                report = self._check(known, split)
+            except ValueError as error:  # the model refuses the shorter training part: the full one may do
+                report = {"checked": False, "reason": f"the model cannot train without the held-out days: {error}"}
+        self.model.fit(panel, train_end)
+        self.historical.fit(panel, train_end)
+        self.info = {**self.model.info, "fallback": report}
+        return self
+
+    def _holdout_start(self, known: Panel) -> int | None:
+        """The first step of the held-out days, or None when too few days would remain to train on."""
+        days = known.day_index()
+        n_days = int(days[-1]) + 1
+        held_out = max(1, round(n_days * self.holdout_fraction))
+        if n_days - held_out < MIN_DAYS:
+            return None
+        return int(np.searchsorted(days, n_days - held_out))
+
+    def _check(self, known: Panel, split: int) -> dict:
+        """Train on the steps before ``split``, score the held-out days; mark the series the model does not beat."""
+        origins = np.arange(split, known.n_times - 1)
+        origins = origins[np.linspace(0, len(origins) - 1, min(len(origins), MAX_HOLDOUT_ORIGINS)).astype(int)]
+        actual = actuals(known, origins, self.horizons_min)
+        trial = copy.deepcopy(self.model).fit(known, split)
+        baseline = HistoricalAverage(self.horizons_min, self.seed).fit(known, split)
+        model_mae = series_mae(actual, trial.predict(known, origins))
+        baseline_mae = series_mae(actual, baseline.predict(known, origins))
+        marked = np.isfinite(model_mae) & np.isfinite(baseline_mae) & (model_mae >= baseline_mae)
+        self.fallback_series = [s for s, m in zip(known.series_ids, marked) if m]
+        mean = lambda mae: round(float(np.nanmean(mae)), 6) if np.isfinite(mae).any() else None
+        days = known.day_index()
+        return {"checked": True, "count": len(self.fallback_series), "of": known.n_series,
+                "series": self.fallback_series, "holdout_days": int(days[-1] - days[split]) + 1,
+                "holdout_mae": {self.model.name: mean(model_mae), self.historical.name: mean(baseline_mae)}}
+
+    def predict(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
+        forecasts = self.model.predict(panel, origins)
+        marked = set(self.fallback_series)
+        rows = [row for row, series in enumerate(panel.series_ids) if series in marked]
+        if rows:
+            forecasts[rows] = self.historical.predict(panel.subset(rows), origins)
+        return forecasts
+
+    def to_files(self) -> dict[str, bytes]:
+        files = {f"model/{name}": data for name, data in self.model.to_files().items()}
+        files.update({f"historical-average/{name}": data for name, data in self.historical.to_files().items()})
+        files["fallback.json"] = json_file({**self.params(), "series": self.fallback_series, "info": self.info})
+        return files
+
+    @classmethod
+    def load_files(cls, files: dict[str, bytes]) -> WithFallback:
+        from models.catalog import model_class
+
+        state = read_json_file(files, "fallback.json")
+        inside = lambda prefix: {name[len(prefix):]: data for name, data in files.items() if name.startswith(prefix)}
+        wrapper = cls(model_class(state["model"]).load_files(inside("model/")), state["holdout_fraction"])
+        wrapper.historical = HistoricalAverage.load_files(inside("historical-average/"))
+        wrapper.step_min, wrapper.fallback_series, wrapper.info = state["step_min"], state["series"], state["info"]
+        return wrapper
