@@ -70,7 +70,7 @@ class Profiles:
         times = panel.start + pd.to_timedelta(steps * panel.step_min, unit="min")
         local = pd.DatetimeIndex(times).tz_convert(panel.timezone)
         slots = np.asarray((local.hour * 60 + local.minute) // self.step_min)
-        kinds = np.asarray(local.dayofweek >= 5).astype(int)
+        kinds = np.asarray(local.day_of_week >= 5).astype(int)
         table = {"mean": self.mean, "low": self.low, "high": self.high}[which]
         out = np.empty((panel.n_series, len(steps)))
         for row, series in enumerate(panel.series_ids):
