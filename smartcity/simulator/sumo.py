@@ -2,9 +2,9 @@
 
 The network and its measured peak-hour demand are RESCO's Cologne scenario (``cologne8``) shipped in the
 ``sumo-rl`` package; SUMO itself comes from the ``eclipse-sumo`` package. Demand follows a daily profile scaled so
-that the rush hours carry RESCO's measured 7–8 h demand. Induction loops (E1 detectors, 5 s period) sit in the
-middle of chosen lanes. Incidents are real obstacles in the simulation: an accident is a stopped vehicle on a
-lane, a lane closure forbids the lane to traffic; both cause queues upstream.
+that the rush hours carry :data:`DEMAND_SCALE` times RESCO's measured 7–8 h demand. Induction loops (E1
+detectors, 5 s period) sit in the middle of chosen lanes. Incidents are real obstacles in the simulation: an
+accident is a stopped vehicle on a lane, a lane closure forbids the lane to traffic; both cause queues upstream.
 
 libsumo runs one simulation per process: open one :class:`TrafficSimulation` at a time.
 """
@@ -30,6 +30,12 @@ SCENARIO = "cologne8"
 DETECTOR_PERIOD_S = 5
 # A real loop is about 2 m long; a point detector can sit in the gap between two queued cars and see nothing.
 LOOP_LENGTH_M = 2.0
+# RESCO's measured 7-8 h trips (2,046) gave the loops ~70 veh/h per lane at the peak (main roads ~90, at most
+# ~320) and 40 km/h: nothing congested. 2.5 times that (weekday 07:35-08:10, seed 3): ~160 veh/h per lane, main
+# roads up to ~820, the busiest main-road lanes queue (down to ~14 km/h; vehicle-weighted mean 37 km/h). More
+# adds little at the loops: RESCO's trips start on a few edges that cannot take more. Already at 2.5x they
+# hold back up to ~1,000 trips at 09:30 (inserted by 12:45); at 3x 2,200 still wait at 11:00, into the evening.
+DEMAND_SCALE = 2.5
 VEHICLE_TYPES = """
   <vType id="pkw" vClass="passenger" speedDev="0.1" length="4.3" minGap="1.5"/>
   <vType id="taxi" vClass="passenger" speedDev="0.05" length="4.6" minGap="1.5" color="yellow"/>
@@ -177,7 +183,8 @@ class TrafficSimulation:
                 for lane, edge, index, length, _ in self._lanes]
 
     def _load_demand(self) -> Demand:
-        """RESCO's measured trips (7–8 h) as weighted relations; routes found once, unroutable ones left out."""
+        """RESCO's measured trips (7–8 h) as weighted relations, x :data:`DEMAND_SCALE` at the peak; routes found
+        once, unroutable ones left out."""
         counts: dict[tuple[str, str], int] = {}
         for trip in ElementTree.parse(self.scenario / f"{self.scenario.name}.rou.xml").getroot().iter("trip"):
             pair = (trip.get("from"), trip.get("to"))
@@ -189,7 +196,7 @@ class TrafficSimulation:
                 self.traci.route.add(f"od{len(routes)}", edges)
                 routes.append(edges)
                 weights.append(count)
-        return Demand(routes, weights, peak_trips_per_hour=float(sum(counts.values())))
+        return Demand(routes, weights, peak_trips_per_hour=DEMAND_SCALE * sum(counts.values()))
 
     def route(self, origin: str, destination: str) -> list[str]:
         """The fastest route between two edges now, or ``[]`` when there is none."""

@@ -48,12 +48,13 @@ def baseline():
 
 
 def test_an_accident_raises_occupancy_and_drops_speed_upstream(baseline):
-    # the busiest sensor lane of the first five minutes, with its accident 10 m before the lane's end
+    # the busiest sensor lane of the first five minutes that the rush hour alone leaves moving, with its accident
+    # 10 m before the lane's end
     totals = {}
     for tick in baseline[:60]:
         for event in tick:
             totals[event.id] = totals.get(event.id, 0) + event.intensity
-    busiest = max(totals, key=totals.get)
+    busiest = max((sensor for sensor in totals if congested_share(baseline[:60], sensor) < 0.2), key=totals.get)
     lane = busiest.split("loop.", 1)[1].replace("%23", "#")
     plan = IncidentPlan("accident", START + timedelta(minutes=1), minutes=30, lane=lane)
     with_accident, alerts = run_traffic(minutes=12, plans=[plan])
@@ -64,8 +65,14 @@ def test_an_accident_raises_occupancy_and_drops_speed_upstream(baseline):
     jam_occupancy, jam_speed = lane_summary(with_accident[60:], busiest)
     assert jam_occupancy > free_occupancy + 0.3, (free_occupancy, jam_occupancy)
     assert jam_speed < free_speed / 3, (free_speed, jam_speed)
-    assert any(e.congested for tick in with_accident[60:] for e in tick if e.id == busiest)
-    assert not any(e.congested for tick in baseline[60:] for e in tick if e.id == busiest)
+    # the accident congests the lane all the time; the rush hour alone, at most now and then
+    assert congested_share(with_accident[60:], busiest) > 0.9
+    assert congested_share(baseline[60:], busiest) < 0.5
+
+
+def congested_share(ticks, sensor_id):
+    events = [e for tick in ticks for e in tick if e.id == sensor_id]
+    return sum(e.congested for e in events) / len(events)
 
 
 def test_a_cleared_accident_gives_a_cleared_alert_and_traffic_flows_again():
