@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import api, backup, db, demo, functions, grafana, history, schemas, settings, simulate, stack, streaming
+from smartcity.cli import (
+    api, backup, db, demo, functions, grafana, history, models, schemas, settings, simulate, stack, streaming,
+)
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -24,6 +26,7 @@ app.add_typer(streaming.app, name="streaming")
 app.add_typer(grafana.app, name="grafana")
 app.add_typer(demo.app, name="demo")
 app.add_typer(history.app, name="history")
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:
