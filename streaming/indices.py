@@ -10,11 +10,13 @@ Scores are in 0..1 with 1 the best for mobility; the congestion index is in 0..1
 from __future__ import annotations
 
 import math
-from statistics import median
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+
+# the robust z-score is plain Python, shared with the anomaly models (which must not import pyspark)
+from smartcity.robust import MAD_CONSISTENCY, ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z  # noqa: F401
 
 # Urban free-flow speed: the speed at which a segment counts as not congested at all.
 FREE_FLOW_KMH = 50.0
@@ -35,9 +37,6 @@ MOBILITY_WEIGHTS: Mapping[str, float] = {
     "taxi": 0.10,
     "air": 0.15,
 }
-# Iglewicz and Hoaglin: |modified z| above 3.5 is an outlier; 0.6745 makes the MAD consistent with a std dev.
-ROBUST_Z_THRESHOLD = 3.5
-MAD_CONSISTENCY = 0.6745
 
 
 def _num(x: Any) -> Any:
@@ -121,21 +120,3 @@ def mobility_index(scores: Mapping[str, Any]) -> Any:
     numerator = sum(MOBILITY_WEIGHTS[name] * or_zero(score) for name, score in values.items())
     denominator = sum(MOBILITY_WEIGHTS[name] * present(score) for name, score in values.items())
     return _out(ratio(100 * numerator, denominator))
-
-
-def median_absolute_deviation(values: Sequence[float]) -> tuple[float, float]:
-    """``(median, MAD)`` of ``values`` (at least one)."""
-    centre = median(values)
-    return centre, median(abs(value - centre) for value in values)
-
-
-def robust_z(value: float, baseline: Sequence[float]) -> float | None:
-    """The modified z-score of ``value`` against ``baseline``: 0.6745 (value - median) / MAD.
-
-    None when the baseline has no spread (MAD 0): every past value was the median, and no scale says how far
-    off a different value is.
-    """
-    centre, mad = median_absolute_deviation(baseline)
-    if mad == 0 or math.isnan(mad):
-        return None
-    return MAD_CONSISTENCY * (value - centre) / mad

@@ -45,7 +45,11 @@ BASES = ("series", "road-class", "global")
 ALERT_THRESHOLD = 0.99
 #: the road class of a series whose frame does not say (a sensor of unknown placement)
 UNKNOWN_CLASS = "unknown"
+#: the pseudo road class of every series together (the last resort of a cold start)
+GLOBAL_CLASS = "global"
 TOP_CONTRIBUTIONS = 3
+#: the share of a training frame's time span, its end, that calibrates instead of training
+CALIBRATION_FRACTION = 0.2
 
 
 class Detector(ABC):
@@ -112,6 +116,15 @@ def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
         except (TypeError, ValueError):
             raise BadSeriesInput(metric, "not a number") from None
     return frame
+
+
+def calibration_rows(frame: pd.DataFrame) -> np.ndarray:
+    """The mask of the rows that calibrate a detector: the last :data:`CALIBRATION_FRACTION` of the frame's time
+    span. A detector learns its profiles and models from the rows before only, so that its calibration sees what
+    a new day gets, not windows it was fitted to (in-sample scores are too low: the alerts would be too many)."""
+    starts = frame["window_start"]
+    cut = starts.min() + (starts.max() - starts.min()) * (1 - CALIBRATION_FRACTION)
+    return (starts > cut).to_numpy()
 
 
 def scores_frame(frame: pd.DataFrame, scores: np.ndarray, model: str, basis: np.ndarray | list[str],
@@ -235,13 +248,20 @@ def road_classes_of(frame: pd.DataFrame) -> pd.Series:
     return frame["road_class"].fillna(UNKNOWN_CLASS).astype(str)
 
 
+def city_timezone() -> str:
+    """The city's time zone: the default of a detector's time-of-day profiles."""
+    from smartcity.events import city
+
+    return city().timezone
+
+
 def json_dumps(value: Any) -> str:
     """Contributions as the JSON text a CSV cell or a database column holds."""
     return json.dumps(value, separators=(",", ":"))
 
 
 __all__ = [
-    "ALERT_THRESHOLD", "BASES", "FRAME_COLUMNS", "METRICS", "SCORE_COLUMNS", "STEP_MIN", "UNKNOWN_CLASS",
-    "Calibration", "Detector", "check_frame", "json_dumps", "json_file", "read_json_file", "road_class",
+    "ALERT_THRESHOLD", "BASES", "CALIBRATION_FRACTION", "FRAME_COLUMNS", "GLOBAL_CLASS", "METRICS", "SCORE_COLUMNS", "STEP_MIN", "UNKNOWN_CLASS",
+    "Calibration", "Detector", "calibration_rows", "check_frame", "city_timezone", "json_dumps", "json_file", "read_json_file", "road_class",
     "road_classes_of", "scores_frame", "segment_road_classes", "top_contributions",
 ]
