@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import typer
 
-from smartcity.cli import models_backtest, models_training
+from smartcity.cli import models_anomaly, models_backtest, models_training
 
 app = typer.Typer(help="Forecasting models: scheduled training, registry, backtests.", no_args_is_help=True)
 app.command("backtest")(models_backtest.backtest)
+app.command("anomaly-scores")(models_anomaly.anomaly_scores)
 for name, command in models_training.COMMANDS.items():
     app.command(name)(command)
