@@ -1,5 +1,6 @@
 """Grafana alert rules as code: the platform's objectives (design: API p95 < 500 ms, processing lag < 1 minute)
-and the city's own alarms (a congested zone), as Grafana's alerting provisioning file.
+and the city's own alarms (a congested zone, a hotspot of anomalies and incidents), as Grafana's alerting
+provisioning file.
 
 Each rule is one query (A) and a threshold on it (B, a server-side expression); every series of A is an alert
 instance of its own (a function, a streaming job, a zone), labelled as the series is.
@@ -18,6 +19,7 @@ GROUP_INTERVAL = "1m"
 LAG_LIMIT_S = 60
 API_P95_LIMIT_S = 0.5
 ERROR_RATIO_LIMIT = 0.05
+HOTSPOT_SIZE_LIMIT = 5  # members from which a hotspot is an alarm (cluster-hotspots finds them from 3 on)
 
 
 def _query(target: dict[str, Any], seconds_back: int) -> dict[str, Any]:
@@ -88,6 +90,12 @@ def city_rules() -> list[dict[str, Any]]:
              CONGESTED, pending="10m", seconds_back=900,
              summary=f"Zone {{{{ $labels.zone }}}}: the mean congestion index of its road segments has stayed above "
              f"{CONGESTED} (0 free flow .. 1 jammed) over the last 15 minutes."),
+        rule("smartcity-hotspot", f"Hotspot of {HOTSPOT_SIZE_LIMIT} or more anomalies and incidents",
+             postgres_query("SELECT zone_id AS zone, max(size) AS size FROM traffic_hotspots WHERE active "
+                            "GROUP BY zone_id"),
+             HOTSPOT_SIZE_LIMIT - 1, pending="2m",
+             summary=f"Zone {{{{ $labels.zone }}}}: anomalies and incidents cluster there, close in space and "
+             f"time ({HOTSPOT_SIZE_LIMIT} or more); /v1/incidents/hotspots lists them."),
     ]
 
 

@@ -2,8 +2,9 @@
 
 From the traffic job's 5-minute aggregates (``traffic_segment_5min``, ``traffic_sensor_5min``), the anomaly
 flags (``traffic_anomalies``), the incident workflow (``incident_cases``), the road reference data
-(``road_segments``) and the forecasts with their live accuracy (``traffic_forecasts``, and the forecasting
-function's ``smartcity_forecast_abs_error`` summary). The congestion index is 0 (free flow) .. 1 (jammed).
+(``road_segments``), the forecasts with their live accuracy (``traffic_forecasts``, and the forecasting
+function's ``smartcity_forecast_abs_error`` summary), and the anomaly models' scores and hotspots
+(``anomaly_scores``, ``traffic_hotspots``). The congestion index is 0 (free flow) .. 1 (jammed).
 """
 
 from __future__ import annotations
@@ -139,10 +140,45 @@ def _forecasts() -> list[dict[str, Any]]:
     ]
 
 
+ANOMALY_THRESHOLD = 0.99  # the default of SMARTCITY_ANOMALY_THRESHOLD: a dashed line, not the live setting
+SCORES = f"FROM anomaly_scores WHERE $__timeFilter(window_start) AND {in_zones()}"
+
+
+def _anomalies() -> list[dict[str, Any]]:
+    """The anomaly models' scores per window (the highest per model), the windows they flagged, and the current
+    hotspots of anomalies and incidents."""
+    highest = (f"SELECT $__timeGroupAlias(window_start, '5m'), model AS metric, max(score) AS score {SCORES} "
+               "GROUP BY 1, 2 ORDER BY 1")
+    flagged = (
+        "SELECT a.window_start AS \"window\", a.entity_id AS entity, coalesce(r.name, a.segment_id) AS road, "
+        "a.zone_id AS zone, a.model, a.model_version AS version, a.score, a.basis, a.contributions, "
+        "a.alert_id AS incident FROM anomaly_scores a LEFT JOIN road_segments r ON r.segment_id = a.segment_id "
+        f"WHERE a.flagged AND $__timeFilter(a.window_start) AND {in_zones('a.zone_id')} "
+        "ORDER BY a.window_start DESC, a.score DESC LIMIT 200")
+    hotspots = (
+        "SELECT id AS hotspot, zone_id AS zone, size, anomalies, incidents, since, last_seen AS \"last seen\", "
+        f"lat, lon FROM traffic_hotspots WHERE active AND {in_zones()} ORDER BY size DESC, since")
+    return [
+        timeseries("Highest anomaly score per window, by model", sql(highest), unit="percentunit", minimum=0,
+                   maximum=1, thresholds=((ANOMALY_THRESHOLD, "red"),), width=12, min_interval="5m",
+                   description="Calibrated scores (0 usual .. 1 rarer than every normal training window) of the "
+                               f"windows the detect-anomalies function scored; {ANOMALY_THRESHOLD} and above is "
+                               "reported as an incident."),
+        geomap("Hotspots of anomalies and incidents", sql(hotspots, table=True), color_field="size", minimum=1,
+               maximum=10, width=12, height=8,
+               description="Centroids of the current clusters (DBSCAN in space and time over the last hour)."),
+        table("Windows flagged by the anomaly models", sql(flagged, table=True), width=12, height=10,
+              description="Model, version, score and the features that weighed most; each reported as an incident."),
+        table("Current hotspots", sql(hotspots, table=True), width=12, height=10,
+              description="The members are listed by /v1/incidents/hotspots."),
+    ]
+
+
 def traffic() -> dict[str, Any]:
     return dashboard(
         UID, "Smart city — Traffic",
         "Traffic management: speed, flow and congestion per zone, congested roads, anomalies and incidents.",
-        [("Now", _now()), ("Trends", _trends()), ("Where", _where()), ("Forecasts", _forecasts())],
+        [("Now", _now()), ("Trends", _trends()), ("Where", _where()), ("Forecasts", _forecasts()),
+         ("Anomalies", _anomalies())],
         variables=[zone_variable()],
     )

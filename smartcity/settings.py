@@ -36,7 +36,7 @@ TOPICS = (
 )
 DEAD_LETTER_TOPIC = "dead-letter"
 # What the platform derives and publishes for its own functions (smartcity.events.derived).
-DERIVED_TOPICS = ("traffic-windows", "forecasts")
+DERIVED_TOPICS = ("traffic-windows", "forecasts", "hotspots")
 PLATFORM_TOPICS = (*TOPICS, *DERIVED_TOPICS, DEAD_LETTER_TOPIC)
 
 
@@ -141,6 +141,24 @@ class Settings(BaseSettings):
     forecast_reload_s: float = Field(
         default=30.0, ge=0, description="forecast-traffic: seconds between checks of the registry for a newly promoted "
                                         "model (0: before every batch).")
+    anomaly_threshold: float = Field(  # models.anomaly.base.ALERT_THRESHOLD (not imported: it needs pandas)
+        default=0.99, gt=0, le=1, description="detect-anomalies: the calibrated score (0..1) from which a window is "
+                                              "published as an anomaly on the incidents topic.")
+    anomaly_reload_s: float = Field(
+        default=30.0, ge=0, description="detect-anomalies: seconds between checks of the registry for a newly promoted "
+                                        "detector (0: before every batch).")
+    hotspot_interval_s: float = Field(
+        default=60.0, ge=0, description="cluster-hotspots: least seconds between two clusterings of the last hour's "
+                                        "anomalies and active incidents (0: after every batch).")
+    hotspot_radius_m: float = Field(
+        default=400.0, gt=0, description="cluster-hotspots: metres within which two anomalies or incidents are "
+                                         "neighbours (haversine; DBSCAN's eps).")
+    hotspot_window_s: float = Field(
+        default=1800.0, gt=0, description="cluster-hotspots: seconds within which two anomalies or incidents are "
+                                          "neighbours (with the radius: close in space and in time).")
+    hotspot_min_points: int = Field(
+        default=3, ge=1, description="cluster-hotspots: anomalies and incidents a hotspot needs around one of them "
+                                     "(itself included; DBSCAN's min_samples).")
     simulator_speed: float = Field(
         default=1.0, ge=0, description="`smartcity simulate`: city seconds per wall second (0: as fast as possible).")
     simulator_sensors: int | None = Field(

@@ -6,6 +6,10 @@ document store) become cases too: a listing syncs them all at most every few sec
 Their facts follow the reports; their workflow state is the API's. A case moves open → acknowledged → resolved, one step at a time, each step
 atomic (``UPDATE ... WHERE state = <expected>``): a step from the wrong state, or one that lost a race, is a 409.
 
+``/v1/incidents/anomalies`` lists the windows the anomaly models scored (model, version, score, contributions,
+and the incident each flagged one reported) and ``/v1/incidents/hotspots`` the current clusters of anomalies and
+incidents as GeoJSON (:mod:`smartcity.api.anomalies`).
+
 Reads need the viewer role, writes the operator role, deleting a case created by mistake the admin role.
 """
 
@@ -19,12 +23,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from smartcity.api.anomalies import HotspotCollection, ModelAnomaly, anomaly_page, current_hotspots
 from smartcity.api.app import READ_ERRORS, WRITE_ERRORS, admin, create_api_app, operator, read_cache_of, viewer
 from smartcity.api.auth import Principal
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, json_body
 from smartcity.api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from smartcity.api.problems import ProblemError, conflict, not_found, problem_responses
-from smartcity.api.timeseries import cursor_time, sql_time
+from smartcity.api.timeseries import TimeRange, cursor_time, sql_time, time_range
 from smartcity.events.common import Location, RoadSegmentRef, Zone, city
 from smartcity.runtime import Context, http_function
 from smartcity.storage.documents import INCIDENTS
@@ -230,6 +235,41 @@ def create_app(context: Context) -> FastAPI:
             return Page[IncidentSummary](items=items, next_cursor=next_cursor)
 
         return cached_read(request, read_cache_of(request), produce, tags=[TAG], ttl_s=READ_TTL_S)
+
+    @router.get("/anomalies", response_model=Page[ModelAnomaly], responses={**READ_ERRORS, **NOT_MODIFIED_RESPONSE},
+                dependencies=[Depends(viewer)])
+    def anomalies(
+        request: Request,
+        period: Annotated[TimeRange, Depends(time_range)],
+        entity_id: Annotated[str | None, Query(description="One sensor or road segment")] = None,
+        segment_id: Annotated[str | None, Query(description="The windows of one road segment's sensors")] = None,
+        zone: Zone | None = None,
+        model: Annotated[str | None, Query(description="One detector: isolation-forest, autoencoder ...")] = None,
+        min_score: Annotated[float | None, Query(ge=0, le=1, description=(
+            "Every score from this one on, flagged or not; default: the flagged windows only"))] = None,
+        limit: PageSize = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        """The windows the anomaly models scored in ``from``..``to`` (by window start), newest first: model and
+        version, calibrated score, the features that weighed most, and for a flagged window the incident it
+        reported. The streaming job's robust z-score flags are `/v1/traffic/anomalies`."""
+        filters = {"entity_id": entity_id, "segment_id": segment_id, "zone": zone, "model": model,
+                   "min_score": min_score, **period.cursor_filters}
+        return cached_read(request, read_cache_of(request),
+                           lambda: anomaly_page(context.database, period, filters, limit, cursor), ttl_s=READ_TTL_S)
+
+    @router.get("/hotspots", response_model=HotspotCollection, responses={**READ_ERRORS, **NOT_MODIFIED_RESPONSE},
+                dependencies=[Depends(viewer)])
+    def hotspots(
+        request: Request,
+        geometry: Annotated[Literal["extent", "centroid"], Query(description=(
+            "Each hotspot as its extent (a Polygon around its members) or its centroid (a Point)"))] = "extent",
+        zone: Zone | None = None,
+    ) -> Response:
+        """The current hotspots: clusters of the last hour's anomalies and active incidents, close in space and
+        time, as a GeoJSON FeatureCollection, largest first; each with its members (incident ids), since when."""
+        return cached_read(request, read_cache_of(request),
+                           lambda: current_hotspots(context.database, geometry, zone), ttl_s=READ_TTL_S)
 
     @router.get("/{incident_id}", response_model=Incident,
                 responses={**READ_ERRORS, **NOT_MODIFIED_RESPONSE, **problem_responses(404)},

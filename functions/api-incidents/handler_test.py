@@ -11,6 +11,7 @@ from smartcity.events import Alert
 from smartcity.storage.documents import DocumentWriter
 from smartcity.storage.envelope import StoredEvent
 
+S2 = "urn:ngsi-ld:TrafficFlowObserved:s2"
 CRASH_1 = "urn:ngsi-ld:Alert:crash-1"
 CRASH_2 = "urn:ngsi-ld:Alert:crash-2"
 ROADWORKS = {
@@ -129,3 +130,93 @@ def test_only_an_admin_deletes_and_only_cases_created_through_the_api(api):
     assert client.delete(path, headers=sample_api.headers("admin")).status_code == 204
     assert_problem(client.get(path, headers=sample_api.headers()), 404)
     assert_problem(client.delete(f"/v1/incidents/{CRASH_2}", headers=sample_api.headers("admin")), 409)
+
+
+def _scored(database, now):
+    """Three windows of sensor s2 scored by two detectors: one flagged by each, one usual."""
+    from models.anomaly.serving import alert_id, store_scores
+
+    rows = []
+    for minutes, model, score in ((10, "isolation-forest", 0.997), (10, "zscore", 0.42), (5, "isolation-forest", 0.3),
+                                  (0, "autoencoder", 0.9995)):
+        start = now - timedelta(minutes=minutes)
+        flagged = score >= 0.99
+        rows.append({"entity_id": S2, "window_start": start, "model": model, "target": "anomaly-sensor",
+                     "window_end": start + timedelta(minutes=5), "model_version": "v1", "score": score,
+                     "basis": "series", "contributions": '{"speed_residual":0.7,"occupancy_level":0.3}',
+                     "flagged": flagged, "alert_id": alert_id(S2, start, model) if flagged else None, "sensor_id": S2,
+                     "segment_id": "urn:ngsi-ld:RoadSegment:A", "zone_id": "Z11", "lon": 6.95, "lat": 50.965,
+                     "scored_at": now})
+    store_scores(database, rows)
+    return rows
+
+
+def test_anomalies_carry_model_score_and_contributions_and_page(api):
+    from datetime import datetime, timezone
+
+    sample_api, client = api
+    viewer = sample_api.headers()
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    rows = _scored(backends_of(sample_api.gateway)["database"], now)
+    span = {"from": (now - timedelta(minutes=30)).isoformat(), "to": (now + timedelta(minutes=5)).isoformat()}
+
+    flagged = client.get("/v1/incidents/anomalies", params=span, headers=viewer).json()["items"]
+    assert [(a["model"], a["score"], a["flagged"]) for a in flagged] == [
+        ("autoencoder", 0.9995, True), ("isolation-forest", 0.997, True)]
+    first = flagged[0]
+    assert first["contributions"] == {"speed_residual": 0.7, "occupancy_level": 0.3}
+    assert (first["entity_id"], first["zone"], first["model_version"], first["basis"]) == (S2, "Z11", "v1", "series")
+    assert first["incident_id"] == rows[-1]["alert_id"]
+
+    everything = client.get("/v1/incidents/anomalies", params={**span, "min_score": 0}, headers=viewer).json()["items"]
+    assert [(a["model"], a["incident_id"] is None) for a in everything] == [
+        ("autoencoder", False), ("isolation-forest", True), ("zscore", True), ("isolation-forest", False)]
+    one_model = client.get("/v1/incidents/anomalies", params={**span, "min_score": 0, "model": "isolation-forest"},
+                           headers=viewer).json()["items"]
+    assert [a["score"] for a in one_model] == [0.3, 0.997]
+    seen, cursor = [], None
+    while True:
+        page = client.get("/v1/incidents/anomalies", params={**span, "min_score": 0, "limit": 1,
+                                                             **({"cursor": cursor} if cursor else {})}, headers=viewer).json()
+        seen += [(a["window_start"], a["model"]) for a in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [(a["window_start"], a["model"]) for a in everything]
+    assert client.get("/v1/incidents/anomalies", params={**span, "zone": "Z33"}, headers=viewer).json()["items"] == []
+    assert_problem(client.get("/v1/incidents/anomalies", params={**span, "min_score": 2}, headers=viewer), 422,
+                   "query.min_score")
+    assert_problem(client.get("/v1/incidents/anomalies", headers={}), 401)
+
+
+def test_hotspots_are_the_current_clusters_as_geojson(api):
+    from datetime import datetime, timezone
+
+    from models.anomaly.hotspot_service import store_hotspots
+    from models.anomaly.hotspots import HotspotPoint, find_hotspots
+
+    sample_api, client = api
+    viewer = sample_api.headers()
+    database = backends_of(sample_api.gateway)["database"]
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    offsets = ((0.0, 0.0), (0.0005, 0.0002), (-0.0003, 0.0004))
+    points = [HotspotPoint(f"urn:ngsi-ld:Alert:h{i}", "incident" if i == 0 else "anomaly", 6.952 + dx, 50.964 + dy,
+                           now - timedelta(minutes=10 - i)) for i, (dx, dy) in enumerate(offsets)]
+    store_hotspots(database, find_hotspots(points), now - timedelta(minutes=1))
+    [gone] = store_hotspots(database, [], now - timedelta(seconds=30))  # an earlier cluster that ended
+    assert gone.status == "cleared"
+    store_hotspots(database, find_hotspots(points), now)
+
+    body = client.get("/v1/incidents/hotspots", headers=viewer).json()
+    assert body["type"] == "FeatureCollection"
+    [feature] = body["features"]
+    properties = feature["properties"]
+    assert feature["geometry"]["type"] == "Polygon" and len(feature["geometry"]["coordinates"][0]) == 4
+    assert (properties["size"], properties["anomalies"], properties["incidents"]) == (3, 2, 1)
+    assert properties["members"] == [p.id for p in points] and feature["id"] == properties["id"]
+    assert properties["since"].startswith((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"))
+    assert properties["zone"] == "Z11"
+    centroid = client.get("/v1/incidents/hotspots", params={"geometry": "centroid"}, headers=viewer).json()
+    assert centroid["features"][0]["geometry"] == {"type": "Point", "coordinates": list(properties["centroid"])}
+    assert client.get("/v1/incidents/hotspots", params={"zone": "Z33"}, headers=viewer).json()["features"] == []
+    assert_problem(client.get("/v1/incidents/hotspots", params={"geometry": "hull"}, headers=viewer), 422,
+                   "query.geometry")

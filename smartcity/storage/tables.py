@@ -4,12 +4,14 @@ Every stream's table has the columns ``event_id``, ``observed_at`` (the event's 
 (its NGSI-LD ``id``) and ``stored_at`` (set by the database), then one column per field of the stream's model,
 named mechanically: ``location`` gives ``lon`` and ``lat``, ``zone`` gives ``zone_id``, ``refRoadSegment`` gives
 ``segment_id``, any other field its name in snake_case (``averageVehicleSpeed`` -> ``average_vehicle_speed``).
-The constant NGSI ``type`` is left out. The migrations create these columns; ``tests/unit/test_storage_tables.py``
-checks that they still match the models, so a model change without its migration fails the tests.
+A mapping (an alert's ``contributions``) is stored as JSON text. The constant NGSI ``type`` is left out. The
+migrations create these columns; ``tests/unit/test_storage_tables.py`` checks that they still match the models,
+so a model change without its migration fails the tests.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
@@ -39,7 +41,7 @@ SKIPPED = {"type"}
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: Literal["text", "integer", "double", "boolean", "timestamp"]
+    kind: Literal["text", "integer", "double", "boolean", "timestamp", "json"]
     nullable: bool
 
 
@@ -75,6 +77,8 @@ def _kind_of(annotation: Any) -> tuple[str, bool]:
         return _kind_of(args[0])
     if typing.get_origin(annotation) is Literal:
         return "text", False
+    if typing.get_origin(annotation) is dict:
+        return "json", False
     kinds = {bool: "boolean", int: "integer", float: "double", str: "text", datetime: "timestamp",
              AwareDatetime: "timestamp", Location: "location"}
     for python_type, kind in kinds.items():
@@ -101,6 +105,8 @@ class StreamTable:
             value = getattr(event, name)
             if len(columns) == 2:  # a Location: lon, lat
                 row[columns[0].name], row[columns[1].name] = value.coordinates if value else (None, None)
+            elif columns[0].kind == "json" and value is not None:
+                row[columns[0].name] = json.dumps(value, separators=(",", ":"))
             else:
                 row[columns[0].name] = value
         return row
