@@ -3,13 +3,16 @@ their cards, promoted by the documented rule; ``smartcity models train-anomaly``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from models.anomaly.catalog import AnomalyRegistry
+from models.anomaly.base import Detector, json_file, read_json_file, scores_frame
+from models.anomaly.catalog import DETECTORS, AnomalyRegistry
 from models.anomaly.training import AnomalyTrainingOptions, evaluate, train_detectors
 from models.training import TrainingError
 from smartcity.backends.database import open_database
@@ -84,19 +87,66 @@ def test_a_first_detector_is_saved_with_its_card_and_promoted(stores):
     assert again.promoted is None and "no reported incident" in again.decision
 
 
-def test_incident_windows_rank_the_detectors_against_the_z_score_and_the_promoted_one(stores):
+class SpeedThreshold(Detector):
+    """A detector for the promotion rule's tests: flags every window slower than ``below`` km/h, nothing else."""
+
+    name = "speed-threshold"
+
+    def __init__(self, seed: int = 0, below: float = 10.0) -> None:
+        super().__init__(seed)
+        self.below = below
+
+    def fit(self, frame: pd.DataFrame) -> SpeedThreshold:
+        return self
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        slow = (frame["mean_speed_kmh"] < self.below).to_numpy()
+        return scores_frame(frame, np.where(slow, 1.0, 0.5), self.name, ["series"] * len(frame), [{}] * len(frame))
+
+    def to_files(self) -> dict[str, bytes]:
+        return {"params.json": json_file({"below": self.below})}
+
+    @classmethod
+    def load_files(cls, files: dict[str, bytes]) -> SpeedThreshold:
+        return cls(below=read_json_file(files, "params.json")["below"])
+
+
+class FlagsEverything(SpeedThreshold):
+    name = "flags-everything"
+
+    def __init__(self, seed: int = 0, below: float = 1000.0) -> None:
+        super().__init__(seed, below)
+
+
+@pytest.fixture
+def with_test_detectors(monkeypatch):
+    monkeypatch.setitem(DETECTORS, "speed-threshold", f"{__name__}:SpeedThreshold")
+    monkeypatch.setitem(DETECTORS, "flags-everything", f"{__name__}:FlagsEverything")
+
+
+def test_incident_windows_rank_a_detector_against_the_z_score_and_the_promoted_one(stores, with_test_detectors):
     database, registry, _ = stores
     store(database, with_incident=True)
-    result = train_detectors(database, registry, OPTIONS)
-    forest, zscore = result.evaluation["isolation-forest"], result.evaluation["zscore"]
-    assert forest["incident_windows"] == zscore["incident_windows"] == 12
-    assert forest["incident_recall"] == pytest.approx(1.0) and forest["separation"] > 0.9
-    assert forest["separation"] > zscore["separation"] and forest["false_alarm_rate"] < zscore["false_alarm_rate"]
-    assert result.promoted == result.versions["isolation-forest"] and "z-score: 0.9" in result.decision
+    options = replace(OPTIONS, detectors=("speed-threshold",))
+    result = train_detectors(database, registry, options)
+    perfect, zscore = result.evaluation["speed-threshold"], result.evaluation["zscore"]
+    assert perfect["incident_windows"] == zscore["incident_windows"] == 12
+    assert (perfect["incident_recall"], perfect["false_alarm_rate"], perfect["separation"]) == (1.0, 0.0, 1.0)
+    assert zscore["separation"] < 1.0
+    assert result.promoted == result.versions["speed-threshold"] and "separation 1.000 (z-score: 0.9" in result.decision
 
-    again = train_detectors(database, registry, OPTIONS)  # the same data and seed: no better than the promoted one
-    assert again.promoted is None and f"promoted isolation-forest {result.promoted}" in again.decision
-    assert again.evaluation["promoted isolation-forest"]["separation"] == forest["separation"]
+    again = train_detectors(database, registry, options)  # as good as the promoted one: no promotion
+    assert again.promoted is None and f"promoted speed-threshold {result.promoted}" in again.decision
+    assert again.evaluation["promoted speed-threshold"]["separation"] == 1.0
+
+
+
+def test_a_detector_that_flags_too_much_is_not_promoted(stores, with_test_detectors):
+    database, registry, _ = stores
+    store(database, with_incident=True)
+    result = train_detectors(database, registry, replace(OPTIONS, detectors=("flags-everything",)))
+    assert result.evaluation["flags-everything"]["false_alarm_rate"] == 1.0
+    assert result.promoted is None and "flags more than 5.0%" in result.decision
 
 
 def test_evaluation_scores_each_holdout_window_from_its_own_context(stores):
