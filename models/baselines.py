@@ -12,6 +12,7 @@ its own recent values; the forecaster's ``info`` says so.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -65,12 +66,9 @@ class Profiles:
         A step may lie beyond the panel's end (a forecast's target time). Series unknown to the profiles get
         the known series' mean shape scaled to the level of their values before ``context_end`` (default
         ``steps.min()``; a forecast passes its first origin + 1, so that no target's value is read)."""
-        steps = np.asarray(steps)
+        steps = np.asarray(steps, dtype=np.int64)
         context_end = max(int(steps.min()) if context_end is None else int(context_end), 1)
-        times = panel.start + pd.to_timedelta(steps * panel.step_min, unit="min")
-        local = pd.DatetimeIndex(times).tz_convert(panel.timezone)
-        slots = np.asarray((local.hour * 60 + local.minute) // self.step_min)
-        kinds = np.asarray(local.day_of_week >= 5).astype(int)
+        slots, kinds = local_slots(panel.start, panel.step_min, panel.timezone, self.step_min, steps.tobytes())
         table = {"mean": self.mean, "low": self.low, "high": self.high}[which]
         out = np.empty((panel.n_series, len(steps)))
         for row, series in enumerate(panel.series_ids):
@@ -113,6 +111,17 @@ class Profiles:
         arrays = [np.array(data[k], dtype=np.float64).reshape(len(data["series_ids"]), DAY_KINDS, -1)
                   for k in ("mean", "low", "high")]
         return cls(data["step_min"], data["series_ids"], *arrays)
+
+
+@lru_cache(maxsize=256)
+def local_slots(start: pd.Timestamp, step_min: int, timezone: str, slot_min: int,
+                     steps: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Slot of the day and day kind (0 weekday, 1 weekend), local time, of grid steps (given as int64 bytes):
+    remembered, since a forecast asks for the same steps once per quantile and model."""
+    times = start + pd.to_timedelta(np.frombuffer(steps, dtype=np.int64) * step_min, unit="min")
+    local = pd.DatetimeIndex(times).tz_convert(timezone)
+    return (np.asarray((local.hour * 60 + local.minute) // slot_min),
+            np.asarray(local.day_of_week >= 5).astype(int))
 
 
 def _listed(array: np.ndarray) -> list:

@@ -26,9 +26,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
-from models.baselines import Profiles
+from models.baselines import Profiles, local_slots
 from models.panel import Panel
 
 LAG_STEPS = (0, 1, 2, 3)
@@ -153,10 +152,11 @@ class PanelFeatures:
         return scaled * self.level[:, :, None]
 
     def _target_time(self, targets: np.ndarray) -> list[np.ndarray]:
-        times = pd.DatetimeIndex(self.panel.start + pd.to_timedelta(targets * self.spec.step_min, unit="min"))
-        local = times.tz_convert(self.panel.timezone)
-        angle = 2 * np.pi * np.asarray(local.hour * 60 + local.minute) / 1440
-        return [np.sin(angle)[None, :], np.cos(angle)[None, :], np.asarray(local.day_of_week >= 5, float)[None, :]]
+        step = self.spec.step_min
+        slots, weekend = local_slots(self.panel.start, step, self.panel.timezone, step,
+                                     np.asarray(targets, dtype=np.int64).tobytes())
+        angle = 2 * np.pi * slots * step / 1440
+        return [np.sin(angle)[None, :], np.cos(angle)[None, :], weekend.astype(float)[None, :]]
 
 
 def _take(array: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -187,11 +187,11 @@ def neighbour_mean(values: np.ndarray, links: list[list[int]]) -> np.ndarray:
     NaN for a series without neighbours."""
     total, count = np.zeros(values.shape), np.zeros(values.shape)
     if len(links) == values.shape[0]:
+        adjacency = np.zeros((len(links), len(links)))  # adjacency[s, n]: how often n is a neighbour of s
         rows = np.repeat(np.arange(len(links)), [len(n) for n in links])
-        cols = np.fromiter((c for n in links for c in n), dtype=np.int64, count=len(rows))
-        finite = np.isfinite(values[cols])
-        np.add.at(total, rows, np.where(finite, values[cols], 0.0))
-        np.add.at(count, rows, finite)
+        np.add.at(adjacency, (rows, np.fromiter((c for n in links for c in n), dtype=np.int64, count=len(rows))), 1)
+        finite = np.isfinite(values)
+        total, count = adjacency @ np.where(finite, values, 0.0), adjacency @ finite
     with np.errstate(all="ignore"):
         return np.where(count > 0, total / count, np.nan)
 

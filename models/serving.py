@@ -5,8 +5,9 @@
 1. scores the forecasts that targeted those windows (now that their actual is known): ``actual`` and
    ``abs_error`` in ``traffic_forecasts``, and the ``smartcity_forecast_abs_error`` summary per target, model and
    horizon (its rate of sum over rate of count is the rolling MAE);
-2. forecasts each target that has a promoted model, for the windows' sensors or road segments, from the last
-   hours stored (:func:`models.targets.load_context`), with the promoted model and with the historical average
+2. forecasts each target that has a promoted model, for the windows' sensors or road segments, from their
+   recent windows (:class:`models.recent.RecentWindows`: read once, then only what closed since), with the
+   promoted model and with the historical average
    that every learned model carries (its ``profiles``), so both are scored on the same windows.
 
 Every ``reload_s`` seconds at most (the setting ``forecast_reload_s``) it reads the registry's small promotion pointers; a changed version is
@@ -29,7 +30,8 @@ from prometheus_client import Summary
 from models.base import Forecaster
 from models.baselines import HistoricalAverage
 from models.registry import Registry
-from models.targets import TARGETS, load_context
+from models.recent import RecentWindows, rows_with_neighbours
+from models.targets import TARGETS
 from smartcity.backends.database import Database
 from smartcity.events.derived import TrafficForecast, TrafficWindow
 from smartcity.runtime.metrics import FUNCTION_METRICS
@@ -71,6 +73,7 @@ class ForecastService:
         self.clock = clock
         self._served: dict[str, ServedModel] = {}
         self._checked_at = float("-inf")
+        self._recent: dict[str, RecentWindows] = {}
         self._lock = threading.Lock()
 
     def served(self) -> dict[str, ServedModel]:
@@ -92,14 +95,22 @@ class ForecastService:
             self._served[target] = ServedModel(target, version, model, baseline_of(model))
             log.info("serving %s version %s (%s)", target, version, model.name)
 
+    def _recent_of(self, served: ServedModel) -> RecentWindows:
+        steps = served.model.context_steps()
+        recent = self._recent.get(served.target)
+        if recent is None or recent.steps != steps:
+            recent = self._recent[served.target] = RecentWindows(self.database, served.target, steps)
+        return recent
+
     def handle(self, windows: list[TrafficWindow]) -> list[TrafficForecast]:
         """Score the forecasts that targeted ``windows``, then forecast from them; the new forecasts are stored
         and returned (the function publishes them)."""
         issued: list[TrafficForecast] = []
         for target, served in self.served().items():
             origins = _newest_origin_per_entity(windows, TARGETS[target].per_segment)
-            panel = load_context(self.database, target, sorted(origins), until=max(origins.values()) + WINDOW,
-                                 steps=served.model.context_steps())
+            recent = self._recent_of(served)
+            held = recent.panel(sorted(origins), until=max(origins.values()) + WINDOW)
+            panel = held.subset(rows_with_neighbours(held, set(origins)))
             self._score(target, panel, origins)
             issued += self._forecast(served, panel, origins)
         store_forecasts(self.database, issued)

@@ -138,11 +138,20 @@ def _panel(database: Database, target: Target, series_ids: list[str] | None, sta
     exog = {"rain": np.broadcast_to(_rain(database, start, n_times), values.shape).copy(),
             "incident": _incidents(database, segments, start, n_times)}
     panel = Panel(ids, start, STEP_MIN, values, timezone, exog)
-    if target.per_segment and (links := _neighbours()):
-        panel.upstream, panel.downstream = ([[row_of[other] for other in links.get(series, {}).get(side, [])
-                                              if other in row_of] for series in ids]
-                                            for side in ("upstream", "downstream"))
+    panel.upstream, panel.downstream = network_links(target, ids)
     return panel
+
+
+def network_links(target: Target, ids: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """The upstream and downstream neighbours of each of ``ids`` as row indices among ``ids`` (segment targets;
+    empty lists for sensors or without a network)."""
+    links = _neighbours() if target.per_segment else {}
+    if not links:
+        return [], []
+    row_of = {series: i for i, series in enumerate(ids)}
+    upstream, downstream = ([[row_of[other] for other in links.get(series, {}).get(side, []) if other in row_of]
+                             for series in ids] for side in ("upstream", "downstream"))
+    return upstream, downstream
 
 
 def _segments_of(ids: list[str], rows: pd.DataFrame, target: Target) -> list[str | None]:
