@@ -15,33 +15,21 @@ from cloudevents.core.v1.event import CloudEvent
 from models.baselines import HistoricalAverage, Persistence
 from models.xgboost_model import XGBoostForecaster
 from models.registry import Registry
+from models.schedule import TrainingSchedule
+from models.training import TrainingOptions
 from smartcity.events import city
 from smartcity.events.derived import TRAFFIC_WINDOWS
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.runner import FunctionRunner
 from smartcity.storage.prepare import prepare_storage
-from smartcity.storage.upsert import upsert
 from tests.fixtures.functions.helpers import embedded_settings
 from tests.models_helpers import synthetic_panel
+from tests.models_storage import store_segment_panel
 
 STACK = Path(__file__).resolve().parents[2] / "stack.yml"
 SEGMENTS = [f"urn:ngsi-ld:RoadSegment:fc{i}" for i in range(3)]
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday
 DAYS = 8
-
-
-def store_history(database, values: np.ndarray) -> None:
-    """``values[segment, step]`` as the traffic job's 5-minute segment windows from START on."""
-    rows = []
-    for segment, series in zip(SEGMENTS, values):
-        for step, speed in enumerate(series):
-            start = START + timedelta(minutes=5 * step)
-            rows.append({"segment_id": segment, "window_start": start, "window_end": start + timedelta(minutes=5),
-                         "zone_id": "Z11", "sensor_count": 1, "event_count": 60, "flow": 50, "flow_per_hour": 600.0,
-                         "mean_speed_kmh": float(speed), "speed_p50_kmh": None, "speed_p85_kmh": None,
-                         "speed_p95_kmh": None, "mean_occupancy": 0.2, "congestion_index": 0.3,
-                         "last_event_at": start + timedelta(minutes=5), "updated_at": start})
-    upsert(database, "traffic_segment_5min", rows, key=("segment_id", "window_start"))
 
 
 def window_event(segment: str, start: datetime, speed: float) -> CloudEvent:
@@ -59,9 +47,23 @@ def setup(tmp_path):
     prepare_storage(settings)
     [function] = load_stack(STACK, settings, ["forecast-traffic"])
     panel = synthetic_panel(n_series=len(SEGMENTS), days=DAYS, step_min=5, seed=4, start=START.isoformat())
-    store_history(function.context.database, panel.values)
     panel.series_ids, panel.timezone = SEGMENTS, city().timezone  # as the training loader reads them
+    store_segment_panel(function.context.database, panel)
     return function, panel
+
+
+def test_a_scheduled_training_run_is_picked_up_by_the_function(setup):
+    function, panel = setup
+    schedule = TrainingSchedule(function.context.settings, TrainingOptions(models=("xgboost",), days=DAYS,
+                                                                          holdout_days=1, seed=1), poll_s=0.1)
+    schedule.run_once()
+    [result] = schedule.results
+    assert result.promoted == result.versions["xgboost"], result.decision
+    runner = FunctionRunner(function)
+    origin = START + timedelta(minutes=5 * (panel.n_times - 1))
+    published = runner.run([runner.typed(window_event(SEGMENTS[1], origin, 0.0))])
+    versions = {(event.get_data()["model"], event.get_data()["model_version"]) for event in published}
+    assert versions == {("xgboost", result.promoted), ("historical-average", result.promoted)}
 
 
 def promote(function, model) -> str:
