@@ -1,6 +1,6 @@
 """An MLP autoencoder on the window features of :mod:`models.anomaly.features`: trained with torch, served as ONNX.
 
-The features are standardised (median and robust spread of the training windows, clipped to +-10) and squeezed
+The features are standardised (median and robust spread of the training windows, clipped to +-30) and squeezed
 through a narrow layer; a window the network cannot rebuild is unlike the training ones. The raw score is the
 mean squared reconstruction error over the features, calibrated on the last days of the training frame (held
 out from training: :func:`models.anomaly.base.calibration_rows`); each feature's share of the error is its contribution. One network serves every series: a
@@ -24,7 +24,7 @@ from models.anomaly.base import (
 from models.anomaly.features import CONTEXT_STEPS, FEATURES, FeatureBuilder, robust_centre_scale
 from models.onnx_predictor import OnnxPredictor
 
-CLIP = 10.0
+CLIP = 30.0  # wide: a window 10 spreads off must still rank below one 30 off
 MAX_TRAINING_WINDOWS = 60_000
 
 

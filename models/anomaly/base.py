@@ -158,10 +158,11 @@ class Calibration:
         if not raw.size:
             raw = np.zeros(1)
         n = raw.size
-        # the CDF up to the highest training score is n / (n + 1): nothing seen is "rarer than everything"
+        # mid-rank positions, (rank + 0.5) / (n + 1): the highest training score is 1 - 0.5 / (n + 1) (nothing seen
+        # is "rarer than everything"), and a score that every training window shares is 0.5, whatever n
         probabilities = np.linspace(0, 1, min(cls.POINTS, n) + 1)
         values = np.quantile(raw, probabilities)
-        probabilities = probabilities * n / (n + 1)
+        probabilities = (probabilities * n + 0.5) / (n + 1)
         # ties (a raw score that many windows share) map to the middle of the probabilities they span
         values, group = np.unique(values, return_inverse=True)
         probabilities = np.bincount(group, probabilities) / np.bincount(group)

@@ -6,13 +6,15 @@ time-of-day profile (:class:`models.baselines.Profiles`: weekday/weekend x 5-min
 ``level`` the series' scale (a series with too few days for a profile gets a flat one at its mean):
 
 - ``<m>_level``: the value / level (a missing value reads as the expected one);
-- ``<m>_residual``: (value - expected), standardised by the series' usual residual spread (a z-score);
+- ``<m>_residual``: (value - expected), standardised by the series' usual spread at that time of day and day
+  kind (the profile's P10-P90, smoothed over 15 minutes either side: a peak varies more than a night);
 - ``<m>_residual_15min``: the mean of that residual over the last three windows (a jam or a drift persists,
   noise does not);
-- ``<m>_change``: the change from the previous window, standardised by the series' usual change;
+- ``<m>_change``: the change from the previous window, standardised by the series' usual change then;
 
 and two of the sensor itself: ``repeats_30min`` (share of the last six windows that repeat the previous window
-exactly, every metric both have, two at least: a stuck sensor) and ``missing`` (share of the metrics missing: a silent one).
+exactly, every metric both have, two at least: a stuck sensor) and ``missing`` (share of the metrics missing: a
+silent one).
 
 Which profile a series gets is its ``basis``: its own when it was in the training frame (``series``); else the
 mean daily shape of its road class (``road-class``; :func:`models.anomaly.base.road_class`) or of every series
@@ -42,6 +44,10 @@ MIN_LEVEL_VALUES = 3
 CONTEXT_STEPS = max(RESIDUAL_WINDOWS, REPEAT_WINDOWS, LEVEL_WINDOWS)
 MAD_TO_STD = 1.4826
 SHAPE_DECIMALS = 5
+P10_P90_TO_STD = 2.563  # P90 - P10 of a normal distribution, in standard deviations
+MEAN_ABS_TO_STD = 1.2533  # a normal's standard deviation over its mean absolute value
+SPREAD_SMOOTHING = 3  # slots either side (15 minutes)
+SPREAD_FLOOR_SHARE = 0.5
 MIN_RELATIVE_SPREAD = 0.01  # a residual spread of at least 1 % of the level: no division by a flat series
 
 
@@ -65,19 +71,11 @@ class FeatureBuilder:
         for metric in METRICS:
             values = grid.values[metric]
             profiles = Profiles.fit(grid.panel(values), grid.n_times)
+            changes = Profiles.fit(grid.panel(np.abs(values - _shift(values, 1))), grid.n_times)
             for sid in grid.series_ids:
-                row = grid.row[sid]
-                if sid in profiles.row:
-                    level = float(abs(profiles.level[profiles.row[sid]]))
-                    # rounded as saved, so that a loaded builder gives the very same features
-                    shape = np.round(profiles.mean[profiles.row[sid]] / max(level, 1e-9), SHAPE_DECIMALS)
-                elif np.isfinite(values[row]).any():  # too few days for a profile: a flat one at its mean
-                    level, shape = float(abs(np.nanmean(values[row]))), np.ones((DAY_KINDS, grid.steps_per_day))
-                else:
-                    continue
-                expected = shape[grid.kinds, grid.slots] * level
-                residual, change = _relative_spreads(values[row], expected, level)
-                series[sid][metric] = {"shape": shape, "level": level, "residual": residual, "change": change}
+                entry = _reference(values[grid.row[sid]], sid, profiles, changes, grid)
+                if entry is not None:
+                    series[sid][metric] = entry
             for name in {*classes_of.unique(), GLOBAL_CLASS}:
                 members = [sid for sid in grid.series_ids
                            if metric in series[sid] and name in (GLOBAL_CLASS, series[sid]["class"])]
@@ -117,11 +115,12 @@ class FeatureBuilder:
         for metric in METRICS:
             values = grid.values[metric]
             expected, level = self._expected(values, references, metric, grid)
-            spreads = np.array([[ref[metric]["residual"], ref[metric]["change"]] for ref, _ in references])
+            spread, change_spread = (np.stack([np.asarray(ref[metric][kind], dtype=np.float64) for ref, _ in references])
+                                     [:, grid.kinds, grid.slots] * level for kind in ("residual", "change"))
             observed = np.isfinite(values)
             filled = np.where(observed, values, expected)
-            residual = (filled - expected) / (spreads[:, :1] * level)
-            change = (values - _shift(values, 1)) / (spreads[:, 1:] * level)
+            residual = (filled - expected) / spread
+            change = (values - _shift(values, 1)) / change_spread
             columns += [filled / level, residual, _trailing_mean(residual, RESIDUAL_WINDOWS), np.nan_to_num(change)]
             both = observed & np.isfinite(_shift(values, 1))
             differs += both & (values != _shift(values, 1))
@@ -159,7 +158,7 @@ class FeatureBuilder:
         return np.nan_to_num(shape, nan=1.0) * level, level
 
     def to_json(self) -> dict:
-        listed = lambda entry: {k: (_rounded(v) if k == "shape" else v) for k, v in entry.items()}
+        listed = lambda entry: {k: (v if k == "level" else _rounded(v)) for k, v in entry.items()}
         return {
             "timezone": self.timezone,
             "series": {sid: {"class": e["class"], **{m: listed(e[m]) for m in METRICS}} for sid, e in self.series.items()},
@@ -202,6 +201,47 @@ class Grid:
         return Panel(self.series_ids, self.start, STEP_MIN, values, self.timezone)
 
 
+def _reference(values: np.ndarray, series_id: str, profiles: Profiles, changes: Profiles,
+               grid: Grid) -> dict | None:
+    """A series' reference for one metric: its daily ``shape`` (profile / level), ``level``, and the usual spread
+    of its residuals and of its changes per cell, relative to the level (peaks vary more than nights); a flat one
+    when it has too few days for a profile; None without any value."""
+    cells = (DAY_KINDS, grid.steps_per_day)
+    if series_id in profiles.row:
+        row = profiles.row[series_id]
+        level = float(abs(profiles.level[row]))
+        shape = profiles.mean[row] / max(level, 1e-9)
+        residual = _smooth_slots((profiles.high[row] - profiles.low[row]) / P10_P90_TO_STD) / max(level, 1e-9)
+    elif np.isfinite(values).any():
+        level, shape = float(abs(np.nanmean(values))), np.ones(cells)
+        residual = np.full(cells, _relative_spreads(values, shape[grid.kinds, grid.slots] * level, level)[0])
+    else:
+        return None
+    if series_id in changes.row:
+        change = _smooth_slots(changes.mean[changes.row[series_id]] * MEAN_ABS_TO_STD) / max(level, 1e-9)
+    else:
+        change = np.full(cells, _relative_spreads(values, shape[grid.kinds, grid.slots] * level, level)[1])
+    # rounded as saved, so that a loaded builder gives the very same features
+    return {"shape": np.round(shape, SHAPE_DECIMALS), "level": level,
+            "residual": np.round(_floored(residual), SHAPE_DECIMALS), "change": np.round(_floored(change), SHAPE_DECIMALS)}
+
+
+def _smooth_slots(table: np.ndarray) -> np.ndarray:
+    """``[DAY_KINDS, slots]`` averaged over the slots within :data:`SPREAD_SMOOTHING` of each (circular, NaN-aware):
+    a few days give noisy spreads per 5-minute cell."""
+    stacked = np.stack([np.roll(table, k, axis=-1) for k in range(-SPREAD_SMOOTHING, SPREAD_SMOOTHING + 1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(stacked, axis=0)
+
+
+def _floored(table: np.ndarray) -> np.ndarray:
+    """A relative spread table with no cell below :data:`MIN_RELATIVE_SPREAD` or a share of its median."""
+    finite = table[np.isfinite(table)]
+    floor = max(MIN_RELATIVE_SPREAD, SPREAD_FLOOR_SHARE * float(np.median(finite))) if finite.size else 0.1
+    return np.where(np.isfinite(table), np.maximum(table, floor), floor)
+
+
 def robust_centre_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column of ``x``: the median and a robust spread (MAD as a standard deviation, at least 1e-3, else the
     standard deviation when most values are equal)."""
@@ -222,13 +262,14 @@ def _relative_spreads(values: np.ndarray, expected: np.ndarray, level: float) ->
 
 
 def _pooled(entries: list[dict]) -> dict:
-    """A road class's reference: its members' mean shape, mean level and median spreads."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        shape = np.nanmean(np.stack([np.asarray(e["shape"], dtype=np.float64) for e in entries]), axis=0)
-    return {"shape": np.round(np.nan_to_num(shape, nan=1.0), SHAPE_DECIMALS), "level": float(np.mean([e["level"] for e in entries])),
-            "residual": float(np.median([e["residual"] for e in entries])),
-            "change": float(np.median([e["change"] for e in entries]))}
+    """A road class's reference: its members' mean shape, mean level and mean relative spreads."""
+    out = {"level": float(np.mean([e["level"] for e in entries]))}
+    for key in ("shape", "residual", "change"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = np.nanmean(np.stack([np.asarray(e[key], dtype=np.float64) for e in entries]), axis=0)
+        out[key] = np.round(np.nan_to_num(table, nan=1.0 if key == "shape" else 0.1), SHAPE_DECIMALS)
+    return out
 
 
 def _rounded(shape) -> list:

@@ -10,7 +10,7 @@ series, rows in order:
    :data:`MIN_PROFILE_DAYS` days, the robust z of the residual from the median of earlier values in the same
    hour of the day (a rush hour is usual, the same drop at night is not); ``level_15``: the mean of the last
    three level (or time-of-day) z; the lagged level z; ``repeats``: how long the value has stayed exactly the
-   same (a stuck sensor).
+   same, up to :data:`MAX_REPEATS` rows (a stuck sensor).
 2. **Scorers**, each a raw strangeness: ``zscore`` (|time-of-day z|, else |level z|), ``change`` (|change z|),
    ``knn`` (mean distance of the feature vector to its :data:`KNN_K` nearest among the previous
    :data:`KNN_REFERENCE` rows), ``isolation-forest`` (scikit-learn's, refitted every :data:`FOREST_REFIT_ROWS`
@@ -42,6 +42,7 @@ SLOT_MINUTES = 60
 SLOT_ROWS = 96  # earlier values per hour of the day in the profile
 MIN_SLOT_ROWS = 12
 MIN_PROFILE_DAYS = 2.0
+MAX_REPEATS = 12  # a run of equal values longer than this is no stranger for growing (a flat series stays flat)
 IQR_TO_STD = 1.349
 Z_CLIP = 10.0
 KNN_K = 5
@@ -54,6 +55,7 @@ AUTOENCODER_FIRST_ROWS = 256
 MIN_TRAINING_ROWS = 64
 MIN_CALIBRATION_SCORES = 32
 TAIL = 0.01
+TIE = 1e-9  # raw scores this close (relative) are the same score: floating-point noise is no news
 MAX_SURPRISAL = 6.0
 
 
@@ -87,7 +89,7 @@ def series_features(times: pd.DatetimeIndex, values: np.ndarray) -> np.ndarray:
     usual = time_of_day.fillna(level)
     level_15 = usual.rolling(3, min_periods=1).mean()
     same = (series == series.shift(1)).astype(int)
-    repeats = np.log1p(same.groupby((same == 0).cumsum()).cumsum())
+    repeats = np.log1p(np.minimum(same.groupby((same == 0).cumsum()).cumsum(), MAX_REPEATS))
     columns = [level, level.shift(1), level.shift(2), change, time_of_day, level_15, repeats]
     return np.column_stack([np.clip(np.asarray(c, dtype=np.float64), -Z_CLIP, Z_CLIP) for c in columns])
 
@@ -140,10 +142,10 @@ def forest_raw(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """Isolation Forest, refitted every :data:`FOREST_REFIT_ROWS` rows on the rows before."""
     from sklearn.ensemble import IsolationForest
 
-    def fit_score(train: np.ndarray, rows: np.ndarray, block: int) -> np.ndarray:
+    def fit_score(train: np.ndarray, rows: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
         forest = IsolationForest(n_estimators=FOREST_TREES, max_samples=min(256, len(train)),
                                  random_state=seed + block, n_jobs=1).fit(train)
-        return -forest.score_samples(rows)
+        return -forest.score_samples(train), -forest.score_samples(rows)
 
     return _refitted(features, fit_score, _forest_points, FOREST_ROWS)
 
@@ -153,14 +155,15 @@ def autoencoder_raw(features: np.ndarray, seed: int = 0) -> np.ndarray:
     from models.anomaly.autoencoder import train_autoencoder
     from models.onnx_predictor import OnnxPredictor
 
-    def fit_score(train: np.ndarray, rows: np.ndarray, block: int) -> np.ndarray:
+    def fit_score(train: np.ndarray, rows: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
         # the features are z-scores already: a feature that did not move in training must not blow up
         centre, scale = train.mean(axis=0), np.maximum(train.std(axis=0), 0.5)
         z = lambda x: np.clip((x - centre) / scale, -Z_CLIP, Z_CLIP).astype(np.float32)
         onnx, _ = train_autoencoder(z(train), hidden=16, bottleneck=3, epochs=30, batch_size=128,
                                     learning_rate=3e-3, seed=seed + block)
-        rebuilt = OnnxPredictor(onnx).run({"features": z(rows)})
-        return ((rebuilt - z(rows)) ** 2).mean(axis=1)
+        predictor = OnnxPredictor(onnx)
+        error = lambda x: ((predictor.run({"features": z(x)}) - z(x)) ** 2).mean(axis=1)
+        return error(train), error(rows)
 
     return _refitted(features, fit_score, _autoencoder_points, AUTOENCODER_REFIT_ROWS * 2)
 
@@ -179,7 +182,11 @@ def _autoencoder_points(n: int) -> list[int]:
 
 def _refitted(features: np.ndarray, fit_score, points, window: int) -> np.ndarray:
     """Scores of a model refitted at the usable-row counts ``points(n)``, each fit on the previous ``window``
-    usable rows only and scoring the rows up to the next refit."""
+    usable rows only and scoring the rows up to the next refit. ``fit_score`` returns the raw scores of its
+    training rows and of the rows to score; each model's scores are put on its training rows' scale (their
+    :class:`models.anomaly.base.Calibration`), so that a refit does not shift them."""
+    from models.anomaly.base import Calibration
+
     inputs, usable = model_inputs(features)
     out = np.full(len(inputs), np.nan)
     rows = np.flatnonzero(usable)
@@ -188,7 +195,8 @@ def _refitted(features: np.ndarray, fit_score, points, window: int) -> np.ndarra
         stop = bounds[block + 1] if block + 1 < len(bounds) else len(rows)
         train = inputs[rows[max(0, start - window):start]]
         if len(train) >= MIN_TRAINING_ROWS:
-            out[rows[start:stop]] = fit_score(train, inputs[rows[start:stop]], block)
+            trained, scored = fit_score(train, inputs[rows[start:stop]], block)
+            out[rows[start:stop]] = Calibration.fit(trained)(scored)
     return out
 
 
@@ -201,7 +209,8 @@ RAW_SCORERS = {"zscore": zscore_raw, "change": change_raw, "knn": knn_raw, "isol
 
 class RunningCalibration:
     """The share of the earlier raw scores below a new one (ties count half), with an exponential tail beyond the
-    highest (fitted to the top 1 %): :class:`models.anomaly.base.Calibration`, learned one score at a time."""
+    highest (fitted to the top 1 %), continuous at the highest: :class:`models.anomaly.base.Calibration`, learned
+    one score at a time."""
 
     def __init__(self) -> None:
         self.seen: list[float] = []
@@ -213,12 +222,13 @@ class RunningCalibration:
         seen, n = self.seen, len(self.seen)
         if n < MIN_CALIBRATION_SCORES:
             out = math.nan
-        elif raw > seen[-1]:
+        elif raw > seen[-1] + TIE * (1 + abs(seen[-1])):  # beyond rounding noise
             top = seen[int((1 - TAIL) * (n - 1)):]
-            scale = max(sum(top) / len(top) - top[0], 1e-3 * (seen[-1] - seen[0]), 1e-12)
-            out = 1 - (1 - n / (n + 1)) * math.exp(-(raw - seen[-1]) / scale)
-        else:
-            out = (bisect.bisect_left(seen, raw) + bisect.bisect_right(seen, raw)) / 2 / (n + 1)
+            scale = max(sum(top) / len(top) - top[0], 1e-3 * (seen[-1] - seen[0]), 1e3 * TIE * (1 + abs(seen[-1])))
+            out = 1 - 0.5 / n * math.exp(-(raw - seen[-1]) / scale)
+        else:  # mid-rank: a value equal to every earlier one is 0.5, however many there were
+            tie = TIE * (1 + abs(raw))
+            out = (bisect.bisect_left(seen, raw - tie) + bisect.bisect_right(seen, raw + tie)) / (2 * n)
         bisect.insort(seen, raw)
         return out
 

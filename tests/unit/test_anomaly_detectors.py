@@ -73,9 +73,9 @@ def test_scores_are_calibrated_one_row_per_window(fitted, history, name):
     assert scores["anomaly_score"].between(0, 1).all() and (scores["model"] == name).all()
     # the z-score falls back to the road class in an hour where a series had too few windows (no speed at night)
     assert (scores["basis"] == "series").mean() > (0.9 if name == "zscore" else 0.999)
-    # normal windows: few above the alert threshold (the z-score's same-hour baseline mixes weekends and weekdays
-    # and does not know a busy day's peak: the baseline flags more)
-    assert (scores["anomaly_score"] >= ALERT_THRESHOLD).mean() < (0.15 if name == "zscore" else 0.05)
+    # no incident, no fault: few windows above the alert threshold (a simulated day has its own peak jams, which a
+    # week of training knows only roughly; the z-score's same-hour baseline mixes weekends and weekdays)
+    assert (scores["anomaly_score"] >= ALERT_THRESHOLD).mean() < (0.15 if name == "zscore" else 0.08)
     for weights in scores["contributions"]:
         assert len(weights) <= 3 and (not weights or abs(sum(weights.values()) - 1) < 0.01)
 
