@@ -18,7 +18,8 @@ platform stores, in ``Panel.exog``:
 ``incident``
     1 while a reported incident on the series' road segment is active (``incident_reports``: from its
     ``valid_from`` to the ``valid_to`` of its latest report, open-ended while that is empty), else 0. The
-    anomaly job's congestion alerts are left out: they are read off the very windows being forecast.
+    anomaly job's and the detect-anomalies function's alerts are left out: they are read off the very windows
+    being forecast.
 
 Segment targets also get the upstream and downstream neighbours among the panel's series, from
 :func:`smartcity.simulator.network.neighbours` (skipped when that module is not available).
@@ -42,6 +43,9 @@ STEP = timedelta(minutes=STEP_MIN)
 RAIN_CARRY_STEPS = 60 // STEP_MIN  # precipitation is over the past hour: an observation holds that long
 # the streaming anomaly job's alerts (streaming.anomalies.ALERT_SOURCE, not imported: that module needs pyspark)
 DETECTED_ALERT_SOURCE = "/smartcity/streaming/anomalies"
+# every source of alerts the platform derives from the traffic itself (the detect-anomalies function's too):
+# read off the very windows being forecast, they are no covariate, and no label for the anomaly models
+DETECTED_ALERT_SOURCES = (DETECTED_ALERT_SOURCE, "/smartcity/functions/detect-anomalies")
 
 
 @dataclass(frozen=True)
@@ -188,9 +192,10 @@ def _incidents(database: Database, segments: list[str | None], start: pd.Timesta
     until = start + n_times * pd.Timedelta(STEP)
     rows = pd.DataFrame(database.query(
         f"SELECT entity_id, segment_id, observed_at, valid_from, valid_to FROM incident_reports "
-        f"WHERE {_member(database, 'segment_id')} AND alert_source <> :detected "
+        f"WHERE {_member(database, 'segment_id')} AND alert_source NOT IN (:detected, :detected_by_function) "
         f"AND valid_from < :until AND (valid_to IS NULL OR valid_to > :since)",
-        {"ids": _ids_param(database, known), "detected": DETECTED_ALERT_SOURCE,
+        {"ids": _ids_param(database, known), "detected": DETECTED_ALERT_SOURCES[0],
+         "detected_by_function": DETECTED_ALERT_SOURCES[1],
          "since": start.to_pydatetime(), "until": until.to_pydatetime()}),
         columns=["entity_id", "segment_id", "observed_at", "valid_from", "valid_to"])
     if rows.empty:

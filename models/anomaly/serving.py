@@ -34,12 +34,13 @@ from models.anomaly.base import STEP_MIN, json_dumps
 from models.anomaly.catalog import AnomalyRegistry
 from models.anomaly.history import ANOMALY_TARGETS, AnomalyTarget, as_frame, load_frame, with_road_class
 from models.promoted import Promoted, PromotedModels
+from models.targets import DETECTED_ALERT_SOURCES
 from smartcity.backends.database import Database
 from smartcity.events import Alert, Location
 from smartcity.events.derived import TrafficWindow
 from smartcity.storage.upsert import upsert
 
-ALERT_SOURCE = "/smartcity/functions/detect-anomalies"
+ALERT_SOURCE = DETECTED_ALERT_SOURCES[1]
 STEP = timedelta(minutes=STEP_MIN)
 SCORE_KEY = ("entity_id", "window_start", "model")
 

@@ -16,7 +16,7 @@ from models import catalog
 from models.panel import Panel
 from models.registry import Registry
 from models.schedule import TrainingSchedule, scheduled_training
-from models.targets import DETECTED_ALERT_SOURCE, load_context, load_panel
+from models.targets import DETECTED_ALERT_SOURCES, load_context, load_panel
 from models.training import TrainingOptions
 from smartcity.backends.database import open_database
 from smartcity.backends.objects import open_objects
@@ -64,7 +64,8 @@ def test_load_panel_places_windows_on_the_grid_with_incidents_rain_and_neighbour
     store_segment_panel(db, Panel([a, b, c], T0, 5, values))
     # on a: reported at 00:07 until 00:30, cleared at 00:21; on b: a detected jam, not a reported incident
     store_incident(db, "alert-1", a, [(minutes(7), minutes(7), minutes(30)), (minutes(21), minutes(7), minutes(21))])
-    store_incident(db, "jam-1", b, [(minutes(5), minutes(5), minutes(10))], alert_source=DETECTED_ALERT_SOURCE)
+    for number, source in enumerate(DETECTED_ALERT_SOURCES):
+        store_incident(db, f"jam-{number}", b, [(minutes(5), minutes(5), minutes(10))], alert_source=source)
     store_weather(db, [(minutes(-50), 2.0), (minutes(12), 4.0)])
 
     panel = load_panel(db, "segment-speed", T0, minutes(60), timezone="Europe/Berlin")
