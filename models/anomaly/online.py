@@ -59,14 +59,16 @@ TIE = 1e-9  # raw scores this close (relative) are the same score: floating-poin
 MAX_SURPRISAL = 6.0
 
 
-def score_series(times: pd.Series, values: np.ndarray, model: str = "ensemble", seed: int = 0) -> np.ndarray:
-    """The anomaly score in [0, 1] of each row of one series (rows in file order; NaN values score 0)."""
+def score_series(times: pd.Series, values: np.ndarray, model: str = "ensemble", seed: int = 0,
+                 timezone: str = "UTC") -> np.ndarray:
+    """The anomaly score in [0, 1] of each row of one series (rows in file order; NaN values score 0); hours of
+    the day are those of ``timezone``."""
     values = np.asarray(values, dtype=np.float64)
     scores = np.zeros(len(values))
     present = np.flatnonzero(np.isfinite(values))
     if not len(present):
         return scores
-    times = pd.DatetimeIndex(pd.to_datetime(times, utc=True))[present]
+    times = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).tz_convert(timezone)[present]
     features = series_features(times, values[present])
     scorers = ENSEMBLE if model == "ensemble" else (model,)
     raw = np.column_stack([RAW_SCORERS[name](features, seed) for name in scorers])
@@ -271,8 +273,14 @@ def read_table(fields: list[str], rows: list[list[str]], timezone: str = "UTC") 
     """``series_id`` (optional), ``timestamp``, ``value`` of the CSV rows (text, header ``fields``) as a frame in
     file order: timestamps UTC, values float (an empty value or NaN is missing). BadSeriesInput names a missing
     column, an unparsable timestamp or value."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from models.panel import BadSeriesInput, parse_timestamps
 
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadSeriesInput("timezone", f"unknown time zone {timezone!r} (expected a name like Europe/Paris)") from None
     names = [name.strip() for name in fields]
     for column in ("timestamp", "value"):
         if column not in names:
@@ -295,10 +303,11 @@ def read_table(fields: list[str], rows: list[list[str]], timezone: str = "UTC") 
     return pd.DataFrame({"series_id": series.astype(str), "timestamp": timestamps, "value": values.astype(float)})
 
 
-def score_table(table: pd.DataFrame, model: str = "ensemble", seed: int = 0) -> np.ndarray:
+def score_table(table: pd.DataFrame, model: str = "ensemble", seed: int = 0, timezone: str = "UTC") -> np.ndarray:
     """The score of each row of :func:`read_table`'s frame, each series on its own, rows in file order."""
     check_model(model)
     scores = np.zeros(len(table))
     for _, rows in table.groupby("series_id", sort=False).indices.items():
-        scores[rows] = score_series(table["timestamp"].iloc[rows], table["value"].to_numpy()[rows], model, seed)
+        scores[rows] = score_series(table["timestamp"].iloc[rows], table["value"].to_numpy()[rows], model, seed,
+                                    timezone)
     return scores

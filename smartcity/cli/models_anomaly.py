@@ -29,7 +29,7 @@ def anomaly_scores(
     try:
         check_model(model)
         fields, rows = _read_csv(input_file)
-        scores = score_table(read_table(fields, rows, timezone), model, seed)
+        scores = score_table(read_table(fields, rows, timezone), model, seed, timezone)
         try:
             handle = out.open("w", newline="")
         except OSError as error:

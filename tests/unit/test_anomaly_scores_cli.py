@@ -131,3 +131,8 @@ def test_bad_input_names_the_field_and_exits_2(tmp_path, content, field):
 def test_an_unknown_model_names_the_known_ones(series_file, tmp_path):
     result = run("--input", str(series_file), "--out", str(tmp_path / "out.csv"), "--model", "magic")
     assert result.exit_code == 2 and "error: model: unknown model 'magic'" in result.output
+
+
+def test_an_unknown_time_zone_is_named(series_file, tmp_path):
+    result = run("--input", str(series_file), "--out", str(tmp_path / "out.csv"), "--timezone", "Mars/Olympus")
+    assert result.exit_code == 2 and result.output.startswith("error: timezone: unknown time zone")
