@@ -30,6 +30,7 @@ from smartcity.stack.prometheus import PrometheusService
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import write_rows, zone_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
+from models import serving as forecast_serving
 from streaming import metrics as streaming_metrics
 from tests.storage_samples import SEGMENT, centre, sample_stored_events
 from tests.ports import free_port
@@ -110,6 +111,8 @@ def _count(gateway: Metrics, stop: threading.Event) -> None:
         streaming_metrics.ANOMALIES.labels(TEST_LABEL).inc()
         streaming_metrics.WATERMARK.labels(TEST_LABEL).set(now - 120)
         streaming_metrics.BATCH_DURATION.labels(TEST_LABEL).set(0.8)
+        for model in ("xgboost", "historical-average"):  # the forecasting function's, in FUNCTION_METRICS
+            forecast_serving.ABS_ERROR.labels("segment-speed", model, "15").observe(1.5)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +187,21 @@ def _sample_rows(db, zone: str) -> None:
         "sensor_id": "urn:ngsi-ld:TrafficFlowObserved:loop-1", **window, "metric": "mean_speed_kmh",
         "segment_id": SEGMENT, "zone_id": zone, "value": 22.0, "baseline_median": 48.0, "baseline_mad": 4.0,
         "baseline_samples": 12, "robust_z": -4.4, "severity": "high", "alert_id": "alert-1", "detected_at": NOW})
+    forecast = {"target": "segment-speed", "entity_id": SEGMENT, "origin": start - timedelta(minutes=30),
+                "horizon_min": 30, "target_time": start, "model_version": "v1", "p10": 15.0, "p50": 20.0, "p90": 25.0,
+                "issued_at": start - timedelta(minutes=25), "actual": 22.0, "abs_error": 2.0}
+    for model in ("xgboost", "historical-average"):
+        _insert(db, "traffic_forecasts", {**forecast, "model": model})
+    _insert(db, "anomaly_scores", {
+        "entity_id": "urn:ngsi-ld:TrafficFlowObserved:loop-1", **window, "model": "isolation-forest",
+        "target": "anomaly-sensor", "model_version": "v1", "score": 0.995, "basis": "series",
+        "contributions": '{"speed_residual": 0.7}', "flagged": True, "alert_id": "alert-2",
+        "sensor_id": "urn:ngsi-ld:TrafficFlowObserved:loop-1", "segment_id": SEGMENT, "zone_id": zone, "lon": lon,
+        "lat": lat, "scored_at": NOW})
+    _insert(db, "traffic_hotspots", {
+        "id": "hotspot-1", "active": True, "computed_at": NOW, "lon": lon, "lat": lat, "zone_id": zone,
+        "extent": '{"type": "Point", "coordinates": [%f, %f]}' % (lon, lat), "members": '["alert-1", "alert-2"]',
+        "anomalies": 5, "incidents": 1, "size": 6, "since": observed, "last_seen": NOW})
     _insert(db, "incident_cases", {
         "incident_id": "incident-1", "source": "stream", "state": "open", "version": 1, "category": "traffic",
         "severity": "high", "description": "Two cars collided", "zone_id": zone, "segment_id": SEGMENT, "lon": lon,
