@@ -38,7 +38,7 @@ def test_every_function_uses_the_template_and_the_build_context_has_what_the_doc
     stack, specs = read_stack(PROJECT_ROOT / "stack.yml")
     assert {spec.entry.lang for spec in specs} == {TEMPLATE.name}
     copied = {path.removeprefix("./") for path in stack.configuration.copy_}
-    assert copied == {"smartcity", "pyproject.toml", "README.md", "stack.yml"}
+    assert copied == {"smartcity", "models", "pyproject.toml", "README.md", "stack.yml"}
     assert all((PROJECT_ROOT / path).exists() for path in copied)
     assert all((spec.handler_dir / "handler.py").is_file() for spec in specs)
 
