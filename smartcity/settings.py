@@ -159,6 +159,16 @@ class Settings(BaseSettings):
     hotspot_min_points: int = Field(
         default=3, ge=1, description="cluster-hotspots: anomalies and incidents a hotspot needs around one of them "
                                      "(itself included; DBSCAN's min_samples).")
+    demo_history_days: float = Field(
+        default=28.0, ge=0, description="`smartcity demo`: days of simulated traffic history before its start that it "
+                                        "makes sure are stored (generating what is missing), for the forecasting "
+                                        "models to learn from (0: none).")
+    demo_training_models: str = Field(
+        default="xgboost", description="`smartcity demo`: forecasting models it trains on a schedule: xgboost, lstm, "
+                                       "transformer (comma-separated), all, or none.")
+    demo_training_every: str = Field(
+        default="6h", description="`smartcity demo`: wall time between training runs, e.g. 90m, 6h (the first runs "
+                                  "as soon as enough history is stored).")
     simulator_speed: float = Field(
         default=1.0, ge=0, description="`smartcity simulate`: city seconds per wall second (0: as fast as possible).")
     simulator_sensors: int | None = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 EXAMPLE_PATHS = (
     "/v1/traffic/segments?limit=5",
     "/v1/traffic/history?bucket=15m",
@@ -9,19 +11,24 @@ EXAMPLE_PATHS = (
     "/v1/mobility/bike-stations?min_bikes=1",
     "/v1/incidents?state=open",
     "/v1/analytics/kpis",
+    "/v1/traffic/forecast/accuracy?hours=1",
 )
 
 
-def how_to_call(base_url: str, token: str) -> str:
-    """Lines for a person: where the docs are, the token to send, and curl commands to copy."""
+def how_to_call(base_url: str, token: str, segment_id: str | None = None) -> str:
+    """Lines for a person: where the docs are, the token to send, and curl commands to copy (with the forecast of
+    ``segment_id`` if given)."""
     base_url = base_url.rstrip("/")
+    paths = list(EXAMPLE_PATHS)
+    if segment_id is not None:  # ids hold '%' (SUMO's '#' escaped): quoted, the API reads back the same id
+        paths.insert(-1, f"/v1/traffic/forecast?segment_id={quote(segment_id, safe=':')}")
     lines = [
         f"REST API: {base_url}/v1/docs (OpenAPI document: {base_url}/v1/openapi.json)",
         "Every route needs a bearer token; this one is a viewer's, valid one hour",
         "(others: smartcity token issue --role operator|admin):",
         f"  export TOKEN={token}",
     ]
-    lines += [f'  curl -s -H "Authorization: Bearer $TOKEN" "{base_url}{path}"' for path in EXAMPLE_PATHS]
+    lines += [f'  curl -s -H "Authorization: Bearer $TOKEN" "{base_url}{path}"' for path in paths]
     lines.append(
         f'  curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" '
         f'"{base_url}/v1/incidents" -d \'{{"category": "roadWorks", "severity": "low", "description": "Lane closed", '
