@@ -2,7 +2,7 @@
 the robust z-score, in one run.
 
     .venv/bin/python bench/bench_anomaly.py [--days 21] [--train-days 14] [--seed 1] [--incidents-per-day 6]
-                                            [--faults 15] [--threshold 0.99]
+                                            [--faults 15] [--threshold 0.999]
 
 1. :func:`smartcity.simulator.history.simulate_history` gives ``--days`` of 5-minute windows of every loop sensor;
    the first ``--train-days`` have no incident and no fault, the rest has ``--incidents-per-day`` random

@@ -140,7 +140,7 @@ def _forecasts() -> list[dict[str, Any]]:
     ]
 
 
-ANOMALY_THRESHOLD = 0.99  # the default of SMARTCITY_ANOMALY_THRESHOLD: a dashed line, not the live setting
+ANOMALY_THRESHOLD = 0.999  # the default of SMARTCITY_ANOMALY_THRESHOLD: a dashed line, not the live setting
 SCORES = f"FROM anomaly_scores WHERE $__timeFilter(window_start) AND {in_zones()}"
 
 

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="forecast-traffic: seconds between checks of the registry for a newly promoted "
                                         "model (0: before every batch).")
     anomaly_threshold: float = Field(  # models.anomaly.base.ALERT_THRESHOLD (not imported: it needs pandas)
-        default=0.99, gt=0, le=1, description="detect-anomalies: the calibrated score (0..1) from which a window is "
+        default=0.999, gt=0, le=1, description="detect-anomalies: the calibrated score (0..1) from which a window is "
                                               "published as an anomaly on the incidents topic.")
     anomaly_reload_s: float = Field(
         default=30.0, ge=0, description="detect-anomalies: seconds between checks of the registry for a newly promoted "

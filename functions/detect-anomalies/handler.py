@@ -5,7 +5,7 @@ Triggered by Kafka on ``traffic-windows`` (the streaming job announces each sens
 passed it) and by HTTP (POST a ``city.traffic.window.closed.v1`` CloudEvent to ``/function/detect-anomalies``).
 For every anomaly target with a promoted detector in the registry (``anomaly-sensor``, ``anomaly-segment``), the
 window's sensor or road segment is scored from its stored context; every score is stored in
-``anomaly_scores``, and a score at or above ``SMARTCITY_ANOMALY_THRESHOLD`` (0.99) is returned as an Alert,
+``anomaly_scores``, and a score at or above ``SMARTCITY_ANOMALY_THRESHOLD`` (0.999) is returned as an Alert,
 published on ``incidents`` (score, model@version, top contributions). A normal window publishes nothing.
 Promoted versions are picked up within ``SMARTCITY_ANOMALY_RELOAD_S`` seconds, without a restart; no torch is
 imported. See :mod:`models.anomaly.serving`.

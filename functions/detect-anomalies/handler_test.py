@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
+from models.anomaly.base import ALERT_THRESHOLD
 from models.anomaly.catalog import AnomalyRegistry
 from models.anomaly.history import load_frame
 from models.anomaly.isolation_forest import IsolationForestDetector
@@ -101,13 +102,13 @@ def test_an_anomalous_window_is_published_and_a_normal_one_is_not(setup):
     alert = Alert.model_validate(published.get_data())
     assert published.get_id() == alert.id and alert.id.startswith("urn:ngsi-ld:Alert:anomaly-")
     assert (alert.subCategory, alert.status, alert.refRoadSegment, alert.laneId) == ("trafficJam", "active", SEGMENT, 1)
-    assert alert.anomalyScore >= 0.99 and alert.detectedBy == f"zscore@{version}"
+    assert alert.anomalyScore >= ALERT_THRESHOLD and alert.detectedBy == f"zscore@{version}"
     assert alert.contributions and sum(alert.contributions.values()) == pytest.approx(1, abs=0.01)
     assert alert.validFrom == NOW and alert.alertSource == "/smartcity/functions/detect-anomalies"
 
     rows = [row for row in scores(function) if row["model"] == "zscore"]
     assert [(r["entity_id"], bool(r["flagged"])) for r in rows] == [(SENSORS[0], False), (SENSORS[1], True)]
-    assert rows[0]["score"] < 0.99 <= rows[1]["score"] and rows[0]["alert_id"] is None
+    assert rows[0]["score"] < ALERT_THRESHOLD <= rows[1]["score"] and rows[0]["alert_id"] is None
     assert rows[1]["alert_id"] == alert.id and json.loads(rows[1]["contributions"]) == alert.contributions
     assert (rows[1]["model_version"], rows[1]["target"], rows[1]["basis"]) == (version, TARGET, "series")
 
@@ -160,7 +161,6 @@ def test_the_alert_takes_the_incident_flow_into_the_api(setup):
 
 
 def test_the_threshold_setting_defaults_to_the_detectors_alert_threshold():
-    from models.anomaly.base import ALERT_THRESHOLD
     from smartcity.settings import Settings
 
     assert Settings.model_fields["anomaly_threshold"].default == ALERT_THRESHOLD
@@ -191,6 +191,7 @@ class NoTorch:
             raise ModuleNotFoundError(f"No module named {{name!r}}")
 sys.meta_path.insert(0, NoTorch())
 from datetime import datetime
+from models.anomaly.base import ALERT_THRESHOLD
 from models.anomaly.catalog import AnomalyRegistry
 from models.anomaly.serving import AnomalyService
 from smartcity.backends.database import open_database
