@@ -17,7 +17,7 @@ the files whose names start with ``.`` or ``_``, so it can read a topic folder a
 
 ``key`` and ``value`` are UTF-8 text; one that is not UTF-8 is base64 with ``"key_base64": true`` or
 ``"value_base64": true`` beside it. ``key`` is null for keyless records. Spark reads a topic as a stream with
-``spark.readStream.schema(SPARK_SCHEMA).json(topic_glob(root, topic))`` (partition folders are not ``name=value``
+``spark.readStream.schema(SPARK_SCHEMA).json(topic_glob(root, topic))`` (both in :mod:`.filelog_segments`) (partition folders are not ``name=value``
 folders, so a plain folder path finds nothing; ``.option("recursiveFileLookup", "true")`` on the topic folder works
 too).
 
@@ -30,129 +30,29 @@ Records are durable against a crash of the process, not of the machine (no fsync
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import itertools
-import os
 import shutil
 import threading
 import time
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import orjson
 
 from smartcity.backends._url import local_path, query_options
 from smartcity.backends.bus.base import DeliveryError, Record, check_headers, check_name, offsets_to_commit
+from smartcity.backends.bus.filelog_segments import (
+    META_FILE, NEXT_OFFSET_FILE, PartitionReader, encode_line, flock, next_offset, segment_name, write_atomically,
+)
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
 
 GROUPS_FOLDER = "_groups"
-META_FILE = "_meta.json"
-NEXT_OFFSET_FILE = ".next-offset"
-SEGMENT_SUFFIX = ".jsonl"
 # How often a consumer looks for partitions that no member of its group holds (a member left, a topic appeared).
 CLAIM_INTERVAL_S = 0.5
 IDLE_SLEEP_S = 0.02
-
-
-# The DDL schema of a segment line, for Spark's JSON reader.
-SPARK_SCHEMA = (
-    "topic STRING, partition INT, offset BIGINT, timestamp_ms BIGINT, key STRING, key_base64 BOOLEAN, "
-    "value STRING, value_base64 BOOLEAN, headers MAP<STRING, STRING>"
-)
-
-
-def topic_glob(root: Path | str, topic: str) -> str:
-    """The path pattern of every segment of a topic, as Spark's file source takes it."""
-    return f"{root}/{topic}/*/*{SEGMENT_SUFFIX}"
-
-
-def segment_name(first_offset: int) -> str:
-    return f"{first_offset:020d}{SEGMENT_SUFFIX}"
-
-
-@contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (created if absent), between processes and between threads alike."""
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-def _segments(partition_dir: Path) -> list[int]:
-    """First offsets of the partition's segments, sorted."""
-    return sorted(
-        int(name[: -len(SEGMENT_SUFFIX)])
-        for name in os.listdir(partition_dir)
-        if name.endswith(SEGMENT_SUFFIX) and name[0].isdigit()
-    )
-
-
-def _end_offset(partition_dir: Path) -> int:
-    """The offset the next record of the partition gets: the end of its last segment."""
-    firsts = _segments(partition_dir)
-    if not firsts:
-        return 0
-    return firsts[-1] + (partition_dir / segment_name(firsts[-1])).read_bytes().count(b"\n")
-
-
-def _next_offset(partition_dir: Path) -> int:
-    """Like :func:`_end_offset` in O(1), from the hint file; a stale hint (a writer died after its rename) is redone."""
-    try:
-        hinted = int((partition_dir / NEXT_OFFSET_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return _end_offset(partition_dir)
-    return _end_offset(partition_dir) if (partition_dir / segment_name(hinted)).exists() else hinted
-
-
-def _encode_bytes(line: dict, name: str, data: bytes | None) -> None:
-    if data is None:
-        line[name] = None
-        return
-    try:
-        line[name] = data.decode("utf-8")
-    except UnicodeDecodeError:
-        line[name] = base64.b64encode(data).decode("ascii")
-        line[f"{name}_base64"] = True
-
-
-def _decode_bytes(line: dict, name: str) -> bytes | None:
-    text = line.get(name)
-    if text is None:
-        return None
-    return base64.b64decode(text) if line.get(f"{name}_base64") else text.encode("utf-8")
-
-
-def encode_line(topic: str, partition: int, offset: int, record: tuple) -> bytes:
-    timestamp_ms, key, value, headers = record
-    line = {"topic": topic, "partition": partition, "offset": offset, "timestamp_ms": timestamp_ms}
-    _encode_bytes(line, "key", key)
-    _encode_bytes(line, "value", value)
-    line["headers"] = {name: data.decode("utf-8") for name, data in headers}
-    return orjson.dumps(line) + b"\n"
-
-
-def decode_line(raw: bytes) -> Record:
-    line = orjson.loads(raw)
-    return Record(
-        topic=line["topic"],
-        partition=line["partition"],
-        offset=line["offset"],
-        key=_decode_bytes(line, "key"),
-        value=_decode_bytes(line, "value") or b"",
-        headers=[(name, text.encode("utf-8")) for name, text in line["headers"].items()],
-        timestamp_ms=line["timestamp_ms"],
-    )
-
 
 class FileLogBus:
     """The embedded bus over one folder; safe to share between threads, and between processes on one machine."""
@@ -186,16 +86,16 @@ class FileLogBus:
             raise ValueError(f"partitions must be at least 1, not {partitions}")
         for topic in topics:
             check_name("topic", topic)
-        with _flock(self.root / ".create.lock"):
+        with flock(self.root / ".create.lock"):
             for topic in topics:
                 if (self.root / topic / META_FILE).exists():
                     continue
                 for partition in range(partitions):
                     (self.root / topic / str(partition)).mkdir(parents=True, exist_ok=True)
-                _write_atomically(self.root / topic / META_FILE, orjson.dumps({"partitions": partitions}))
+                write_atomically(self.root / topic / META_FILE, orjson.dumps({"partitions": partitions}))
 
     def delete_topics(self, topics: Sequence[str]) -> None:
-        with self._lock, _flock(self.root / ".create.lock"):
+        with self._lock, flock(self.root / ".create.lock"):
             for topic in topics:
                 check_name("topic", topic)
                 self._partitions.pop(topic, None)
@@ -242,11 +142,11 @@ class FileLogBus:
     def _write_segment(self, topic: str, partition: int, records: list[tuple]) -> None:
         partition_dir = self.root / topic / str(partition)
         try:
-            with _flock(partition_dir / ".lock"):
-                first = _next_offset(partition_dir)
+            with flock(partition_dir / ".lock"):
+                first = next_offset(partition_dir)
                 data = b"".join(encode_line(topic, partition, first + i, record) for i, record in enumerate(records))
-                _write_atomically(partition_dir / segment_name(first), data)
-                _write_atomically(partition_dir / NEXT_OFFSET_FILE, str(first + len(records)).encode())
+                write_atomically(partition_dir / segment_name(first), data)
+                write_atomically(partition_dir / NEXT_OFFSET_FILE, str(first + len(records)).encode())
         except OSError as error:
             raise DeliveryError(f"{len(records)} record(s) of {topic}[{partition}] not written: {error}") from error
 
@@ -255,54 +155,6 @@ class FileLogBus:
 
     def close(self) -> None:
         self.flush()
-
-
-class _PartitionReader:
-    """Reads one partition forward from a position, segment after segment."""
-
-    def __init__(self, partition_dir: Path, position: int) -> None:
-        self.partition_dir = partition_dir
-        self.position = position
-        self._file = None
-        # True when the position is the first offset of a segment (or of the next segment to come): the next
-        # segment is then found by name, without listing the folder.
-        self._at_boundary = False
-
-    def read(self, max_records: int) -> list[Record]:
-        records: list[Record] = []
-        while len(records) < max_records:
-            if self._file is None and not self._open_segment():
-                break
-            raw = self._file.readline()
-            if not raw:
-                self._file.close()
-                self._file, self._at_boundary = None, True
-                continue
-            record = decode_line(raw)
-            if record.offset >= self.position:
-                records.append(record)
-                self.position = record.offset + 1
-        return records
-
-    def _open_segment(self) -> bool:
-        if self._at_boundary:
-            try:
-                self._file = open(self.partition_dir / segment_name(self.position), "rb")
-                return True
-            except FileNotFoundError:
-                return False
-        firsts = _segments(self.partition_dir)
-        containing = [first for first in firsts if first <= self.position]
-        if not containing:
-            self._at_boundary = True
-            return False
-        self._file = open(self.partition_dir / segment_name(containing[-1]), "rb")
-        return True
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 class FileLogConsumer:
@@ -315,7 +167,7 @@ class FileLogConsumer:
         self.from_beginning = from_beginning
         self.group_dir = bus.root / GROUPS_FOLDER / group
         self.group_dir.mkdir(parents=True, exist_ok=True)
-        self._owned: dict[tuple[str, int], tuple[object, _PartitionReader]] = {}
+        self._owned: dict[tuple[str, int], tuple[object, PartitionReader]] = {}
         self._next_claim = 0.0
         self._turn = 0
 
@@ -337,8 +189,8 @@ class FileLogConsumer:
         try:
             position = int((self.group_dir / f"{topic}-{partition}").read_text())
         except FileNotFoundError:
-            position = 0 if self.from_beginning else _next_offset(partition_dir)
-        self._owned[(topic, partition)] = (handle, _PartitionReader(partition_dir, position))
+            position = 0 if self.from_beginning else next_offset(partition_dir)
+        self._owned[(topic, partition)] = (handle, PartitionReader(partition_dir, position))
 
     def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
         deadline = time.monotonic() + timeout_s
@@ -369,7 +221,7 @@ class FileLogConsumer:
 
     def commit(self, records: Sequence[Record]) -> None:
         for (topic, partition), offset in offsets_to_commit(records).items():
-            _write_atomically(self.group_dir / f"{topic}-{partition}", str(offset).encode())
+            write_atomically(self.group_dir / f"{topic}-{partition}", str(offset).encode())
 
     def close(self) -> None:
         for handle, reader in self._owned.values():
