@@ -104,16 +104,16 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
     assert bus.partitions("traffic-windows") and bus.partitions("forecasts")
     bus.close()
 
-    demo.generate_missing_history()
+    demo.forecasting.generate_missing_history()
     database = open_database(settings.database_url)
     end = floor_to_step(demo.start)
     span = database.query("SELECT min(window_start) AS first, max(window_start) AS last FROM traffic_segment_5min")[0]
     assert (span["first"], span["last"]) == ((end - timedelta(days=6)).isoformat(),
                                              (end - timedelta(minutes=5)).isoformat())  # the live city continues it
-    demo.generate_missing_history()
+    demo.forecasting.generate_missing_history()
     assert said[-1].startswith("history: 6 days stored before"), said  # a second start generates nothing
 
-    schedule = demo.start_training()
+    schedule = demo.forecasting.start_training()
     deadline = time.monotonic() + 240
     while not schedule.results and schedule.last_error is None and time.monotonic() < deadline:
         time.sleep(0.5)
