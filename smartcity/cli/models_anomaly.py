@@ -23,7 +23,7 @@ def anomaly_scores(
     seed: int = typer.Option(0, help="Random seed of the learned scorers: same seed and file, same scores."),
 ) -> None:
     """Score every row of a CSV of series: anomaly_score in [0, 1], each row from the rows up to it only."""
-    from models.anomaly.online import check_model, read_table, score_table
+    from models.anomaly.online_table import check_model, read_table, score_table
     from models.panel import BadSeriesInput
 
     try:
