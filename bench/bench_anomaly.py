@@ -26,6 +26,9 @@ the robust z-score, in one run.
 The targets of the anomaly issue are printed beside the figures: the best model's event F1 at least 0.2 above the
 z-score's, a median delay of at most 10 minutes. Run it with nothing else on the machine; the load average is
 printed with the figures.
+
+Over 300 lines because a bench is read top to bottom as one protocol (inject, fit, score, count events, cluster):
+split, the counting rules would sit away from the figures they produce.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ uninterrupted run, however differently its input was split into micro-batches.
 
 Every test uses its own topics (a prefix), cache keys, checkpoint folder and a random 5-minute window in the
 past, so it touches nothing else and can run twice. One SparkSession serves the whole module (JVM start-up
-costs ~15 s); the killed job runs in processes of its own, as ``smartcity streaming run`` would.
+costs ~15 s); the killed job runs in processes of its own, as ``smartcity streaming run`` would. Over 300 lines
+for that reason: one module, one SparkSession (a second module would start a second JVM).
 """
 
 from __future__ import annotations
