@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the sample city is test data: tests.api_samples
 HISTORY_SENSORS = 20
 HISTORY_DAYS = 2
 TARGET_P95_MS = 500.0
@@ -60,7 +61,7 @@ def bare_app():
 
 def gateway_app():
     """The gateway over the API functions, the sample city and the bench's history seeded in this process."""
-    from smartcity.api.sample_city import backends_of, open_sample_api
+    from tests.api_samples.sample_city import backends_of, open_sample_api
 
     sample_api = open_sample_api(Path(os.environ[DIRECTORY_VARIABLE]))
     seed_history(backends_of(sample_api.gateway)["database"], sample_api.sample.now)
@@ -70,8 +71,8 @@ def gateway_app():
 def seed_history(database, now: datetime) -> None:
     """``HISTORY_SENSORS`` sensors ``h01``... with ``HISTORY_DAYS`` of 5-minute intervals, in ``traffic_flow``, and
     their 5-minute windows in ``traffic_sensor_5min`` and ``traffic_segment_5min``."""
-    from smartcity.api.sample_city import SOURCE, zone_point
-    from smartcity.api.sample_streaming import traffic_windows, write_traffic_windows
+    from tests.api_samples.sample_city import SOURCE, zone_point
+    from tests.api_samples.sample_streaming import traffic_windows, write_traffic_windows
     from smartcity.events import TrafficFlowObserved
     from smartcity.storage.envelope import StoredEvent
     from smartcity.storage.timeseries import TimeSeriesWriter
@@ -217,7 +218,7 @@ def main() -> None:
         pass
 
     from smartcity.api.auth import KeyRing, Role, create_local_keys, issue_token
-    from smartcity.api.sample_city import sample_settings
+    from tests.api_samples.sample_city import sample_settings
 
     directory = Path(tempfile.mkdtemp(prefix="bench-api-"))
     create_local_keys(directory / "secrets")

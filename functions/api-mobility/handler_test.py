@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import query_time, sample_client
+from tests.api_samples.sample_city import query_time, sample_client
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,18 @@ def test_taxi_demand_range_is_checked(api):
 def test_the_newest_mobility_index_of_each_zone(api):
     _, client = api
     zones = client.get("/v1/mobility/index").json()["zones"]
-    assert [(z["zone"], z["mobility_index"], z["taxi_score"]) for z in zones] == [("Z11", 70.0, None), ("Z22", 55.0, None)]
+    assert [z["zone"] for z in zones] == ["Z11", "Z22"]
+    z11, z22 = zones
+    # Z11: 30 km/h at 0.15 occupancy (congestion 0.5 * 0.4 + 0.5 * 0.5), buses 120 s late, no bike of 20 docks,
+    # 95 of 100 spots taken; no taxi waiting, no air station: the index weighs the four scores present only.
+    assert [z11[f"{name}_score"] for name in ("traffic", "transit", "bikes", "taxi", "air")] == [
+        pytest.approx(0.55), pytest.approx(0.8), 0.0, None, None]
+    assert z11["parking_score"] == pytest.approx(0.05)
+    assert z11["mobility_index"] == pytest.approx(100 * (0.30 * 0.55 + 0.20 * 0.8 + 0.10 * 0.0 + 0.15 * 0.05) / 0.75)
+    # Z22: 35 km/h at 0.10, buses on time, 5 bikes of 20, 40 spots of 100 taken, CAQI 30
+    assert z22["mobility_index"] == pytest.approx(
+        100 * (0.30 * (1 - (0.5 * 0.3 + 0.5 / 3)) + 0.20 * 1.0 + 0.10 * 0.25 + 0.15 * 0.6 + 0.15 * 0.7) / 0.90)
+    assert all(0 <= z[f"{name}_score"] <= 1 for z in zones for name in ("traffic", "transit", "bikes", "parking"))
     assert [z["zone"] for z in client.get("/v1/mobility/index", params={"zone": "Z22"}).json()["zones"]] == ["Z22"]
     assert client.get("/v1/mobility/index", params={"zone": "Z33"}).json()["zones"] == []
 
@@ -76,7 +87,10 @@ def test_a_zone_mobility_index_window_by_window(api):
     first = client.get("/v1/mobility/index/history", params=params).json()
     second = client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"]}).json()
     values = [w["mobility_index"] for w in first["items"] + second["items"]]
-    assert values == [65.0, 66.0, 67.0, 68.0, 69.0, 70.0] and second["next_cursor"] is None
+    # oldest first; each window back the buses were a minute later: transit 0.1 lower, the index 100 * 0.2 * 0.1 / 0.75
+    newest = 100 * (0.30 * 0.55 + 0.20 * 0.8 + 0.15 * 0.05) / 0.75
+    assert values == pytest.approx([newest - back * 100 * 0.2 * 0.1 / 0.75 for back in range(5, -1, -1)])
+    assert second["next_cursor"] is None
     assert client.get("/v1/mobility/index/history", params={"from": params["from"]}).status_code == 422  # zone needed
     assert client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"], "zone": "Z22"}).status_code == 400
     # without `from`/`to` (the last hour, ending now) the cursor still continues the listing on the next page

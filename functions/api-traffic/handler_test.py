@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from smartcity.api.sample_city import SOURCE, TRAFFIC_STEPS, assert_problem, backends_of, query_time, sample_client
-from smartcity.api.sample_streaming import window_start
+from tests.api_samples.sample_city import SOURCE, TRAFFIC_STEPS, assert_problem, backends_of, query_time, sample_client
+from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.events.common import city
 from smartcity.storage.documents import DocumentWriter

@@ -14,8 +14,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from smartcity.api.sample_city import TRAFFIC_STEPS, open_sample_api, query_time
-from smartcity.api.sample_streaming import window_start
+from tests.api_samples.sample_city import TRAFFIC_STEPS, open_sample_api, query_time
+from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.settings import get_settings
 from tests.storage_samples import drop_real_stores, real_settings

@@ -1,6 +1,6 @@
 """The 5-minute windows the API's sample city is seeded with are the ones the real traffic job writes.
 
-:mod:`smartcity.api.sample_streaming` computes the traffic job's windows in Python, so that the API's tests and
+:mod:`tests.api_samples.sample_streaming` computes the traffic job's windows in Python, so that the API's tests and
 benchmark need no Spark. Here the real job (``streaming/traffic_windows.py``, Spark, on the embedded stack: file
 bus and SQLite in a temporary folder) runs over the sample city's readings, and its rows are compared with the
 sample's, column by column. The SparkSession costs ~15 s to start.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from smartcity.api.sample_city import traffic_readings
-from smartcity.api.sample_streaming import traffic_windows
+from tests.api_samples.sample_city import traffic_readings
+from tests.api_samples.sample_streaming import traffic_windows
 from smartcity.api.timeseries import stored_time
 from smartcity.backends.database import open_database
 from smartcity.settings import Settings

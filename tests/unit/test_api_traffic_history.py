@@ -11,7 +11,7 @@ import pytest
 
 from smartcity.api.app import database_work
 from smartcity.api.problems import ProblemError
-from smartcity.api.sample_streaming import measures, percentile, window_start
+from tests.api_samples.sample_streaming import measures, percentile, window_start
 from smartcity.api.timeseries import Bucket
 from smartcity.api.traffic_history import WINDOW_S, Scope, history_scope, reads_aggregates
 from smartcity.backends.database import open_database

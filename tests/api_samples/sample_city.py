@@ -4,7 +4,7 @@
 on two lines, bike stations, car parks, taxi trips, air-quality hours, two reported incidents) through the real
 storage writers: the stream tables, the latest states in the cache and the incident documents; and what the
 streaming jobs write, with their sinks: the traffic job's 5-minute windows of the sample's readings
-(:mod:`smartcity.api.sample_streaming`), the anomalies the anomaly job flags in them against a quiet week of
+(:mod:`tests.api_samples.sample_streaming`), the anomalies the anomaly job flags in them against a quiet week of
 sensor s2 before (its occupancy 0.18 to 0.22: median 0.20, MAD 0.01), and the mobility index of two zones. The
 numbers are chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from smartcity.api.sample_streaming import flag_anomalies, traffic_windows, write_traffic_windows
+from tests.api_samples.sample_streaming import flag_anomalies, traffic_windows, write_traffic_windows
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.backends.documents import DocumentStore
@@ -47,6 +47,7 @@ from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
 from smartcity.storage.upsert import upsert
+from streaming.indices import component_scores, mobility_index
 
 API_FUNCTIONS = ("api-traffic", "api-transport", "api-mobility", "api-incidents", "api-analytics")
 SOURCE = "/tests/sample-city"
@@ -64,7 +65,18 @@ SENSORS = (
 TOPIC_OF_MODEL = {stream.model: topic for topic, stream in STREAMS.items()}
 # Sensor s2's occupancy on each of the 7 days before the sample, at the same times (its anomaly baseline).
 S2_BASELINE_OCCUPANCY = (0.18, 0.20, 0.22, 0.19, 0.21, 0.20, 0.20)
-MOBILITY_ZONES = (("Z11", 70.0), ("Z22", 55.0))  # zone, its newest index (one point lower per window back)
+# Each zone's measures in its newest mobility window, as the mobility job aggregates them from the sample's streams
+# (the sensors' mean speed and occupancy, the buses' mean positive delay, the stations' bikes and docks, the car
+# parks' spots; no taxi waiting for a pickup, no air-quality station in Z11). The sample's tests work the scores
+# and the index out by hand from these.
+MOBILITY_MEASURES: dict[str, dict[str, float | None]] = {
+    "Z11": {"mean_speed_kmh": 30.0, "mean_occupancy": 0.15, "mean_bus_delay_s": 120.0, "bikes_available": 0,
+            "bike_docks": 20, "parking_occupied": 95, "parking_spots": 100, "taxi_waiting_trips": None,
+            "mean_caqi": None},
+    "Z22": {"mean_speed_kmh": 35.0, "mean_occupancy": 0.10, "mean_bus_delay_s": 0.0, "bikes_available": 5,
+            "bike_docks": 20, "parking_occupied": 40, "parking_spots": 100, "taxi_waiting_trips": None,
+            "mean_caqi": 30.0},
+}
 MOBILITY_WINDOWS = 6
 BUSES = (("bus-1", "R1", 30), ("bus-2", "R1", 400), ("bus-3", "R2", -120))  # vehicle, line, delay s
 STOPS = (("S1", "Z11"), ("S2", "Z12"), ("S3", "Z22"), ("S4", "Z33"))
@@ -196,17 +208,23 @@ def _air_quality(now: datetime) -> list[CityEvent]:
 
 
 def _mobility_index_rows(now: datetime) -> list[dict[str, Any]]:
-    """What the streaming job writes to ``mobility_index_5min``: per zone, six windows ending at the last 5 minutes."""
+    """What the streaming mobility job writes to ``mobility_index_5min``: per zone, six windows ending at the last
+    5 minutes, from the zone's measures (:data:`MOBILITY_MEASURES`), scored by the job's own formulas
+    (:func:`streaming.indices.component_scores`, 0..1) and weighted into the index 0..100
+    (:func:`streaming.indices.mobility_index`). The buses' mean delay grows by a minute per window back."""
     last = datetime.fromtimestamp(now.timestamp() // 300 * 300, timezone.utc)
     rows = []
-    for zone, base in MOBILITY_ZONES:
+    for zone, measures in MOBILITY_MEASURES.items():
         for back in range(MOBILITY_WINDOWS):
             start = last - (back + 1) * timedelta(minutes=5)
+            window = {**measures, "mean_bus_delay_s": measures["mean_bus_delay_s"] + 60.0 * back}
+            scores = component_scores(**{("occupancy" if name == "mean_occupancy" else name): value
+                                         for name, value in window.items()})
             rows.append({
                 "zone_id": zone, "window_start": start, "window_end": start + timedelta(minutes=5),
-                "mobility_index": base - back, "traffic_score": base, "transit_score": 50.0, "bikes_score": 60.0,
-                "parking_score": 40.0, "taxi_score": None, "air_score": 80.0, "event_count": 100,
-                "last_event_at": start + timedelta(minutes=4), "updated_at": start + timedelta(minutes=5),
+                "mobility_index": mobility_index(scores), **{f"{name}_score": score for name, score in scores.items()},
+                **window, "event_count": 100, "last_event_at": start + timedelta(minutes=4),
+                "updated_at": start + timedelta(minutes=5),
             })
     return rows
 
