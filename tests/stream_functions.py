@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from smartcity.backends.bus import EventBus, Record, open_bus
 from smartcity.backends.database import open_database
 from smartcity.events import STREAMS, CityEvent
+from smartcity.ingest import event_id
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.runtime.gateway import build_gateway
@@ -89,29 +90,52 @@ def ingest_function(folder: Path, stream: str) -> Iterator[IngestFunction]:
         yield IngestFunction(stream, client, settings)
 
 
+def function_fixture(open_function: Callable[[Path, str], AbstractContextManager[Any]], name: str):
+    """A pytest fixture of one function opened by ``open_function(tmp_path, name)``, for its handler_test.py."""
+
+    @pytest.fixture
+    def function(tmp_path: Path) -> Iterator[Any]:
+        with open_function(tmp_path, name) as opened:
+            yield opened
+
+    return function
+
+
+def ingest_fixture(stream: str):
+    """A pytest fixture of ``ingest-<stream>``: :func:`ingest_function` under the test's own folder."""
+    return function_fixture(ingest_function, stream)
+
+
 def headers_of(record: Record) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers}
 
 
-def assert_published_as_stream_event(function: IngestFunction, answer) -> list[dict[str, Any]]:
-    """The answer is a 202 and each id it gives is a CloudEvent of the stream's type on its topic, keyed by the
-    stream's key field; returns the events' data in the order of the ids."""
+def assert_published(ingest: IngestFunction, answer) -> list[dict[str, Any]]:
+    """The answer is a 202 and each id it gives is one CloudEvent on the stream's topic: of the stream's type, keyed
+    by the stream's key field, its id derived from the reading (:func:`smartcity.ingest.event_id`). Returns the
+    events' data, in the order of the answer's ids."""
     assert answer.status_code == 202, answer.text
-    body, stream = answer.json(), STREAMS[function.stream]
-    by_id = {headers_of(record)["ce_id"]: (data, record) for data, record in function.published()}
-    assert sorted(by_id) == sorted(body["ids"]) and body["accepted"] == len(body["ids"])
-    for data, record in by_id.values():
-        assert headers_of(record)["ce_type"] == stream.ce_type
-        assert record.key == stream.key_of(stream.model.model_validate(data)).encode()
-    return [by_id[event_id][0] for event_id in body["ids"]]
+    body, stream = answer.json(), STREAMS[ingest.stream]
+    by_id = {headers_of(record)["ce_id"]: (data, record) for data, record in ingest.published()}
+    assert sorted(by_id) == sorted(body["ids"]) and body["accepted"] == len(body["ids"]) > 0
+    for ce_id, (data, record) in by_id.items():
+        event = stream.model.model_validate(data)
+        assert headers_of(record)["ce_type"] == stream.ce_type and ce_id == event_id(stream, event)
+        assert record.key == stream.key_of(event).encode()
+    return [by_id[ce_id][0] for ce_id in body["ids"]]
 
 
-def refused_fields(answer) -> dict[str, str]:
-    """A 422's refused readings: field -> reason (every reason says something)."""
+def assert_refused(ingest: IngestFunction, body: Any, *fields: str, content_type: str = "application/json",
+                   accepted: int = 0) -> dict[str, str]:
+    """The body gets a 422 naming each of ``fields`` with a reason, and only its ``accepted`` valid readings reach
+    the topic. Returns the reasons by field."""
+    answer = ingest.post(body, content_type)
     assert answer.status_code == 422, answer.text
-    errors = {error["field"]: error["reason"] for error in answer.json()["errors"]}
-    assert all(errors.values()), errors
-    return errors
+    # each field is located as [<index in the body>].<field>
+    reasons = {error["field"].split("].", 1)[-1]: error["reason"] for error in answer.json()["errors"]}
+    assert set(fields) <= set(reasons) and all(reasons.values()), reasons
+    assert len(ingest.published()) == accepted
+    return reasons
 
 
 # --- store functions ----------------------------------------------------------------------------------------
@@ -136,8 +160,8 @@ class StoreFunction:
 
     def deliver_events(self, topic: str, events: dict[str, CityEvent]) -> Outcome:
         """Publish these events (keyed by CloudEvent id) on ``topic`` and hand just their records to the function."""
-        for event_id, event in events.items():
-            publish_event(self.bus, topic, event.model_dump(mode="json"), event_id)
+        for ce_id, event in events.items():
+            publish_event(self.bus, topic, event.model_dump(mode="json"), ce_id)
         self.bus.flush()
         records = [record for record in drain(self.bus, topic) if headers_of(record)["ce_id"] in events]
         assert len(records) == len(events)
@@ -166,10 +190,10 @@ def publish_samples(bus: EventBus, entities: int) -> int:
     return sent
 
 
-def publish_event(bus: EventBus, topic: str, data: dict[str, Any], event_id: str) -> None:
+def publish_event(bus: EventBus, topic: str, data: dict[str, Any], ce_id: str) -> None:
     """One CloudEvent of the topic's stream, in Kafka binary mode, keyed as the stream keys it."""
     stream = STREAMS[topic]
-    cloudevent = new_event(stream.ce_type, "/tests", data, id=event_id, partitionkey=str(data[stream.key_field]))
+    cloudevent = new_event(stream.ce_type, "/tests", data, id=ce_id, partitionkey=str(data[stream.key_field]))
     key, value, headers = record_of(cloudevent)
     bus.publish(topic, value, key=key, headers=headers)
 
@@ -189,14 +213,8 @@ def store_function(folder: Path, name: str, entities: int = 2) -> Iterator[Store
 
 
 def store_fixture(name: str):
-    """A pytest fixture of the store function ``name`` (see :func:`store_function`), for its handler_test.py."""
-
-    @pytest.fixture
-    def store(tmp_path: Path) -> Iterator[StoreFunction]:
-        with store_function(tmp_path, name) as function:
-            yield function
-
-    return store
+    """A pytest fixture of the store function ``name``: :func:`store_function` under the test's own folder."""
+    return function_fixture(store_function, name)
 
 
 def assert_bad_data_is_dead_lettered(store: StoreFunction) -> None:
