@@ -20,12 +20,16 @@ Each reading then goes through:
 3. **validation** against the model: every error is reported with the reading's index, the field and the reason;
 4. **privacy**: personal fields are pseudonymized or coarsened (:mod:`smartcity.privacy`);
 5. **publishing**: a CloudEvent of the stream's type, keyed by the stream's key field, on the stream's topic (or
-   the one the function's ``OUTPUT_TOPIC`` environment variable names). Its ``id`` is derived from the stream,
-   the entity and ``dateObserved``, so a reading sent twice is the same event and every store keeps it once.
+   the one the function's ``OUTPUT_TOPIC`` environment variable names), made by the platform's one recipe
+   (:func:`smartcity.runtime.readings.reading_event`). Its ``id`` is derived from the stream, the entity and
+   ``dateObserved``, so a reading sent twice is the same event and every store keeps it once.
 
-The answer is 202 ``{"accepted": n, "rejected": 0, "ids": [...]}`` when every reading was published; 422 with
-``"errors": [{"index", "field", "reason"}, ...]`` when some were refused (the others of the batch are still
-published; nothing invalid reaches a topic); 400 when the body cannot be read at all; 415 for another media type.
+The answer is 202 ``{"accepted": n, "rejected": 0, "ids": [...]}`` when every reading was published. Errors are
+problem documents (RFC 9457, ``application/problem+json``, :mod:`smartcity.runtime.problems`): 422 when some
+readings were refused, one ``{"field", "reason"}`` per bad field with the reading's index first (``[2].speed``),
+plus ``accepted``, ``rejected`` and ``ids`` (the others of the batch are still published; nothing invalid reaches
+a topic); 400 naming ``body`` when the body cannot be read at all; 415 naming ``header.content-type`` for another
+media type.
 """
 
 from __future__ import annotations
@@ -37,30 +41,29 @@ import json
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from smartcity.backends.database import Database
 from smartcity.events import STREAMS, CityEvent, Stream, city, errors_by_field
+from smartcity.errors import FieldError
 from smartcity.events.common import NGSI_PREFIX
 from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
 from smartcity.runtime.context import Context
-from smartcity.runtime.events import new_event
+from smartcity.runtime.problems import problem_response
 from smartcity.runtime.publishing import Publisher
-from smartcity.storage.envelope import iso_utc
+from smartcity.runtime.readings import event_id, reading_event  # noqa: F401 - event_id is imported from here too
 
 MAX_ITEMS = 10_000
 # An ingest function publishes to its stream's topic, or to the one its stack.yml environment names here.
 OUTPUT_TOPIC_VARIABLE = "OUTPUT_TOPIC"
-EVENT_ID_NAMESPACE = uuid.UUID("6f1c2d34-5b1e-4c8e-9a55-3c1d0f7e2a90")
 REFERENCE_REFRESH_S = 60.0
 
 UNIT_ALIASES = {
@@ -93,11 +96,16 @@ class BodyError(ValueError):
 
     def __init__(self, status: int, reason: str) -> None:
         self.status = status
+        self.reason = reason
+        self.field = "header.content-type" if status == 415 else "body"
         super().__init__(reason)
+
+    def as_response(self, instance: str) -> Response:
+        return problem_response(self.status, self.reason, {self.field: self.reason}, instance=instance)
 
 
 class ItemError(ValueError):
-    """One reading is refused: which field, and why."""
+    """One reading is refused: which field (empty: the reading as a whole), and why."""
 
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
@@ -107,21 +115,24 @@ class ItemError(ValueError):
 
 @dataclass
 class IngestReport:
-    """What became of one request's readings."""
+    """What became of one request's readings: the ids published, and ``(index, field, reason)`` of those refused."""
 
     ids: list[str] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[tuple[int, str, str]] = field(default_factory=list)
 
-    @property
-    def status(self) -> int:
-        return 422 if self.errors else 202
+    def refuse(self, index: int, name: str, reason: str) -> None:
+        self.errors.append((index, name, reason))
 
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"accepted": len(self.ids), "rejected": len({e["index"] for e in self.errors}),
-                                "ids": self.ids}
-        if self.errors:
-            body["errors"] = self.errors
-        return body
+    def as_response(self, instance: str) -> Response:
+        """202 with the ids; a 422 problem naming each refused reading's bad fields (``[index].field``)."""
+        rejected = len({index for index, _, _ in self.errors})
+        counts: dict[str, Any] = {"accepted": len(self.ids), "rejected": rejected, "ids": self.ids}
+        if not self.errors:
+            return JSONResponse(counts, status_code=202)
+        errors = [FieldError(field=f"[{index}].{name}" if name else f"[{index}]", reason=reason)
+                  for index, name, reason in self.errors]
+        detail = f"{rejected} of {rejected + len(self.ids)} readings refused; the {len(self.ids)} others are published"
+        return problem_response(422, detail, errors, instance=instance, **counts)
 
 
 # --- reading the body ---------------------------------------------------------------------------------------
@@ -196,7 +207,7 @@ def convert(model: type[CityEvent], name: str, value: Any, unit: str) -> float:
 def normalize(model: type[CityEvent], item: Any) -> dict[str, Any]:
     """A reading in key-value form, in the model's units (NGSI-LD attributes unwrapped, ``field[unit]`` converted)."""
     if not isinstance(item, Mapping):
-        raise ItemError("<reading>", f"expected an object, got {type(item).__name__}")
+        raise ItemError("", f"expected an object, got {type(item).__name__}")
     result: dict[str, Any] = {}
     for key, value in item.items():
         if str(key).startswith("@"):  # NGSI-LD @context: the model is the context
@@ -296,11 +307,6 @@ def enrich(model: type[CityEvent], item: dict[str, Any], reference: ReferenceInd
 # --- the pipeline -------------------------------------------------------------------------------------------
 
 
-def event_id(stream: Stream, event: CityEvent) -> str:
-    """The CloudEvent id of an observation: the same reading sent twice is the same event."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream.ce_type}|{event.id}|{iso_utc(event.dateObserved)}"))
-
-
 class Ingestor:
     """Turns request bodies of one stream into CloudEvents, and publishes them."""
 
@@ -324,10 +330,7 @@ class Ingestor:
         reading = model.model_validate(enrich(model, normalize(model, item), self.reference))
         if self.stream.personal_fields:
             reading = self._pseudonymizer().apply(reading)
-        return new_event(
-            self.stream.ce_type, self.source, reading, id=event_id(self.stream, reading), subject=reading.id,
-            time=reading.dateObserved, partitionkey=self.stream.key_of(reading),
-        )
+        return reading_event(self.stream, reading, self.source)
 
     def ingest(self, body: bytes, content_type: str | None) -> IngestReport:
         """Publish the valid readings of a body; report the others. :class:`BodyError` for an unreadable body."""
@@ -337,10 +340,10 @@ class Ingestor:
             try:
                 events.append(self.event_of(item))
             except ItemError as error:
-                report.errors.append({"index": index, "field": error.field, "reason": error.reason})
+                report.refuse(index, error.field, error.reason)
             except ValidationError as error:
-                report.errors += [{"index": index, "field": name, "reason": reason}
-                                  for name, reason in errors_by_field(error).items()]
+                for name, reason in errors_by_field(error).items():
+                    report.refuse(index, name, reason)
         self._publish(events)
         report.ids = [event.get_id() for event in events]
         return report
@@ -359,14 +362,14 @@ def ingest_app(topic: str, context: Context) -> FastAPI:
     app = FastAPI(title=f"ingest-{topic}", description=f"Readings of the {topic} stream: {stream.description}.")
 
     @app.post("/", status_code=202)
-    async def ingest(request: Request) -> JSONResponse:
+    async def ingest(request: Request) -> Response:
         """Validate, normalize, enrich and publish one reading or a batch (JSON or CSV); 422 lists refused ones."""
         body = await request.body()
         try:
             report = await run_in_threadpool(ingestor.ingest, body, request.headers.get("content-type"))
         except BodyError as error:
-            return JSONResponse({"error": str(error)}, status_code=error.status)
-        return JSONResponse(report.as_json(), status_code=report.status)
+            return error.as_response(request.url.path)
+        return report.as_response(request.url.path)
 
     @app.get("/schema")
     def schema() -> dict[str, Any]:

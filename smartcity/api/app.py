@@ -21,7 +21,7 @@ worker thread otherwise (PostgreSQL waits on the network; a long SQLite scan mus
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -75,6 +75,8 @@ def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI
     app.state.context = context
     app.state.keyring = KeyRing(context.settings)
     app.state.read_cache = None
+    app.state.public_path = f"/{API_VERSION}/{group}"  # the gateway serves the group there too
+    app.state.on_gateway = install_gateway_docs
     install_problem_handlers(app)
 
     def openapi() -> dict[str, Any]:
@@ -86,6 +88,13 @@ def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(CachedReadShortcut, api=app)
     return app
+
+
+def install_gateway_docs(gateway: FastAPI, apps: Mapping[str, FastAPI]) -> None:
+    """The gateway's hook: the merged OpenAPI document and docs page of the API functions it serves."""
+    from smartcity.api.openapi import install_api_docs  # it imports this module
+
+    install_api_docs(gateway, apps)
 
 
 class CachedReadShortcut:

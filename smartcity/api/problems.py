@@ -1,5 +1,9 @@
 """Errors of the REST API as ``application/problem+json`` (RFC 9457), each naming the field and the reason.
 
+The document is the platform's one problem shape (:class:`smartcity.errors.Problem`, sent by
+:mod:`smartcity.runtime.problems`); this module adds what is the API's own: the exception route code raises and
+the FastAPI handlers.
+
 Route code raises :class:`ProblemError` (or one of its helpers: :func:`bad_request`, :func:`not_found`,
 :func:`conflict`); :func:`install_problem_handlers` turns it, FastAPI's request validation errors (422, one entry
 per bad field), Starlette's own HTTP errors (404 for an unknown path, 405 ...) and anything unexpected (500,
@@ -14,30 +18,14 @@ from typing import Any, Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+from smartcity.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem
+from smartcity.runtime.problems import http_exception_problem
+from smartcity.runtime.problems import problem_response as runtime_problem_response
+
 log = logging.getLogger(__name__)
-
-
-class FieldError(BaseModel):
-    """One bad input: where it is (``query.limit``, ``body.severity``, ``header.authorization``) and why."""
-
-    field: str = Field(description="Where the bad value is: location and dotted path, e.g. query.limit.")
-    reason: str = Field(description="Why it is refused.")
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
-
-    type: str = Field(default="about:blank", description="A URI naming the kind of problem.")
-    title: str = Field(description="Short summary of the kind of problem (the HTTP reason phrase).")
-    status: int = Field(description="The HTTP status code.")
-    detail: str | None = Field(default=None, description="What went wrong in this occurrence.")
-    instance: str | None = Field(default=None, description="The request path that went wrong.")
-    errors: list[FieldError] = Field(default_factory=list, description="One entry per bad field.")
 
 
 class ProblemError(Exception):
@@ -76,17 +64,9 @@ def conflict(detail: str) -> ProblemError:
 
 def problem_response(
     request: Request, status: int, detail: str | None, errors: Sequence[FieldError] = (), headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    problem = Problem(
-        title=HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=request.url.path,
-        errors=list(errors),
-    )
-    return JSONResponse(
-        problem.model_dump(mode="json"), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
-    )
+) -> Response:
+    """The problem document of ``status`` about ``request`` (its path is the ``instance``)."""
+    return runtime_problem_response(status, detail, errors, instance=request.url.path, headers=headers)
 
 
 def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -98,22 +78,17 @@ def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
     return errors
 
 
-async def _on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+async def _on_problem(request: Request, exc: ProblemError) -> Response:
     return problem_response(request, exc.status, exc.detail, exc.errors, exc.headers)
 
 
-async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
     errors = validation_field_errors(exc)
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
     return problem_response(request, 422, detail, errors)
 
 
-async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
-
-
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "internal error; it has been logged")
 
@@ -122,7 +97,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` a problem document."""
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(StarletteHTTPException, http_exception_problem)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -17,6 +17,8 @@ from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel
 
+from smartcity.errors import Problem, problem
+
 T = TypeVar("T")
 
 JSON_CONTENT_TYPE = "application/json"
@@ -37,8 +39,10 @@ class InvalidEvent(ValueError):
         details = "; ".join(f"{name}: {why}" for name, why in self.fields.items())
         super().__init__(f"{reason} ({details})" if details else reason)
 
-    def as_problem(self) -> dict[str, Any]:
-        return {"error": self.reason, "fields": self.fields}
+    def as_problem(self, instance: str | None = None) -> Problem:
+        """The 400 problem document naming each bad field: what the function server answers and what the Kafka
+        trigger's dead letter carries."""
+        return problem(400, self.reason, self.fields, instance=instance)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,17 @@
 ``/system/functions``              the functions, as OpenFaaS's ``FunctionStatus`` list
 ``/system/function/<name>``        one of them
 ``/healthz``, ``/metrics``         liveness; Prometheus metrics under the OpenFaaS gateway's names
-``/v1/<group>/...``                the API function ``api-<group>`` (its routes carry their full public
-                                   path), with the merged document at ``/v1/openapi.json``
+``<public path>/...``              a function app that declares ``app.state.public_path`` (the API
+                                   functions: ``/v1/<group>``; their routes carry their full public path)
 =================================  ===================================================================
+
+A function app declaring a public path may also set ``app.state.on_gateway``, a callable the gateway calls once
+with itself and every app sharing that callable (the API functions install their merged OpenAPI document so):
+the gateway knows no layer above the runtime.
+
+Every error it answers is a problem document (:mod:`smartcity.runtime.problems`): 404 for an unknown function or
+path, 405 for a method a route lacks, 400 for a bad ``X-Callback-Url``, 413 for a body over ``max_body_bytes``
+(declared by ``Content-Length``, or counted when the body comes chunked).
 
 :func:`build_gateway` loads the functions and returns the app (a FastAPI app, so more routes can be added);
 ``app.state.function_apps`` maps each function's name to its ASGI app.
@@ -18,51 +26,47 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-import httpx
 from fastapi import FastAPI
 from starlette._utils import get_route_path
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
+from smartcity.runtime.async_calls import AsyncRoutes
 from smartcity.runtime.context import Backends
 from smartcity.runtime.loader import LoadedFunction, load_stack
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
+from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.server import ASGIApp, Lifespan, function_app, json_response
 from smartcity.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
-API_FUNCTION_PREFIX = "api-"
 NAMESPACE = "openfaas-fn"
 ENV_PROCESS = "python -m smartcity.runtime.entrypoint"
-# Headers that belong to one hop, not to the request the function sees or the callback it sends.
-HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
-
-
-def function_not_found(name: str, known: Iterable[str]) -> Response:
-    """The 404 for a function the gateway does not serve, listing those it does."""
-    return json_response(404, {"error": f"function {name!r} not found", "functions": sorted(known)})
 
 
 class FunctionRoutes:
     """Dispatches ``<prefix>/<name>[/path]`` to the function's app, counting the call in the metrics."""
 
-    def __init__(self, apps: dict[str, ASGIApp], metrics: Metrics) -> None:
+    def __init__(self, apps: dict[str, ASGIApp], metrics: Metrics, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.apps = apps
         self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         name, _, _ = get_route_path(scope).lstrip("/").partition("/")
-        if name not in self.apps:
-            await function_not_found(name, self.apps)(scope, receive, send)
+        refusal = function_not_found(name, self.apps, scope["path"]) if name not in self.apps else None
+        if refusal is None:
+            refusal, receive = await admit_body(scope, receive, self.max_body_bytes)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         root_path = scope.get("root_path", "") + f"/{name}"
         child = {**scope, "root_path": root_path}
@@ -90,73 +94,6 @@ async def invoke(app: ASGIApp, name: str, metrics: Metrics, scope: dict, receive
         metrics.observe(name, status, time.perf_counter() - started)
 
 
-class AsyncRoutes:
-    """``/async-function/<name>``: accept now (202), invoke in the background, POST the result to the callback."""
-
-    def __init__(self, gateway: FastAPI, names: Sequence[str]) -> None:
-        self.gateway = gateway
-        self.names = set(names)
-        self.tasks: set[asyncio.Task] = set()
-        self._clients: dict[str, httpx.AsyncClient] = {}
-
-    def _client(self, kind: str) -> httpx.AsyncClient:
-        if kind not in self._clients:
-            self._clients[kind] = (
-                # A function that raises has answered 500 (Starlette sends it, then re-raises): that 500 is the
-                # result the callback gets, as from OpenFaaS, rather than an error that ends the call unreported.
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway, raise_app_exceptions=False),
-                                  base_url="http://gateway", timeout=None)
-                if kind == "internal" else httpx.AsyncClient(timeout=30)
-            )
-        return self._clients[kind]
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        request = Request(scope, receive)
-        name, _, rest = get_route_path(scope).lstrip("/").partition("/")
-        if name not in self.names:
-            response = function_not_found(name, self.names)
-        elif request.method != "POST":
-            response = json_response(405, {"error": "an async invocation is a POST"})
-        else:
-            call_id = request.headers.get("x-call-id") or str(uuid.uuid4())
-            start_ns = time.time_ns()
-            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
-            path = f"/function/{name}/{rest}" + (f"?{request.url.query}" if request.url.query else "")
-            job = self._run(name, path, headers, await request.body(), call_id, start_ns, request.headers.get("x-callback-url"))
-            task = asyncio.create_task(job)
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-            response = Response(status_code=202, headers={"X-Call-Id": call_id, "X-Start-Time": str(start_ns)})
-        await response(scope, receive, send)
-
-    async def _run(self, name: str, path: str, headers: list, body: bytes, call_id: str, start_ns: int,
-                   callback_url: str | None) -> None:
-        started = time.perf_counter()
-        result = await self._client("internal").post(path, headers=headers + [("x-call-id", call_id)], content=body)
-        duration = time.perf_counter() - started
-        logger.info("async call %s to %s: %s in %.3fs", call_id, name, result.status_code, duration)
-        if not callback_url:
-            return
-        callback_headers = {k: v for k, v in result.headers.items() if k.lower() not in HOP_HEADERS}
-        callback_headers.update({
-            "X-Call-Id": call_id,
-            "X-Function-Name": name,
-            "X-Function-Status": str(result.status_code),
-            "X-Duration-Seconds": f"{duration:f}",
-            "X-Start-Time": str(start_ns),
-        })
-        try:
-            await self._client("callback").post(callback_url, headers=callback_headers, content=result.content)
-        except httpx.HTTPError as error:
-            logger.error("async call %s: callback to %s failed: %s", call_id, callback_url, error)
-
-    async def close(self) -> None:
-        if self.tasks:
-            await asyncio.wait(set(self.tasks))
-        for client in self._clients.values():
-            await client.aclose()
-
-
 def function_status(function: LoadedFunction, metrics: Metrics) -> dict[str, Any]:
     """A function as OpenFaaS's ``GET /system/functions`` describes it."""
     entry = function.spec.entry
@@ -178,37 +115,49 @@ def function_status(function: LoadedFunction, metrics: Metrics) -> dict[str, Any
     }
 
 
-def _mount_api_functions(gateway: FastAPI, functions: Sequence[LoadedFunction], apps: dict[str, ASGIApp],
-                         metrics: Metrics) -> None:
-    """``api-<group>`` answers at ``/v1/<group>`` too; the merged OpenAPI document describes them all."""
-    api = {f.name: f.app for f in functions if f.name.startswith(API_FUNCTION_PREFIX) and isinstance(f.app, FastAPI)}
-    if not api:
-        return
-    from smartcity.api.app import API_VERSION
-    from smartcity.api.openapi import install_api_docs
-
-    install_api_docs(gateway, api)
-    for name in api:
-        group = name[len(API_FUNCTION_PREFIX):]
-        public_route = PublicApiRoute(apps[name], name, metrics)
-        gateway.mount(f"/{API_VERSION}/{group}", public_route)
-        # A mount matches only below its prefix: the group's root itself (GET /v1/incidents) is a route of its own.
-        gateway.router.routes.append(Route(f"/{API_VERSION}/{group}", public_route))
+def public_path_of(app: ASGIApp | None) -> str | None:
+    """The public path a function app declares (``app.state.public_path``), if any."""
+    return getattr(getattr(app, "state", None), "public_path", None)
 
 
-class PublicApiRoute:
-    """``/v1/<group>/...`` to ``api-<group>``: its routes carry their full public path, so the app runs at the root."""
+def _mount_public_apps(gateway: FastAPI, functions: Sequence[LoadedFunction], apps: dict[str, ASGIApp],
+                       metrics: Metrics, max_body_bytes: int) -> None:
+    """A function app that declares a public path answers there too; each ``on_gateway`` hook runs once."""
+    public = {f.name: f.app for f in functions if public_path_of(f.app)}
+    hooks: dict[Callable[[FastAPI, Mapping[str, Any]], None], dict[str, Any]] = {}
+    for name, app in public.items():
+        hook = getattr(app.state, "on_gateway", None)
+        if hook is not None:
+            hooks.setdefault(hook, {})[name] = app
+    for hook, sharing in hooks.items():
+        hook(gateway, sharing)
+    for name, app in public.items():
+        path = public_path_of(app).rstrip("/")
+        public_route = PublicRoute(apps[name], name, metrics, max_body_bytes)
+        gateway.mount(path, public_route)
+        # A mount matches only below its prefix: the root itself (GET /v1/incidents) is a route of its own.
+        gateway.router.routes.append(Route(path, public_route))
 
-    def __init__(self, app: ASGIApp, name: str, metrics: Metrics) -> None:
-        self.app, self.name, self.metrics = app, name, metrics
+
+class PublicRoute:
+    """``<public path>/...`` to the function that declares it: its routes carry their full public path, so the app
+    runs at the root."""
+
+    def __init__(self, app: ASGIApp, name: str, metrics: Metrics, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.name, self.metrics, self.max_body_bytes = app, name, metrics, max_body_bytes
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        refusal, receive = await admit_body(scope, receive, self.max_body_bytes)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         await invoke(self.app, self.name, self.metrics, {**scope, "root_path": ""}, receive, send)
 
 
 def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | None = None,
-                   metrics: Metrics | None = None) -> FastAPI:
-    """The gateway over already loaded functions; on shutdown it closes ``backends``."""
+                   metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The gateway over already loaded functions; on shutdown it closes ``backends``. A request body over
+    ``max_body_bytes`` is refused (413) before a function sees it."""
     metrics = metrics or Metrics()
     apps = {function.name: function_app(function) for function in functions}
     by_name = {function.name: function for function in functions}
@@ -226,7 +175,8 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
             backends.close()
 
     gateway = FastAPI(title="smartcity gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
-    async_routes = AsyncRoutes(gateway, list(apps))
+    gateway.add_exception_handler(HTTPException, http_exception_problem)
+    async_routes = AsyncRoutes(gateway, list(apps), max_body_bytes)
     for name in apps:
         metrics.register(name)
     gateway.state.functions = by_name
@@ -248,19 +198,20 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     @gateway.get("/system/function/{name}")
     def system_function(name: str) -> Response:
         if name not in by_name:
-            return function_not_found(name, by_name)
+            return function_not_found(name, by_name, f"/system/function/{name}")
         return json_response(200, function_status(by_name[name], metrics))
 
-    gateway.mount("/function", FunctionRoutes(apps, metrics))
+    gateway.mount("/function", FunctionRoutes(apps, metrics, max_body_bytes))
     gateway.mount("/async-function", async_routes)
-    _mount_api_functions(gateway, functions, apps, metrics)
+    _mount_public_apps(gateway, functions, apps, metrics, max_body_bytes)
     return gateway
 
 
-def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = ()) -> FastAPI:
+def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (),
+                  max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """Load every function of ``stack_file`` (or those named) and return the gateway app serving them."""
     backends = Backends()
-    return create_gateway(load_stack(stack_file, settings, names, backends), backends)
+    return create_gateway(load_stack(stack_file, settings, names, backends), backends, max_body_bytes=max_body_bytes)
 
 
 def gateway_from_settings() -> FastAPI:

@@ -2,7 +2,8 @@
 
 A CloudEvent function's app takes CloudEvents in a POST, in binary, structured or batch mode, and replies with
 the events its handler returned (none: 204; one: in the request's mode; several: a batch). Invalid events or data
-get a 400 naming each bad field; a handler error gets a 500 naming the error. An HTTP function's app is its own
+get a 400 problem document (:mod:`smartcity.runtime.problems`) naming each bad field; a handler error gets a 500
+problem naming the error. An HTTP function's app is its own
 ASGI app, returned as it is.
 """
 
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from smartcity.runtime.bindings import events_from_http, events_to_http
 from smartcity.runtime.events import InvalidEvent
 from smartcity.runtime.loader import LoadedFunction
+from smartcity.runtime.problems import problem_response, send_problem
 from smartcity.runtime.runner import FunctionRunner
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
@@ -44,19 +46,21 @@ class CloudEventApp:
         await response(scope, receive, send)
 
     async def respond(self, request: Request) -> Response:
+        path = request.url.path
         if request.method != "POST":
-            return json_response(405, {"error": f"{request.method} not allowed: POST a CloudEvent"})
+            return problem_response(405, f"{request.method} not allowed: POST a CloudEvent", instance=path,
+                                    headers={"Allow": "POST"})
         body = await request.body()
         try:
             mode, cloudevents = events_from_http(request.headers, body)
             events = self.runner.typed_all(cloudevents)
         except InvalidEvent as error:
-            return json_response(400, error.as_problem())
+            return send_problem(error.as_problem(instance=path))
         try:
             results = await run_in_threadpool(self.runner.run_chunked, events)
         except Exception as error:  # noqa: BLE001 - reported to the caller, who may retry
             logger.exception("function %s failed", self.runner.name)
-            return json_response(500, {"error": f"{type(error).__name__}: {error}", "function": self.runner.name})
+            return problem_response(500, f"{type(error).__name__}: {error}", instance=path, function=self.runner.name)
         status, headers, payload = events_to_http(results, mode)
         return Response(payload, status_code=status, headers=headers)
 

@@ -7,11 +7,13 @@ topics of its ``topic`` annotation, and a thread that:
 2. decodes each one: a CloudEvent passes through, a plain record is wrapped as KafkaSource wraps it
    (type ``dev.knative.kafka.event``, source ``.../kafkasources/<name>#<topic>``, subject
    ``partition:<p>#<offset>``); a malformed event, or data its model refuses, goes to the dead-letter topic at
-   once with the reason (``knativeerrorcode`` 400), as a 4xx is not retried by Knative either;
+   once with the reason (``knativeerrorcode`` 400, ``knativeerrordata`` the problem document the function's HTTP
+   route answers), as a 4xx is not retried by Knative either;
 3. hands the valid events to the function, up to its batch size at a time, in order, skipping those handled
    before (dedup on source and id), retrying a failure with the function's backoff policy; a batch that still
    fails is split and each event tried alone, so one poisoned event does not sink the others; an event that
-   still fails goes to the dead-letter topic with the error (``knativeerrorcode`` 500, ``knativeerrordata``);
+   still fails goes to the dead-letter topic with the error (``knativeerrorcode`` 500, ``knativeerrordata`` a 500
+   problem document with ``function`` and ``attempts``);
 4. flushes the poll's result events together, then marks its events handled (dedup);
 5. commits the polled offsets only once every record is handled or dead-lettered: at-least-once, nothing lost.
 
@@ -29,6 +31,7 @@ from typing import Any, Sequence
 from cloudevents.core.v1.event import CloudEvent
 
 from smartcity.backends.bus import EventBus, Record
+from smartcity.errors import Problem, problem
 from smartcity.runtime.bindings import event_from_record, with_extensions, wrap_record, error_data
 from smartcity.runtime.delivery import DeliverySpec, Failure, deliver
 from smartcity.runtime.events import Event, InvalidEvent
@@ -129,13 +132,13 @@ class FunctionTrigger:
         except InvalidEvent as error:
             logger.warning("%s: record %s/%s@%s is not a valid event: %s", self.name, record.topic, record.partition,
                            record.offset, error)
-            return None, self._failed(wrap_record(record, self.source_prefix, data=record.value), 400, error.as_problem())
+            return None, self._failed(wrap_record(record, self.source_prefix, data=record.value), error.as_problem())
         try:
             return self.runner.typed(cloudevent), None
         except InvalidEvent as error:
             with log_context(self.name, cloudevent.get_id()):
                 logger.warning("%s: invalid event data: %s", self.name, error)
-            return None, self._failed(cloudevent, 400, error.as_problem())
+            return None, self._failed(cloudevent, error.as_problem())
 
     def _deliver(self, chunk: list[Event[Any]], outcome: Outcome) -> bool:
         """Deliver one chunk with retries; split a failed batch; dead-letter what still fails. False if stopped."""
@@ -168,12 +171,12 @@ class FunctionTrigger:
         return not self.stop_event.is_set()
 
     def _give_up(self, event: Event[Any], failure: Failure, outcome: Outcome) -> None:
-        error = {"error": f"{type(failure.error).__name__}: {failure.error}", "function": self.name,
-                 "attempts": failure.attempts}
+        error = problem(500, f"{type(failure.error).__name__}: {failure.error}", function=self.name,
+                        attempts=failure.attempts)
         with log_context(self.name, event.id):
-            logger.error("%s: dead-lettering after %d attempts: %s", self.name, failure.attempts, error["error"])
+            logger.error("%s: dead-lettering after %d attempts: %s", self.name, failure.attempts, error.detail)
         self.metrics.observe(self.name, 500, 0.0)
-        self._dead_letter([self._failed(event.cloudevent, 500, error)], outcome)
+        self._dead_letter([self._failed(event.cloudevent, error)], outcome)
 
     def _log_retry(self, chunk: list[Event[Any]]):
         def log(attempt: int, error: BaseException, wait: float) -> None:
@@ -182,9 +185,15 @@ class FunctionTrigger:
                                self.name, attempt, type(error).__name__, error, wait)
         return log
 
-    def _failed(self, cloudevent: CloudEvent, code: int, error: dict[str, Any]) -> CloudEvent:
-        return with_extensions(cloudevent, knativeerrorcode=str(code), knativeerrordata=error_data(error),
-                               knativeerrordest=f"/function/{self.name}")
+    def _failed(self, cloudevent: CloudEvent, error: Problem) -> CloudEvent:
+        """The dead letter of ``cloudevent``: Knative's error extensions, the data being ``error`` (the problem
+        document the function's HTTP route would have answered)."""
+        destination = f"/function/{self.name}"
+        if error.instance is None:
+            error = error.model_copy(update={"instance": destination})
+        return with_extensions(cloudevent, knativeerrorcode=str(error.status),
+                               knativeerrordata=error_data(error.model_dump(mode="json")),
+                               knativeerrordest=destination)
 
     def _dead_letter(self, events: list[CloudEvent], outcome: Outcome) -> None:
         self.dead_letters.publish(events)

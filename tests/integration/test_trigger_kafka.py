@@ -36,6 +36,7 @@ from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import MIN_POLL_RECORDS, Triggers
 from smartcity.settings import Settings
 from tests.fixtures.functions.helpers import read_all, reading, serving, write_stack
+from tests.problem_assertions import problem_fields
 
 pytestmark = pytest.mark.real
 SMARTCITY = Path(sys.executable).with_name("smartcity")
@@ -139,11 +140,13 @@ def test_retries_and_dead_letters_on_kafka(kafka):
         headers = {k: v.decode() for k, v in record.headers}
         errors[headers["ce_id"]] = (headers["ce_knativeerrorcode"],
                                     json.loads(base64.b64decode(headers["ce_knativeerrordata"])))
-    assert errors[doomed[0].get_id()] == ("500", {"error": f"RuntimeError: always fails: refused {doomed[0].get_id()}",
-                                                  "function": "always-fails", "attempts": 3})
-    assert errors[invalid[0].get_id()][0] == "400" and "data.value" in errors[invalid[0].get_id()][1]["fields"]
+    code, failed = errors[doomed[0].get_id()]
+    assert code == "500" and problem_fields(failed, 500) == {}
+    assert (failed["detail"], failed["function"], failed["attempts"]) == (
+        f"RuntimeError: always fails: refused {doomed[0].get_id()}", "always-fails", 3)
+    assert errors[invalid[0].get_id()][0] == "400" and "data.value" in problem_fields(errors[invalid[0].get_id()][1], 400)
     [not_an_event] = [error for event_id, error in errors.items() if event_id.startswith("partition:")]
-    assert not_an_event[0] == "400" and "body" in not_an_event[1]["fields"]
+    assert not_an_event[0] == "400" and "body" in problem_fields(not_an_event[1], 400)
 
 
 def _start_trigger(kafka: KafkaRun, log: Path) -> subprocess.Popen:

@@ -1,7 +1,6 @@
 """The ingest functions, loaded from stack.yml through the real loader and gateway, on embedded backends."""
 
-import json
-
+import jsonschema
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +13,7 @@ from smartcity.runtime.gateway import build_gateway
 from smartcity.settings import PROJECT_ROOT
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference, segment_id
+from tests.problem_assertions import answered_problem
 from tests.storage_samples import MOMENT, drain, embedded_settings, sample_events
 
 STACK_FILE = PROJECT_ROOT / "stack.yml"
@@ -69,12 +69,12 @@ def test_a_batch_with_invalid_readings_gets_422_per_reading_and_its_valid_ones_a
         reading("taxi-vtc", dateObserved="2025-03-01T08:32:00Z"),
     ]
     answer = gateway.post("/function/ingest-taxi-vtc", json=batch)
-    assert answer.status_code == 422
+    errors = answered_problem(answer, 422)
     body = answer.json()
-    assert (body["accepted"], body["rejected"]) == (2, 3)
-    assert {(e["index"], e["field"]) for e in body["errors"]} == {
-        (1, "speed"), (1, "passengerCount"), (2, "dateObserved"), (3, "<reading>")}
-    assert all(e["reason"] for e in body["errors"])
+    assert (body["accepted"], body["rejected"], len(body["ids"])) == (2, 3, 2)
+    assert set(errors) == {"[1].speed", "[1].passengerCount", "[2].dateObserved", "[3]"}
+    assert all(errors.values()) and "timezone" in errors["[2].dateObserved"]
+    assert body["instance"] == "/function/ingest-taxi-vtc/"
     data, _ = published(settings, "taxi-vtc")
     assert len(data) == 2 and {d["dateObserved"] for d in data} == {"2025-03-01T08:30:00Z", "2025-03-01T08:32:00Z"}
 
@@ -114,8 +114,7 @@ def test_a_csv_row_with_more_cells_than_the_header_is_refused_not_cut(gateway, s
     row = f"2025-03-01T08:30:00Z,2025-03-01T08:29:55Z,2025-03-01T08:30:00Z,{box.west + 0.001},{box.south + 0.001},0,2,1440,0.35,false"
     csv = header + f"loop-7,{row},\n" + f"loop-8,{row},0.9\n"  # an empty trailing cell is nothing; 0.9 is a value
     answer = gateway.post("/function/ingest-traffic-sensors", content=csv, headers={"content-type": "text/csv"})
-    assert answer.status_code == 422, answer.text
-    assert [(error["index"], error["field"]) for error in answer.json()["errors"]] == [(1, CSV_EXTRA_CELLS)]
+    assert list(answered_problem(answer, 422)) == [f"[1].{CSV_EXTRA_CELLS}"]
     data, _ = published(settings, "traffic-sensors")
     assert [d["id"] for d in data] == ["urn:ngsi-ld:TrafficFlowObserved:loop-7"]
 
@@ -152,9 +151,8 @@ def test_ngsi_ld_normalized_attributes_with_unit_codes(gateway, settings):
 
 def test_an_unknown_unit_is_refused_naming_the_field_and_the_known_units(gateway):
     answer = gateway.post("/function/ingest-weather", json=reading("weather") | {"temperature[furlongs]": 3})
-    assert answer.status_code == 422
-    (error,) = [e for e in answer.json()["errors"] if e["field"] == "temperature"]
-    assert "furlongs" in error["reason"] and "°F" in error["reason"]
+    reason = answered_problem(answer, 422)["[0].temperature"]
+    assert "furlongs" in reason and "°F" in reason
 
 
 def test_the_same_reading_sent_twice_is_the_same_event(gateway):
@@ -165,19 +163,21 @@ def test_the_same_reading_sent_twice_is_the_same_event(gateway):
     assert first == [event_id(STREAMS["air-quality"], sample_events(MOMENT)["air-quality"])]
 
 
-@pytest.mark.parametrize("body, content_type, status", [
-    (b"{not json", "application/json", 400),
-    (b"[]", "application/json", 400),
-    (b"hello", "text/plain", 415),
-    (b"", "text/csv", 400),
+@pytest.mark.parametrize("body, content_type, status, field", [
+    (b"{not json", "application/json", 400, "body"),
+    (b"[]", "application/json", 400, "body"),
+    (b"hello", "text/plain", 415, "header.content-type"),
+    (b"", "text/csv", 400, "body"),
 ])
-def test_a_body_that_cannot_be_read_is_refused_whole(gateway, settings, body, content_type, status):
+def test_a_body_that_cannot_be_read_is_refused_whole(gateway, settings, body, content_type, status, field):
     answer = gateway.post("/function/ingest-weather", content=body, headers={"content-type": content_type})
-    assert answer.status_code == status and answer.json()["error"]
+    assert list(answered_problem(answer, status)) == [field]
     assert published(settings, "weather")[0] == []
 
 
 def test_the_schema_of_a_reading_is_served(gateway):
     schema = gateway.get("/function/ingest-bike-share/schema").json()
     assert "availableBikeNumber" in schema["properties"]
-    assert json.dumps(schema)
+    jsonschema.validate(reading("bike-share"), schema)  # a valid reading passes the served schema, a bad one fails
+    with pytest.raises(jsonschema.ValidationError, match="availableBikeNumber"):
+        jsonschema.validate(reading("bike-share", availableBikeNumber=-1), schema)

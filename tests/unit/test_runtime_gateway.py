@@ -18,6 +18,7 @@ from smartcity.backends.bus import open_bus
 from smartcity.runtime.bindings import BATCH_CONTENT_TYPE
 from smartcity.runtime.gateway import build_gateway
 from tests.fixtures.functions.helpers import embedded_settings, read_all, reading, serving, write_stack
+from tests.problem_assertions import answered_problem
 
 
 @pytest.fixture
@@ -60,8 +61,8 @@ def test_result_events_are_published_to_the_functions_output_topic(gateway):
 def test_invalid_data_is_a_400_naming_the_field(gateway):
     message = sdk_http.to_binary(reading("s1", "fast"), JSONFormat())
     response = gateway.post("/function/echo", headers=message.headers, content=message.body)
-    assert response.status_code == 400
-    assert "data.value" in response.json()["fields"]
+    assert "data.value" in answered_problem(response, 400)
+    assert response.json()["instance"] == "/function/echo/"
 
 
 def test_a_redelivered_event_does_not_run_the_handler_twice(gateway):
@@ -83,8 +84,8 @@ def test_a_batch_goes_to_a_batch_handler_in_chunks_of_its_size(gateway):
 def test_a_failing_handler_is_a_500_naming_the_error(gateway):
     message = sdk_http.to_binary(reading(), JSONFormat())
     response = gateway.post("/function/always-fails", headers=message.headers, content=message.body)
-    assert response.status_code == 500
-    assert "always fails" in response.json()["error"]
+    assert answered_problem(response, 500) == {}
+    assert "always fails" in response.json()["detail"] and response.json()["function"] == "always-fails"
 
 
 def test_an_http_function_is_its_own_app_under_its_route(gateway):
@@ -99,7 +100,8 @@ def test_an_http_function_is_its_own_app_under_its_route(gateway):
 def test_unknown_functions_are_404_listing_the_known_ones(gateway):
     for route in ("/function/nope", "/async-function/nope"):
         response = gateway.post(route, content=b"{}")
-        assert response.status_code == 404 and "echo" in response.json()["functions"]
+        assert "echo" in answered_problem(response, 404)["path.function"]
+        assert "echo" in response.json()["functions"]
 
 
 def test_async_invocation_accepts_then_posts_the_result_to_the_callback(gateway):

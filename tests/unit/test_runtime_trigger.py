@@ -14,6 +14,7 @@ from smartcity.runtime.bindings import record_of
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger, Triggers
 from tests.fixtures.functions.helpers import embedded_settings, read_all, reading, write_stack
+from tests.problem_assertions import problem_fields
 
 
 @pytest.fixture
@@ -82,7 +83,9 @@ def test_always_failing_events_end_in_the_dead_letter_topic_with_their_error(env
     assert headers["ce_id"] == event.get_id() and headers["ce_type"] == "test.reading.v1"
     assert headers["ce_knativeerrorcode"] == "500"
     assert headers["ce_knativeerrordest"] == "/function/always-fails"
-    assert _error(dead) == {"error": f"RuntimeError: always fails: refused {event.get_id()}",
+    assert _error(dead) == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                            "detail": f"RuntimeError: always fails: refused {event.get_id()}",
+                            "instance": "/function/always-fails", "errors": [],
                             "function": "always-fails", "attempts": 3}
     assert json.loads(dead.value) == {"sensor": "d1", "value": 1.5}
     consumer.close()
@@ -102,9 +105,10 @@ def test_invalid_records_and_data_go_to_the_dead_letter_topic_with_the_reason(en
     dead = {_headers(r)["ce_knativeerrorcode"] + ":" + _headers(r)["ce_type"]: r
             for r in read_all(env.bus, [f"dead-letter-{env.run}"])}
     assert set(dead) == {"400:test.reading.v1", "400:dev.knative.kafka.event"}
-    assert "data.value" in _error(dead["400:test.reading.v1"])["fields"]
+    assert "data.value" in problem_fields(_error(dead["400:test.reading.v1"]), 400)
     not_an_event = dead["400:dev.knative.kafka.event"]
-    assert set(_error(not_an_event)["fields"]) == {"id", "specversion"}
+    assert set(problem_fields(_error(not_an_event), 400)) == {"id", "specversion"}
+    assert _error(not_an_event)["instance"] == f"/function/{echo.name}"
     assert not_an_event.value == b"garbage"
     assert _headers(not_an_event)["ce_kafkaheadercetype"] == "t.v1"
     [echoed] = read_all(env.bus, [f"echoed-{env.run}"])
@@ -124,7 +128,8 @@ def test_a_batch_function_gets_chunks_and_a_failed_batch_is_split(env):
     counted = [json.loads(r.value) for r in read_all(env.bus, [f"counted-{env.run}"], expected=3)]
     assert sorted(c["count"] for c in counted) == [1, 1, 4]  # 4 at once; then the failed 3 split, one by one
     [dead] = read_all(env.bus, [f"dead-letter-{env.run}"], expected=1)
-    assert _headers(dead)["ce_id"] == "g5" and "negative tick" in _error(dead)["error"]
+    assert _headers(dead)["ce_id"] == "g5" and problem_fields(_error(dead), 500) == {}
+    assert "negative tick" in _error(dead)["detail"] and _error(dead)["function"] == batch.name
     consumer.close()
 
 
@@ -154,16 +159,15 @@ def test_order_is_kept_per_partition(env):
 
 def test_stopping_mid_stream_and_restarting_loses_nothing(env):
     [echo] = env.functions("echo")
-    events = [reading(f"s{i % 5}", i) for i in range(200)]
+    echo.context.environment["ECHO_DELAY_S"] = "0.003"  # 400 events: over a second of work, four polls
+    events = [reading(f"s{i % 5}", i) for i in range(400)]
     env.publish(f"readings-{env.run}", events)
-    stop_after_first = threading.Event()
-    for _ in range(2):  # stop while it runs, then start again and let it finish
-        triggers = Triggers([echo])
-        triggers.start()
-        stop_after_first.wait(0.3)
-        triggers.stop()
+    with Triggers([echo]):  # stopped (on leaving) as soon as its first results are out
+        read_all(env.bus, [f"echoed-{env.run}"], expected=1, idle_polls=0)
+    before_restart = len(read_all(env.bus, [f"echoed-{env.run}"]))
+    assert 0 < before_restart < len(events), "the stop did not come mid-stream: nothing was tested"
     with Triggers([echo]):
-        echoed = read_all(env.bus, [f"echoed-{env.run}"], expected=200)
+        echoed = read_all(env.bus, [f"echoed-{env.run}"], expected=len(events))
     seen = {json.loads(r.value)["input_id"] for r in echoed}
     assert seen == {e.get_id() for e in events}
 

@@ -1,0 +1,118 @@
+"""OpenFaaS's asynchronous invocation, ``/async-function/<name>[/path]``: a POST is answered 202 with
+``X-Call-Id`` at once; the function's response is then POSTed to ``X-Callback-Url`` with ``X-Function-Status``,
+``X-Function-Name``, ``X-Duration-Seconds`` and ``X-Call-Id``. A bad callback URL is refused (400) up front."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Callable, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI
+from starlette._utils import get_route_path
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
+from smartcity.runtime.problems import problem_response
+
+logger = logging.getLogger(__name__)
+# Headers that belong to one hop, not to the request the function sees or the callback it sends.
+HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+class AsyncRoutes:
+    """``/async-function/<name>``: accept now (202), invoke in the background, POST the result to the callback."""
+
+    def __init__(self, gateway: FastAPI, names: Sequence[str], max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.gateway = gateway
+        self.names = set(names)
+        self.max_body_bytes = max_body_bytes
+        self.tasks: set[asyncio.Task] = set()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, kind: str) -> httpx.AsyncClient:
+        if kind not in self._clients:
+            self._clients[kind] = (
+                # A function that raises has answered 500 (Starlette sends it, then re-raises): that 500 is the
+                # result the callback gets, as from OpenFaaS, rather than an error that ends the call unreported.
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway, raise_app_exceptions=False),
+                                  base_url="http://gateway", timeout=None)
+                if kind == "internal" else httpx.AsyncClient(timeout=30)
+            )
+        return self._clients[kind]
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        response = self._refusal(scope)
+        if response is None:
+            response, receive = await admit_body(scope, receive, self.max_body_bytes)
+        if response is None:
+            response = await self._accept(Request(scope, receive))
+        await response(scope, receive, send)
+
+    def _refusal(self, scope: dict) -> Response | None:
+        """The problem refusing an async call for what its path and headers say, or None."""
+        name = get_route_path(scope).lstrip("/").partition("/")[0]
+        path = scope["path"]
+        if name not in self.names:
+            return function_not_found(name, self.names, path)
+        if scope["method"] != "POST":
+            return problem_response(405, "an async invocation is a POST", instance=path, headers={"Allow": "POST"})
+        callback_url = Request(scope).headers.get("x-callback-url")
+        if callback_url is not None and not is_http_url(callback_url):
+            return problem_response(400, "the callback URL is not an http(s) URL",
+                                    {"header.x-callback-url": f"{callback_url!r} is not an absolute http(s) URL"},
+                                    instance=path)
+        return None
+
+    async def _accept(self, request: Request) -> Response:
+        """202 at once; the call runs in the background."""
+        name, _, rest = get_route_path(request.scope).lstrip("/").partition("/")
+        call_id = request.headers.get("x-call-id") or str(uuid.uuid4())
+        start_ns = time.time_ns()
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_HEADERS]
+        path = f"/function/{name}/{rest}" + (f"?{request.url.query}" if request.url.query else "")
+        job = self._run(name, path, headers, await request.body(), call_id, start_ns, request.headers.get("x-callback-url"))
+        task = asyncio.create_task(job)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return Response(status_code=202, headers={"X-Call-Id": call_id, "X-Start-Time": str(start_ns)})
+
+    async def _run(self, name: str, path: str, headers: list, body: bytes, call_id: str, start_ns: int,
+                   callback_url: str | None) -> None:
+        started = time.perf_counter()
+        result = await self._client("internal").post(path, headers=headers + [("x-call-id", call_id)], content=body)
+        duration = time.perf_counter() - started
+        logger.info("async call %s to %s: %s in %.3fs", call_id, name, result.status_code, duration)
+        if not callback_url:
+            return
+        callback_headers = {k: v for k, v in result.headers.items() if k.lower() not in HOP_HEADERS}
+        callback_headers.update({
+            "X-Call-Id": call_id,
+            "X-Function-Name": name,
+            "X-Function-Status": str(result.status_code),
+            "X-Duration-Seconds": f"{duration:f}",
+            "X-Start-Time": str(start_ns),
+        })
+        try:
+            await self._client("callback").post(callback_url, headers=callback_headers, content=result.content)
+        except httpx.HTTPError as error:
+            logger.error("async call %s: callback to %s failed: %s", call_id, callback_url, error)
+
+    async def close(self) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
+        for client in self._clients.values():
+            await client.aclose()
+
+
+
+def is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
