@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame
 from smartcity.backends.database import Database
 from smartcity.events import Alert, Location, city, stream_for_topic
 from smartcity.events.derived import TRAFFIC_WINDOWS, TrafficWindow
-from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
+from smartcity.runtime.readings import publish_event, reading_event
 from smartcity.storage.upsert import upsert
 from streaming import metrics
 from streaming.indices import ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z
@@ -175,12 +175,9 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     rows, alerts = judge_windows(ctx.database, windows, datetime.now(timezone.utc))
     incidents = stream_for_topic("incidents")
     for alert in alerts:
-        key, value, headers = record_of(new_event(
-            incidents.ce_type, ALERT_SOURCE, alert, id=alert.id, time=alert.dateObserved, partitionkey=alert.id))
-        ctx.bus.publish(ctx.topic(incidents.topic), value, key=key, headers=headers)
+        publish_event(ctx.bus, ctx.topic(incidents.topic), reading_event(incidents, alert, ALERT_SOURCE, id=alert.id))
     for window in windows:
-        key, value, headers = record_of(window_event(window))
-        ctx.bus.publish(ctx.topic(TRAFFIC_WINDOWS.topic), value, key=key, headers=headers)
+        publish_event(ctx.bus, ctx.topic(TRAFFIC_WINDOWS.topic), window_event(window))
     for row in rows:
         metrics.ANOMALIES.labels(row["metric"]).inc()
     ctx.bus.flush()

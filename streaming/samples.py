@@ -1,7 +1,8 @@
 """Valid stream events built from the few values a streaming test or benchmark cares about.
 
 Every builder returns the stream's pydantic model (so a sample is exactly as strict as a real event);
-:func:`publish_events` sends them as binary-mode CloudEvents, the way producers do.
+:func:`publish_events` sends them as binary-mode CloudEvents, the way producers do (the platform's one recipe,
+:mod:`smartcity.runtime.readings`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from smartcity.events import (
     AirQualityObserved, BikeHireDockingStation, CityEvent, Location, OffStreetParking, PublicTransportVehicle,
     STREAMS, TaxiTrip, TrafficFlowObserved, city,
 )
-from smartcity.runtime.bindings import record_of
-from smartcity.runtime.events import new_event
+from smartcity.runtime.readings import publish_event, reading_event
 
 SAMPLE_SOURCE = "/smartcity/streaming/samples"
 TRAFFIC_INTERVAL = timedelta(seconds=5)
@@ -91,10 +91,7 @@ def publish_events(bus: EventBus, events: Iterable[CityEvent], topic_prefix: str
     count = 0
     for event in events:
         stream = streams[type(event)]
-        key, value, headers = record_of(
-            new_event(stream.ce_type, SAMPLE_SOURCE, event, time=event.dateObserved, partitionkey=stream.key_of(event))
-        )
-        bus.publish(topic_prefix + stream.topic, value, key=key, headers=headers)
+        publish_event(bus, topic_prefix + stream.topic, reading_event(stream, event, SAMPLE_SOURCE))
         count += 1
     bus.flush()
     return count

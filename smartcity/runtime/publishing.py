@@ -13,7 +13,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from smartcity.backends.bus import EventBus
 from smartcity.events import UnknownStreamError, stream_for_type
-from smartcity.runtime.bindings import record_of
+from smartcity.runtime.readings import publish_event
 
 
 class UnroutableEvent(LookupError):
@@ -54,8 +54,7 @@ class Publisher:
         self.ensure_topics(sorted({topic for topic, _ in routed}))
         bus = self._bus()
         for topic, event in routed:
-            key, value, headers = record_of(event)
-            bus.publish(topic, value, key=key, headers=headers)
+            publish_event(bus, topic, event)
         self._unflushed = True
         if flush:
             self.flush()

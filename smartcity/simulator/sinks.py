@@ -20,10 +20,8 @@ from cloudevents.core.v1.event import CloudEvent
 
 from smartcity.backends.bus import EventBus
 from smartcity.events import CityEvent, Stream
-from smartcity.ingest import event_id
 from smartcity.privacy import Pseudonymizer
-from smartcity.runtime.bindings import record_of
-from smartcity.runtime.events import new_event
+from smartcity.runtime.readings import publish_event, reading_event
 from smartcity.settings import TOPICS
 
 SOURCE = "/smartcity/simulator"
@@ -45,9 +43,8 @@ class Sink(Protocol):
 
 
 def cloud_event(stream: Stream, event: CityEvent) -> CloudEvent:
-    """The CloudEvent carrying one reading, with the id, subject and key the ingest step would give it."""
-    return new_event(stream.ce_type, f"{SOURCE}/{stream.topic}", event, id=event_id(stream, event),
-                     subject=event.id, time=event.dateObserved, partitionkey=stream.key_of(event))
+    """The CloudEvent carrying one reading, as the ingest step makes it (same recipe, same id, subject and key)."""
+    return reading_event(stream, event, f"{SOURCE}/{stream.topic}")
 
 
 class BusSink:
@@ -65,8 +62,7 @@ class BusSink:
         for event in events:
             if personal:
                 event = self._pseudonymizer().apply(event)
-            key, value, headers = record_of(cloud_event(stream, event))
-            self.bus.publish(self.topic_prefix + stream.topic, value, key=key, headers=headers)
+            publish_event(self.bus, self.topic_prefix + stream.topic, cloud_event(stream, event))
 
     def flush(self) -> None:
         self.bus.flush()
