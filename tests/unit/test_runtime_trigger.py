@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
