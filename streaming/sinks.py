@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from smartcity.backends.bus import EventBus
 from smartcity.backends.cache import Cache
+from smartcity.errors import problem
 from smartcity.runtime.bindings import error_data
 from smartcity.settings import DEAD_LETTER_TOPIC
 
@@ -78,7 +79,8 @@ def dead_letter(bus: EventBus, records: Sequence[Mapping[str, Any]], job: str, t
     """Send unusable records to the dead-letter topic with the reason, Knative's way.
 
     Each keeps its value and headers, plus the ``ce_knativeerrordest`` (which job refused it),
-    ``ce_knativeerrorcode`` (422) and ``ce_knativeerrordata`` (base64 JSON: the reason and where the record was)
+    ``ce_knativeerrorcode`` (422) and ``ce_knativeerrordata`` (base64 JSON: the platform's problem document, its
+    detail the reason, with where the record was)
     extension headers. ``records`` have ``value``, ``headers``, ``topic``, ``partition``, ``offset``, ``problem``.
     """
     for record in records:
@@ -86,10 +88,10 @@ def dead_letter(bus: EventBus, records: Sequence[Mapping[str, Any]], job: str, t
         headers.update({
             "ce_knativeerrordest": f"smartcity-streaming/{job}",
             "ce_knativeerrorcode": "422",
-            "ce_knativeerrordata": error_data({
-                "error": record["problem"], "topic": record["topic"],
-                "partition": record["partition"], "offset": record["offset"],
-            }),
+            "ce_knativeerrordata": error_data(problem(
+                422, record["problem"], instance=f"smartcity-streaming/{job}", topic=record["topic"],
+                partition=record["partition"], offset=record["offset"],
+            ).model_dump(mode="json")),
         })
         bus.publish(topic, (record["value"] or "").encode(), key=None,
                     headers=[(name, str(value).encode()) for name, value in headers.items()])

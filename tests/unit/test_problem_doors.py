@@ -124,3 +124,20 @@ def test_the_api_names_a_bad_query_parameter_and_a_missing_token(platform):
     routed = platform.get("/function/api-incidents/v1/incidents", params={"limit": "many"},
                           headers={"Authorization": f"Bearer {token}"})
     assert "query.limit" in answered_problem(routed, 422)
+
+
+def test_a_record_a_streaming_job_cannot_read_is_dead_lettered_with_the_same_shape(tmp_path):
+    from streaming.sinks import dead_letter  # the Spark jobs' module: imported only where it is tested
+
+    bus = open_bus(f"file://{tmp_path}/bus")
+    try:
+        bus.create_topics(["dead-letter"], 1)
+        unreadable = {"value": '{"id": "not an event"}', "headers": {"ce_type": "city.traffic.flow.observed.v1"},
+                      "topic": "traffic-sensors", "partition": 0, "offset": 7, "problem": "no dateObserved"}
+        assert dead_letter(bus, [unreadable], "traffic") == 1
+        [dead] = _read(bus, "dead-letter")
+    finally:
+        bus.close()
+    carried = json.loads(base64.b64decode(dict(dead.headers)["ce_knativeerrordata"]))
+    assert problem_fields(carried, 422) == {} and carried["detail"] == "no dateObserved"
+    assert (carried["instance"], carried["topic"], carried["offset"]) == ("smartcity-streaming/traffic", "traffic-sensors", 7)
