@@ -14,7 +14,8 @@ app = typer.Typer(help="Show the platform's settings.")
 
 
 @app.callback(invoke_without_command=True)
-def show(markdown: bool = typer.Option(False, help="Print a Markdown table of names and defaults (for the README).")) -> None:
+def show(markdown: bool = typer.Option(
+        False, help="Print a Markdown table of names and defaults (for docs/settings.md).")) -> None:
     """Print every setting with its environment variable and current value."""
     if markdown:
         typer.echo(markdown_table())
@@ -27,7 +28,7 @@ def show(markdown: bool = typer.Option(False, help="Print a Markdown table of na
 
 
 def markdown_table() -> str:
-    """Every setting's variable, default and description, as the README's table (paths relative to the repo)."""
+    """Every setting's variable, default and description, as docs/settings.md's table (paths relative to the repo)."""
     lines = ["| environment variable | default | what it is |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = str(field.get_default(call_default_factory=True))

@@ -1,4 +1,4 @@
-"""Settings: one model read from the environment; the README's table is the model's own description."""
+"""Settings: one model read from the environment; the table of docs/settings.md is the model's own description."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from smartcity.errors import ConfigurationError
 from smartcity.settings import PROJECT_ROOT, Settings, get_settings, read_secret
 
 
-def test_the_readme_lists_every_setting_with_its_default():
-    assert markdown_table() in (PROJECT_ROOT / "README.md").read_text()
+def test_the_settings_page_lists_every_setting_with_its_default():
+    assert markdown_table() in (PROJECT_ROOT / "docs" / "settings.md").read_text()
 
 
 def test_the_environment_sets_a_setting_and_the_env_file_is_read(monkeypatch, tmp_path: Path):
