@@ -1,4 +1,4 @@
-"""``smartcity db``: schema migrations of the relational store, and its reference data.
+"""``smartcity db``: schema migrations of the relational store (Alembic revisions), and its reference data.
 
 Every command works on ``SMARTCITY_DATABASE_URL``; ``--database-url`` wins over it.
 """
@@ -25,13 +25,13 @@ def _open(database_url: str | None) -> Database:
 
 @app.command()
 def migrate(database_url: str | None = DatabaseUrl) -> None:
-    """Apply the pending migrations in order and create the coming days' partitions. Running it again changes nothing."""
+    """Bring the schema to the head revision and create the coming days' partitions. Running it again changes nothing."""
     db = _open(database_url)
     try:
         with console.status("migrating") as progress:
-            def show(migration: migrations.Migration) -> None:
-                progress.update(f"applying {migration.path.name}")
-                console.print(f"applying {migration.path.name}")
+            def show(revision: migrations.Revision) -> None:
+                progress.update(f"applying {revision.name}")
+                console.print(f"applying {revision.name}")
 
             applied = migrations.migrate(db, on_apply=show)
     except migrations.MigrationError as error:
@@ -39,23 +39,26 @@ def migrate(database_url: str | None = DatabaseUrl) -> None:
         raise typer.Exit(1) from None
     finally:
         db.close()
-    console.print(f"{len(applied)} migration(s) applied; the schema is up to date ({db.dialect}).")
+    console.print(f"{len(applied)} revision(s) applied; the schema is up to date ({db.dialect}).")
 
 
 @app.command()
 def status(database_url: str | None = DatabaseUrl) -> None:
-    """Show every migration: applied when, pending, or changed since it was applied."""
+    """Show every revision (applied or pending) and any difference between the database and the schema's definition."""
     db = _open(database_url)
     try:
         rows = migrations.status(db)
+        differences = migrations.schema_differences(db) if all(row.applied for row in rows) else []
     finally:
         db.close()
-    table = Table("version", "name", "file", "applied at", title=f"migrations ({db.dialect})")
+    table = Table("revision", "description", "state", title=f"schema revisions ({db.dialect})")
     for row in rows:
-        state = "[red]changed since applied[/red]" if row.changed else row.applied_at or "[yellow]pending[/yellow]"
-        table.add_row(f"{row.migration.version:04d}", row.migration.name, row.migration.path.name, state)
+        state = "applied" if row.applied else "[yellow]pending[/yellow]"
+        table.add_row(row.revision.id, row.revision.description, state)
     console.print(table)
-    if any(row.changed for row in rows):
+    for difference in differences:
+        console.print(f"[red]differs from smartcity/storage/schema.py:[/red] {difference}")
+    if differences:
         raise typer.Exit(1)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from smartcity.backends.database import open_database
 from smartcity.privacy import ensure_pseudonym_key
 from smartcity.settings import Settings
-from smartcity.storage.migrate import Migration, migrate
+from smartcity.storage.migrate import Revision, migrate
 from smartcity.storage.reference import load_reference
 
 
-def prepare_storage(settings: Settings) -> list[Migration]:
+def prepare_storage(settings: Settings) -> list[Revision]:
     """Migrate the database, load the city's reference data and make the pseudonym key if it is missing.
 
-    Safe to run at every start: a second run applies no migration and rewrites the same reference rows.
-    Returns the migrations applied.
+    Safe to run at every start: a second run applies no revision and rewrites the same reference rows.
+    Returns the schema revisions applied.
     """
     ensure_pseudonym_key(settings)
     db = open_database(settings.database_url, settings=settings)

@@ -4,9 +4,10 @@ Every stream's table has the columns ``event_id``, ``observed_at`` (the event's 
 (its NGSI-LD ``id``) and ``stored_at`` (set by the database), then one column per field of the stream's model,
 named mechanically: ``location`` gives ``lon`` and ``lat``, ``zone`` gives ``zone_id``, ``refRoadSegment`` gives
 ``segment_id``, any other field its name in snake_case (``averageVehicleSpeed`` -> ``average_vehicle_speed``).
-A mapping (an alert's ``contributions``) is stored as JSON text. The constant NGSI ``type`` is left out. The
-migrations create these columns; ``tests/unit/test_storage_tables.py`` checks that they still match the models,
-so a model change without its migration fails the tests.
+A mapping (an alert's ``contributions``) is stored as JSON text. The constant NGSI ``type`` is left out.
+:mod:`smartcity.storage.schema` builds the stream tables from these columns, so a model change changes the tables
+of new databases; existing ones need a revision that does the same (the tests that take over a database of the old
+SQL migrations, and ``smartcity db status``, show the difference until there is one).
 """
 
 from __future__ import annotations

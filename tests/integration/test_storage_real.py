@@ -22,9 +22,10 @@ from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups, table_counts
 from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
 from smartcity.storage.latest_state import LatestState
-from smartcity.storage.migrate import migrate, status
+from smartcity.storage.migrate import BASELINE, migrate, schema_differences, status
 from smartcity.storage.partitions import partition_name
 from smartcity.storage.prepare import prepare_storage
+from smartcity.storage.schema import metadata_for
 from smartcity.storage.reference import load_reference
 from smartcity.storage.archive import RawArchive
 from smartcity.storage.tables import STREAM_TABLES
@@ -59,7 +60,7 @@ def db(settings):
 def test_migrations_on_postgresql_apply_once_with_partitions_ahead_and_the_models_columns(db):
     applied = migrate(db)
     assert applied and migrate(db) == []
-    assert all(item.applied_at and not item.changed for item in status(db))
+    assert all(item.applied for item in status(db)) and schema_differences(db) == []
     partitions = {row["name"] for row in db.query("SELECT relname AS name FROM pg_class WHERE relispartition")}
     today = datetime.now(timezone.utc).date()
     for table in STREAM_TABLES.values():
@@ -67,6 +68,84 @@ def test_migrations_on_postgresql_apply_once_with_partitions_ahead_and_the_model
         columns = db.query("SELECT column_name AS name, is_nullable FROM information_schema.columns "
                            "WHERE table_name = :table AND column_name <> 'stored_at'", {"table": table.table})
         assert {c["name"]: c["is_nullable"] == "YES" for c in columns} == {c.name: c.nullable for c in table.columns}
+
+
+def shape(db) -> dict[str, dict]:
+    """Each table's columns (name: nullable), primary key and indexes (name: columns), partitions left out."""
+    from sqlalchemy import inspect
+
+    from smartcity.storage.engine import connection_to
+    from smartcity.storage.migrate import include_name
+
+    with connection_to(db, transaction=False) as connection:
+        found = inspect(connection)
+        return {
+            table: {
+                "columns": {c["name"]: c["nullable"] for c in found.get_columns(table)},
+                "key": found.get_pk_constraint(table)["constrained_columns"],
+                "indexes": {i["name"]: i["column_names"] for i in found.get_indexes(table)},
+            }
+            for table in found.get_table_names() if include_name(table, "table", {})
+        }
+
+
+def test_postgresql_and_sqlite_get_the_same_tables_and_columns_from_the_one_definition(db, tmp_path):
+    migrate(db)
+    lite = open_database(f"sqlite:///{tmp_path / 'lite.db'}")
+    try:
+        migrate(lite)
+        postgresql, sqlite = shape(db), shape(lite)
+    finally:
+        lite.close()
+    assert set(postgresql) == set(sqlite) == set(metadata_for("sqlite").tables) | {"alembic_version"}
+    assert {t: s["columns"] for t, s in postgresql.items()} == {t: s["columns"] for t, s in sqlite.items()}
+    for name, table in postgresql.items():  # where the dialects differ: partitioned stream tables on PostgreSQL
+        partitioned = name in {t.table for t in STREAM_TABLES.values()}
+        assert table["key"] == sqlite[name]["key"] + (["observed_at"] if partitioned else [])
+        extra = {f"{name}_time": ["observed_at"]} if partitioned else {}
+        assert {**table["indexes"], **extra} == sqlite[name]["indexes"]
+
+
+_OURS = "{name} !~ '_p[0-9]{{8}}$' AND {name} NOT IN ('schema_migrations', 'alembic_version')"
+CATALOG = {  # PostgreSQL's own words for each column, constraint, index and partition key of the schema
+    "columns": "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || "
+               "coalesce(column_default, '') AS d FROM information_schema.columns "
+               f"WHERE table_schema = current_schema() AND {_OURS.format(name='table_name')}",
+    "constraints": "SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d "
+                   "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
+                   f"AND {_OURS.format(name='conrelid::regclass::text')}",
+    "indexes": "SELECT indexdef AS d FROM pg_indexes "
+               f"WHERE schemaname = current_schema() AND {_OURS.format(name='tablename')}",
+    "partitioning": "SELECT c.relname || ' ' || pg_get_partkeydef(c.oid) AS d "
+                    "FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid",
+}
+
+
+def catalog(db) -> dict[str, set[str]]:
+    return {what: {row["d"] for row in db.query(sql)} for what, sql in CATALOG.items()}
+
+
+def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows_and_partitions(db, real_stack, unique):
+    from tests.legacy_schema import migrate_the_old_way
+
+    fresh_settings = real_settings(real_stack, unique + "f")
+    fresh = open_database(fresh_settings.database_url, settings=fresh_settings)
+    try:
+        migrate(fresh)
+        built_from_schema_py = catalog(fresh)
+    finally:
+        fresh.close()
+        drop_real_stores(fresh_settings)
+    assert migrate_the_old_way(db)[-1] == 310
+    load_reference(db)
+    TimeSeriesWriter(db).write(sample_stored_events(datetime(2026, 3, 2, 8, tzinfo=timezone.utc)))
+    before = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in table_counts(db)}
+    assert migrate(db) == []
+    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [BASELINE]
+    assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in before} == before
+    assert catalog(db) == built_from_schema_py  # the same schema, in PostgreSQL's own words
+    assert schema_differences(db) == []
+    assert TimeSeriesWriter(db).write(sample_stored_events(n=2)) == len(STREAM_TABLES)
 
 
 def test_prepare_storage_creates_the_partitions_its_settings_ask_for(settings, db):

@@ -1,11 +1,20 @@
-"""Versioned migrations on SQLite: order, dialect variants, once only, whole or nothing, changed files refused."""
+"""Schema migrations on SQLite: an empty database built from schema.py, once; a pending revision applied once and
+whole or not at all; a database of the old SQL migrator taken over as it is; databases that cannot be are refused."""
 
 from pathlib import Path
 
 import pytest
 
 from smartcity.backends.database import open_database
-from smartcity.storage.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate, status
+from smartcity.storage.migrate import (
+    BASELINE, MigrationError, alembic_config, migrate, revisions, schema_differences, status,
+)
+from smartcity.storage.reference import load_reference
+from smartcity.storage.schema import metadata_for
+from smartcity.storage.tables import STREAM_TABLES
+from smartcity.storage.timeseries import TimeSeriesWriter
+from tests.legacy_schema import migrate_the_old_way
+from tests.storage_samples import sample_stored_events
 
 
 @pytest.fixture
@@ -19,75 +28,77 @@ def tables(db) -> set[str]:
     return {row["name"] for row in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def write(folder: Path, name: str, sql: str) -> Path:
+def version(db) -> list[str]:
+    return [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")]
+
+
+def revision_file(folder: Path, revision: str, body: str) -> Path:
+    """A revision after the baseline, in a folder of its own (given to ``migrate(versions=...)``)."""
     folder.mkdir(exist_ok=True)
-    path = folder / name
-    path.write_text(sql)
-    return path
+    path = folder / f"{revision}_test.py"
+    path.write_text(
+        f'"""A test revision."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        f'revision = "{revision}"\ndown_revision = "{BASELINE}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f"def upgrade():\n{body}\n\n\ndef downgrade():\n    pass\n"
+    )
+    return folder
 
 
-def test_the_project_migrations_apply_once_and_a_second_run_changes_nothing(db):
-    applied = migrate(db)
-    assert [m.version for m in applied] == sorted(m.version for m in applied) and applied
-    assert {"schema_migrations", "traffic_flow", "taxi_trips", "road_segments", "zones"} <= tables(db)
-    before = db.query("SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version")
-    assert migrate(db) == []
-    assert db.query("SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version") == before
-    assert all(item.applied_at and not item.changed for item in status(db))
+def test_an_empty_database_is_built_from_the_schema_once_and_a_second_run_changes_nothing(db):
+    seen = []
+    applied = migrate(db, on_apply=seen.append)
+    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE] and seen == applied
+    assert set(metadata_for("sqlite").tables) | {"alembic_version"} == tables(db)
+    assert migrate(db) == [] and version(db) == [BASELINE]
+    assert all(item.applied for item in status(db)) and schema_differences(db) == []
 
 
-def test_the_dialect_variant_wins_and_a_one_dialect_version_does_not_apply_to_the_other(tmp_path, db):
-    folder = tmp_path / "migrations"
-    write(folder, "0001_both.sql", "CREATE TABLE both_dialects (x INTEGER);")
-    write(folder, "0002_variant.sql", "CREATE TABLE plain_variant (x INTEGER);")
-    write(folder, "0002_variant.sqlite.sql", "CREATE TABLE lite_variant (x INTEGER);")
-    write(folder, "0003_pg_only.postgresql.sql", "CREATE TABLE pg_only (x integer);")
-    assert [m.path.name for m in discover("sqlite", folder)] == ["0001_both.sql", "0002_variant.sqlite.sql"]
-    assert [m.path.name for m in discover("postgresql", folder)] == [
-        "0001_both.sql", "0002_variant.sql", "0003_pg_only.postgresql.sql"]
-    migrate(db, folder)
-    assert {"both_dialects", "lite_variant"} <= tables(db)
-    assert not {"plain_variant", "pg_only"} & tables(db)
+def test_a_pending_revision_runs_once_in_batch_mode_and_the_difference_it_makes_is_reported(tmp_path, db):
+    migrate(db)
+    folder = revision_file(tmp_path / "versions", "0002",
+                           '    with op.batch_alter_table("zones") as batch:\n'
+                           '        batch.add_column(sa.Column("label", sa.Text(), nullable=True))')
+    assert [item.applied for item in status(db, [folder])] == [True, False]
+    assert [r.id for r in migrate(db, versions=[folder])] == ["0002"] and version(db) == ["0002"]
+    assert migrate(db, versions=[folder]) == []
+    assert "label" in {row["name"] for row in db.query("PRAGMA table_info(zones)")}
+    (difference,) = schema_differences(db)  # schema.py does not have it: the revision without its definition
+    assert difference[0] == "remove_column" and difference[2] == "zones" and difference[3].name == "label"
 
 
-def test_a_failing_file_applies_nothing_of_itself_and_is_not_recorded(tmp_path, db):
-    folder = tmp_path / "migrations"
-    write(folder, "0001_good.sql", "CREATE TABLE good (x INTEGER);")
-    write(folder, "0002_bad.sql", "CREATE TABLE half (x INTEGER);\nCREATE TABLE broken (x INTEGER,);")
-    with pytest.raises(MigrationError, match="0002_bad.sql"):
-        migrate(db, folder)
-    assert "good" in tables(db) and "half" not in tables(db)
-    assert [row["version"] for row in db.query("SELECT version FROM schema_migrations")] == [1]
+def test_a_failing_revision_applies_nothing_of_itself(tmp_path, db):
+    migrate(db)
+    folder = revision_file(tmp_path / "versions", "0002",
+                           '    op.create_table("half", sa.Column("x", sa.Integer()))\n'
+                           '    op.execute("CREATE TABLE broken (x INTEGER,)")')
+    with pytest.raises(MigrationError, match="rolled back"):
+        migrate(db, versions=[folder])
+    assert "half" not in tables(db) and version(db) == [BASELINE]
 
 
-def test_a_file_changed_after_it_was_applied_is_refused(tmp_path, db):
-    folder = tmp_path / "migrations"
-    path = write(folder, "0001_first.sql", "CREATE TABLE first (x INTEGER);")
-    migrate(db, folder)
-    path.write_text("CREATE TABLE first (x INTEGER, y INTEGER);")
-    assert [item.changed for item in status(db, folder)] == [True]
-    with pytest.raises(MigrationError, match="0001_first.sql: changed after it was applied"):
-        migrate(db, folder)
+def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
+    assert migrate_the_old_way(db)[-1] == 310
+    load_reference(db)
+    events = sample_stored_events()
+    TimeSeriesWriter(db).write(events)
+    rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db)}
+    assert migrate(db) == [] and version(db) == [BASELINE]
+    assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db) - {"alembic_version"}} == rows
+    assert schema_differences(db) == []  # the old SQL made the same tables, columns, keys and indexes
+    assert TimeSeriesWriter(db).write(events + sample_stored_events(n=2)) == len(STREAM_TABLES)
 
 
-@pytest.mark.parametrize("name", ["1_short.sql", "0001-dash.sql", "0001_Upper.sql", "0001_x.mysql.sql"])
-def test_a_misnamed_file_is_an_error_naming_it(tmp_path, name):
-    folder = tmp_path / "migrations"
-    write(folder, name, "SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_<name>"):
-        discover("sqlite", folder)
+def test_a_database_of_the_old_sql_migrations_short_of_their_last_is_refused(db):
+    migrate_the_old_way(db, up_to=200)
+    with pytest.raises(MigrationError, match="up to version 0200"):
+        migrate(db)
+    assert "alembic_version" not in tables(db) and "traffic_forecasts" not in tables(db)
 
 
-def test_two_names_for_one_version_are_an_error(tmp_path):
-    folder = tmp_path / "migrations"
-    write(folder, "0001_one.sql", "SELECT 1;")
-    write(folder, "0001_other.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match="also named"):
-        discover("sqlite", folder)
-
-
-def test_every_project_migration_file_is_well_named():
-    assert discover("sqlite", MIGRATIONS_DIR) and discover("postgresql", MIGRATIONS_DIR)
+def test_tables_of_the_schema_without_any_record_of_migrations_are_refused(db):
+    db.execute("CREATE TABLE zones (zone_id TEXT PRIMARY KEY)")
+    with pytest.raises(MigrationError, match=r"tables of the schema \(zones\) but no record"):
+        migrate(db)
 
 
 def test_prepare_storage_migrates_loads_the_city_and_makes_the_key_once(tmp_path):

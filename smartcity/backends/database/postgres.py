@@ -85,6 +85,7 @@ class PostgresDatabase:
         )
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         self._local = threading.local()
+        self.conninfo = conninfo  # for a second client on the same database (the schema migrator's SQLAlchemy)
 
     @classmethod
     def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> PostgresDatabase:
