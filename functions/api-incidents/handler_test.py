@@ -20,9 +20,10 @@ ROADWORKS = {
 }
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with sample_client(tmp_path_factory.mktemp("api-incidents"), role=None) as api:
+@pytest.fixture
+def api(tmp_path):
+    """A sample city of its own for each test: a test reads only the state it wrote (the workflow moves cases)."""
+    with sample_client(tmp_path, role=None) as api:
         yield api
 
 

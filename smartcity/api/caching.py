@@ -22,7 +22,6 @@ import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from smartcity.api.problems import not_found
 from smartcity.backends.cache import Cache
 
 NOT_MODIFIED_RESPONSE = {304: {"description": "Not Modified: the If-None-Match ETag is still current."}}
@@ -167,12 +166,3 @@ def uncached_read(request: Request, produce: Callable[[], BaseModel], max_age_s:
 def uncached_body(request: Request, body: bytes, max_age_s: int = 0) -> Response:
     """An answer's JSON ``body`` with its ETag (a 304 when the client has it)."""
     return conditional_response(request, CachedBody(body, etag_of(body), max_age_s))
-
-
-def latest_state_read(
-    request: Request, state: dict | None, convert: Callable[[dict], BaseModel], what: str, max_age_s: int = 5
-) -> Response:
-    """One entity's latest state (as :class:`smartcity.storage.latest_state.LatestState` reads it), or a 404 naming it."""
-    if state is None:
-        raise not_found(what)
-    return uncached_read(request, lambda: convert(state), max_age_s=max_age_s)
