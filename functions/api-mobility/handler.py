@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from smartcity.api.app import READ_ERRORS, create_api_app, viewer
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
 from smartcity.api.dependencies import DatabaseDep, ReadCacheDep
-from smartcity.api.latest_routes import Filters, add_latest_routes
+from smartcity.api.latest_routes import add_latest_routes
 from smartcity.api.mobility import (
-    BIKE_STATIONS, CAR_PARKS, MobilityIndex, MobilityIndexNow, TaxiDemand, index_windows, newest_index,
-    zone_taxi_demand,
+    BIKE_STATIONS, CAR_PARKS, MobilityIndex, MobilityIndexNow, TaxiDemand, car_park_filters, index_windows,
+    newest_index, station_filters, zone_taxi_demand,
 )
 from smartcity.api.pagination import Cursor, Page, PageSize
 from smartcity.api.timeseries import TimeRange, time_range
@@ -26,22 +26,6 @@ from smartcity.runtime import Context, http_function
 DEMAND_TTL_S = 30.0
 
 router = APIRouter(prefix="/v1/mobility", dependencies=[Depends(viewer)], responses=READ_ERRORS)
-
-
-def station_filters(
-    zone: Zone | None = None,
-    min_bikes: Annotated[int | None, Query(ge=0, description="Only stations with at least this many bikes")] = None,
-) -> Filters:
-    return Filters({"zone": zone, "min_bikes": min_bikes}, lambda station: (
-        (zone is None or station.zone == zone) and (min_bikes is None or station.bikes_available >= min_bikes)))
-
-
-def car_park_filters(
-    zone: Zone | None = None,
-    min_spots: Annotated[int | None, Query(ge=0, description="Only car parks with at least this many free spots")] = None,
-) -> Filters:
-    return Filters({"zone": zone, "min_spots": min_spots}, lambda car_park: (
-        (zone is None or car_park.zone == zone) and (min_spots is None or car_park.spots_available >= min_spots)))
 
 
 add_latest_routes(router, "/bike-stations", "station_id", BIKE_STATIONS, station_filters,

@@ -17,27 +17,19 @@ from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, document_b
 from smartcity.api.dependencies import DatabaseDep, LatestStatesDep, ReadCacheDep
 from smartcity.api.forecasts import EntityForecast, ForecastAccuracy, forecast_accuracy, latest_forecast
 from smartcity.api.geo import BoundingBox, bounding_box
-from smartcity.api.latest_routes import LATEST_TTL_S, Filters, add_latest_routes
+from smartcity.api.latest_routes import LATEST_TTL_S, add_latest_routes
 from smartcity.api.pagination import Cursor, Page, PageSize
 from smartcity.api.problems import bad_request, problem_responses
 from smartcity.api.timeseries import Bucket, TimeRange, time_range
 from smartcity.api.traffic import (
     SEGMENTS, SENSORS, AnomalyMetric, AnomalySeverity, Congestion, TrafficAnomaly, all_sensors, area_congestion,
-    flagged_windows,
+    flagged_windows, segment_filters, sensor_filters,
 )
 from smartcity.api.traffic_history import History, check_bucket_count, history_scope, is_small, traffic_history
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
 
 router = APIRouter(prefix="/v1/traffic", dependencies=[Depends(viewer)], responses=READ_ERRORS)
-
-
-def sensor_filters(zone: Zone | None = None, segment_id: str | None = None, congested: bool | None = None) -> Filters:
-    return Filters({"zone": zone, "segment_id": segment_id, "congested": congested})
-
-
-def segment_filters(zone: Zone | None = None, congested: bool | None = None) -> Filters:
-    return Filters({"zone": zone, "congested": congested})
 
 
 add_latest_routes(router, "/sensors", "sensor_id", SENSORS, sensor_filters, ("list_sensors", "get_sensor"),
@@ -49,15 +41,9 @@ add_latest_routes(router, "/segments", "segment_id", SEGMENTS, segment_filters, 
 
 @router.get("/history", response_model=History, responses=NOT_MODIFIED_RESPONSE)
 async def history(
-    request: Request,
-    database: DatabaseDep,
-    period: Annotated[TimeRange, Depends(time_range)],
-    bucket: Bucket = Bucket.fifteen_minutes,
-    sensor_id: str | None = None,
-    segment_id: str | None = None,
-    zone: Zone | None = None,
-    limit: PageSize = 100,
-    cursor: Cursor = None,
+    request: Request, database: DatabaseDep, period: Annotated[TimeRange, Depends(time_range)],
+    bucket: Bucket = Bucket.fifteen_minutes, sensor_id: str | None = None, segment_id: str | None = None,
+    zone: Zone | None = None, limit: PageSize = 100, cursor: Cursor = None,
 ) -> Response:
     """Traffic over ``from``..``to`` in buckets, for one sensor, one segment, one zone, or the whole city.
 
@@ -79,16 +65,9 @@ async def history(
 
 @router.get("/anomalies", response_model=Page[TrafficAnomaly], responses=NOT_MODIFIED_RESPONSE)
 def anomalies(
-    request: Request,
-    database: DatabaseDep,
-    read_cache: ReadCacheDep,
-    period: Annotated[TimeRange, Depends(time_range)],
-    sensor_id: str | None = None,
-    segment_id: str | None = None,
-    zone: Zone | None = None,
-    metric: AnomalyMetric | None = None,
-    severity: AnomalySeverity | None = None,
-    limit: PageSize = 100,
+    request: Request, database: DatabaseDep, read_cache: ReadCacheDep, period: Annotated[TimeRange, Depends(time_range)],
+    sensor_id: str | None = None, segment_id: str | None = None, zone: Zone | None = None,
+    metric: AnomalyMetric | None = None, severity: AnomalySeverity | None = None, limit: PageSize = 100,
     cursor: Cursor = None,
 ) -> Response:
     """The windows the streaming anomaly job flagged in ``from``..``to`` (by window start), newest first.
@@ -112,12 +91,8 @@ def congestion(request: Request, latest: LatestStatesDep, read_cache: ReadCacheD
 @router.get("/forecast", response_model=EntityForecast,
             responses={**NOT_MODIFIED_RESPONSE, **problem_responses(400, 404)})
 def forecast(
-    request: Request,
-    database: DatabaseDep,
-    read_cache: ReadCacheDep,
-    segment_id: str | None = None,
-    sensor_id: str | None = None,
-    metric: Literal["speed", "flow"] = "speed",
+    request: Request, database: DatabaseDep, read_cache: ReadCacheDep, segment_id: str | None = None,
+    sensor_id: str | None = None, metric: Literal["speed", "flow"] = "speed",
 ) -> Response:
     """The newest forecasts of one road segment or one sensor: P10/P50/P90 of its mean speed (km/h) or flow
     (vehicles/h) 15, 30 and 60 minutes after its last closed 5-minute window, by the promoted model (name and
@@ -132,9 +107,7 @@ def forecast(
 
 @router.get("/forecast/accuracy", response_model=ForecastAccuracy, responses=NOT_MODIFIED_RESPONSE)
 def forecast_accuracy_route(
-    request: Request,
-    database: DatabaseDep,
-    read_cache: ReadCacheDep,
+    request: Request, database: DatabaseDep, read_cache: ReadCacheDep,
     target: Literal["segment-speed", "segment-flow", "sensor-speed", "sensor-flow"] = "segment-speed",
     hours: Annotated[float, Query(gt=0, le=24 * 28)] = 24.0,
 ) -> Response:

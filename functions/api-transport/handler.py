@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from smartcity.api.app import READ_ERRORS, create_api_app, viewer
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read
 from smartcity.api.dependencies import DatabaseDep, ReadCacheDep
-from smartcity.api.latest_routes import Filters, add_latest_routes
+from smartcity.api.latest_routes import add_latest_routes
 from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
 from smartcity.api.timeseries import TimeRange, time_range
 from smartcity.api.transport import (
-    VEHICLES, Line, LineDelays, Stop, StopDelays, delays_by_line, delays_by_stop, lines, stops,
+    VEHICLES, Line, LineDelays, Stop, StopDelays, delays_by_line, delays_by_stop, lines, stops, vehicle_filters,
 )
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
@@ -49,10 +49,6 @@ def list_stops(
                            {"zone": zone, "line_id": line_id})
 
     return cached_read(request, read_cache, produce, tags=["reference"], ttl_s=STOPS_TTL_S, max_age_s=60)
-
-
-def vehicle_filters(line_id: str | None = None, zone: Zone | None = None) -> Filters:
-    return Filters({"line_id": line_id, "zone": zone})
 
 
 add_latest_routes(router, "/vehicles", "vehicle_id", VEHICLES, vehicle_filters, ("list_vehicles", "get_vehicle"),

@@ -9,14 +9,16 @@ its windows over a range).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
-from smartcity.api.latest_routes import stream_entities
+from smartcity.api.latest_routes import Filters, stream_entities
 from smartcity.api.pagination import Page, decode_cursor, page_of
 from smartcity.api.timeseries import TimeRange, cursor_time, sql_time
 from smartcity.backends.database import Database
+from smartcity.events.common import Zone
 
 
 class BikeStation(BaseModel):
@@ -104,6 +106,27 @@ def parking(state: dict[str, Any]) -> Parking:
         capacity=data["totalSpotNumber"], spots_available=data["availableSpotNumber"], occupancy=data["occupancy"],
         status=data["status"], observed_at=data["dateObserved"],
     )
+
+
+def zone_and_at_least(zone: str | None, name: str, minimum: int | None, attribute: str) -> Filters:
+    """Entities of ``zone`` (any when None) whose ``attribute`` is at least ``minimum`` (any when None); the
+    minimum is the query parameter ``name``."""
+    return Filters({"zone": zone, name: minimum}, lambda item: (
+        (zone is None or item.zone == zone) and (minimum is None or getattr(item, attribute) >= minimum)))
+
+
+def station_filters(
+    zone: Zone | None = None,
+    min_bikes: Annotated[int | None, Query(ge=0, description="Only stations with at least this many bikes")] = None,
+) -> Filters:
+    return zone_and_at_least(zone, "min_bikes", min_bikes, "bikes_available")
+
+
+def car_park_filters(
+    zone: Zone | None = None,
+    min_spots: Annotated[int | None, Query(ge=0, description="Only car parks with at least this many free spots")] = None,
+) -> Filters:
+    return zone_and_at_least(zone, "min_spots", min_spots, "spots_available")
 
 
 BIKE_STATIONS = stream_entities("bike-share", BikeStation, bike_station, lambda station: station.station_id,

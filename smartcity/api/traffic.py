@@ -14,11 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from smartcity.api.geo import BoundingBox
-from smartcity.api.latest_routes import LatestEntities, stream_entities
+from smartcity.api.latest_routes import Filters, LatestEntities, stream_entities
 from smartcity.api.pagination import Page, decode_cursor, page_of
 from smartcity.api.timeseries import TimeRange, cursor_time, sql_time
 from smartcity.api.traffic_history import Scope, aggregate_column
 from smartcity.backends.database import Database
+from smartcity.events.common import Zone
 from smartcity.storage.latest_state import LatestState
 
 STREAM = "traffic-sensors"
@@ -147,6 +148,14 @@ def all_sensors(latest: LatestState) -> list[SensorState]:
 def one_segment(latest: LatestState, segment_id: str) -> SegmentState | None:
     lanes = [sensor for sensor in all_sensors(latest) if sensor.segment_id == segment_id]
     return segment_state(segment_id, lanes) if lanes else None
+
+
+def sensor_filters(zone: Zone | None = None, segment_id: str | None = None, congested: bool | None = None) -> Filters:
+    return Filters({"zone": zone, "segment_id": segment_id, "congested": congested})
+
+
+def segment_filters(zone: Zone | None = None, congested: bool | None = None) -> Filters:
+    return Filters({"zone": zone, "congested": congested})
 
 
 SENSORS = stream_entities(STREAM, SensorState, sensor_state, lambda sensor: sensor.sensor_id, "sensor {}")

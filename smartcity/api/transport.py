@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from smartcity.api.latest_routes import stream_entities
+from smartcity.api.latest_routes import Filters, stream_entities
 from smartcity.api.timeseries import TimeRange, sql_time
 from smartcity.backends.database import Database
+from smartcity.events.common import Zone
 
 STREAM = "public-transport"
 SERVED_WINDOW = timedelta(days=1)
@@ -102,6 +103,10 @@ def vehicle_position(state: dict[str, Any]) -> VehiclePosition:
         lon=lon, lat=lat, zone=data["zone"], speed_kmh=data["speed"], heading=data["heading"],
         occupancy_status=data["occupancyStatus"], observed_at=data["dateObserved"],
     )
+
+
+def vehicle_filters(line_id: str | None = None, zone: Zone | None = None) -> Filters:
+    return Filters({"line_id": line_id, "zone": zone})
 
 
 VEHICLES = stream_entities(STREAM, VehiclePosition, vehicle_position, lambda vehicle: vehicle.vehicle_id,
