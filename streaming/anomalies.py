@@ -125,7 +125,7 @@ def judge_windows(db: Database, windows: list[dict], now: datetime) -> tuple[lis
     """Judge finished sensor windows against their same-slot history in ``db``: the ``traffic_anomalies`` rows
     (one per flagged metric, :data:`ANOMALY_COLUMNS`, ``detected_at`` = ``now``) and one alert per flagged window.
 
-    Shared by this job and :func:`smartcity.api.sample_streaming.flag_anomalies`; writes nothing."""
+    Shared by this job and :func:`tests.api_samples.sample_streaming.flag_anomalies`; writes nothing."""
     if not windows:
         return [], []
     earliest = min(window["window_start"] for window in windows)

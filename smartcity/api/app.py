@@ -1,13 +1,13 @@
 """The FastAPI app of one API endpoint group, with auth, problem+json errors and the read cache wired in.
 
-Each API function's ``handler.py`` builds its app with :func:`create_api_app` and adds its routes under
-``/v1/<group>/...``. Routes are declared with their full public path, so the same app answers at
+Each API function's ``handler.py`` declares a module-level router of ``/v1/<group>/...`` routes, and its
+``create_app`` builds the app with :func:`create_api_app` (which keeps the runtime's context in ``app.state``) and
+includes the router. Routes are declared with their full public path, so the same app answers at
 ``/v1/<group>/...`` (the gateway's API routes) and at ``/function/api-<group>/v1/<group>/...`` (the OpenFaaS route,
 where the gateway's mount sets the ASGI ``root_path``).
 
-Route code reaches the backends through the function's runtime context (lazily opened ``database``, ``cache``,
-``documents`` and ``settings``), which the handler's ``create_app`` receives, and the read cache through the
-dependency :func:`read_cache_of`.
+Routes reach the backends and the read cache through the dependencies of :mod:`smartcity.api.dependencies`
+(the context's lazily opened ``database`` and ``cache``; :func:`read_cache_of`).
 
 :class:`CachedReadShortcut` answers a GET from the read cache before FastAPI routes it, when the cache holds a
 current answer to that very request (same path and query, so the same validated parameters) and the bearer token
