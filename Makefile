@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every extra of pyproject.toml: the test suite runs each part (functions, API, simulator, streaming, models).
+EXTRAS := runtime,api,archive,simulator,streaming,models,torch,stack,test
 
 .PHONY: install demo test stack-up stack-down
 
@@ -9,7 +11,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,models,torch]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,7 +12,8 @@ import logging
 import subprocess
 from pathlib import Path
 
-from smartcity.errors import ConfigurationError, MissingDependencyError
+from smartcity.errors import ConfigurationError
+from smartcity.extras import MissingExtra
 from smartcity.settings import PROJECT_ROOT, Settings
 
 CONNECTOR_POM = PROJECT_ROOT / "infra" / "spark" / "connector" / "pom.xml"
@@ -29,7 +30,7 @@ def connector_jars(settings: Settings) -> list[Path]:
     try:
         import pyspark
     except ImportError:
-        raise MissingDependencyError("streaming", "pyspark==4.2.0") from None
+        raise MissingExtra("streaming", ["pyspark"]) from None
     lib_dir = settings.cache_dir / "spark-connector" / "lib"
     # install-maven-jars.sh takes a project folder under infra/local; ours lives in infra/spark.
     project = Path("..") / CONNECTOR_POM.parent.relative_to(PROJECT_ROOT / "infra")

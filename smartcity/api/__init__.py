@@ -1,2 +1,6 @@
 """What the REST API functions share: JWT auth and roles, problem+json errors, cursor pagination, read caching,
 the FastAPI app factory, and the merged OpenAPI document the gateway serves."""
+
+from smartcity.extras import require
+
+require("api", "jwt", "swagger_ui")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import typer
+import importlib
 
-from smartcity.cli import (
-    api, backup, db, demo, functions, grafana, history, models, schemas, settings, simulate, stack, streaming,
-)
+import typer
+from rich.markup import escape
+
+from smartcity.extras import MissingExtra
 
 app = typer.Typer(
     help="Smart-city data platform: local services, functions, simulator, streaming, API.",
@@ -14,19 +15,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.add_typer(settings.app, name="settings")
-app.add_typer(api.app, name="token")
-app.add_typer(schemas.app, name="schemas")
-app.add_typer(simulate.app, name="simulate")
-app.add_typer(stack.app, name="stack")
-app.add_typer(db.app, name="db")
-app.add_typer(backup.app, name="backup")
-app.add_typer(functions.app, name="functions")
-app.add_typer(streaming.app, name="streaming")
-app.add_typer(grafana.app, name="grafana")
-app.add_typer(demo.app, name="demo")
-app.add_typer(history.app, name="history")
-app.add_typer(models.app, name="models")
+# Command name -> module of smartcity.cli holding its typer app.
+GROUPS = {
+    "settings": "settings", "token": "api", "schemas": "schemas", "simulate": "simulate", "stack": "stack",
+    "db": "db", "backup": "backup", "functions": "functions", "streaming": "streaming", "grafana": "grafana",
+    "demo": "demo", "history": "history", "models": "models",
+}
+
+
+def needs_extra(error: MissingExtra):
+    """A command standing for a group whose extra is not installed: it says which one to install (exit 2)."""
+
+    def explain() -> None:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+
+    return explain
+
+
+for name, module in GROUPS.items():
+    try:
+        app.add_typer(importlib.import_module(f"smartcity.cli.{module}").app, name=name)
+    except MissingExtra as error:  # the other commands still work
+        app.command(name, help=f"Not installed: {escape(error.install_command)}", add_help_option=False,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(needs_extra(error))
 
 
 def main() -> None:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import pandas as pd
+from smartcity.extras import require
+
+require("simulator", "numpy", "pandas")
+import pandas as pd  # noqa: E402 - after the check that names the extra to install
 
 from smartcity.backends.database import Database, open_database
 from smartcity.events.common import ngsi_id

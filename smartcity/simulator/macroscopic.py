@@ -18,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-import numpy as np
+from smartcity.extras import require
+
+require("simulator", "numpy")
+import numpy as np  # noqa: E402 - after the check that names the extra to install
 
 from smartcity.simulator.city import load_city
 from smartcity.simulator.network import network_data

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
-from smartcity.errors import MissingDependencyError
+from smartcity.extras import MissingExtra
 from smartcity.simulator.profiles import daily_profile, poisson
 
 SCENARIO = "cologne8"
@@ -47,7 +47,7 @@ def scenario_dir(name: str = SCENARIO) -> Path:
     """The RESCO scenario folder inside the installed ``sumo-rl`` package (found without importing it)."""
     spec = importlib.util.find_spec("sumo_rl")
     if spec is None or spec.origin is None:
-        raise MissingDependencyError("smartcity simulate", "sumo-rl")
+        raise MissingExtra("simulator", ["sumo_rl"])
     return Path(spec.origin).parent / "nets" / "RESCO" / name
 
 
@@ -57,14 +57,14 @@ def libsumo() -> ModuleType:
     try:
         import sumo
     except ImportError:
-        raise MissingDependencyError("smartcity simulate", "eclipse-sumo") from None
+        raise MissingExtra("simulator", ["sumo"]) from None
     os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
     # libsumo otherwise prints a pyarrow version warning on import; we never use SUMO's parquet output
     os.environ.setdefault("LIBSUMO_AS_TRACI", "quiet")
     try:
         import libsumo as module
     except ImportError:
-        raise MissingDependencyError("smartcity simulate", "libsumo") from None
+        raise MissingExtra("simulator", ["libsumo"]) from None
     return module
 
 

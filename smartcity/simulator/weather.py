@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from smartcity.errors import MissingDependencyError
+from smartcity.extras import MissingExtra
 from smartcity.events import WeatherObserved
 from smartcity.events.common import Location
 from smartcity.simulator.source import Source, SourceContext
@@ -43,7 +43,7 @@ def measured_days() -> dict[date, Day]:
     """The Seattle daily series of the ``vega-datasets`` package."""
     spec = importlib.util.find_spec("vega_datasets")
     if spec is None or spec.origin is None:
-        raise MissingDependencyError("smartcity simulate", "vega-datasets")
+        raise MissingExtra("simulator", ["vega_datasets"])
     path = Path(spec.origin).parent / "_data" / "seattle-weather.csv"
     with path.open(newline="") as handle:
         return {

@@ -22,8 +22,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from smartcity.extras import require
+
+require("archive", "pyarrow")
+import pyarrow as pa  # noqa: E402 - after the check that names the extra to install
+import pyarrow.parquet as pq  # noqa: E402
 
 from smartcity.backends.cache import Cache
 from smartcity.backends.objects import ObjectStore
