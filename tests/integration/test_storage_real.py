@@ -148,6 +148,20 @@ def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows_and_pa
     assert TimeSeriesWriter(db).write(sample_stored_events(n=2)) == len(STREAM_TABLES)
 
 
+def test_two_migrators_at_once_build_the_schema_once(settings, db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    migrators = [open_database(settings.database_url, settings=settings) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(2) as pool:  # the second waits on the advisory lock, then finds the head stamped
+            applied = list(pool.map(migrate, migrators))
+    finally:
+        for migrator in migrators:
+            migrator.close()
+    assert sorted(len(revisions) for revisions in applied) == [0, 1]
+    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [BASELINE]
+
+
 def test_prepare_storage_creates_the_partitions_its_settings_ask_for(settings, db):
     # the settings given, not the process's: a partition further ahead than the default 7 days
     prepare_storage(settings.model_copy(update={"partitions_days_ahead": 9}))

@@ -114,3 +114,21 @@ def test_prepare_storage_migrates_loads_the_city_and_makes_the_key_once(tmp_path
     database = open_database(settings.database_url)
     assert database.query("SELECT count(*) AS n FROM road_segments")[0]["n"] > 0
     database.close()
+
+
+def test_the_db_commands_migrate_once_show_the_revisions_and_fail_with_the_reason(tmp_path):
+    from typer.testing import CliRunner
+
+    from smartcity.cli.db import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    first = CliRunner().invoke(app, ["migrate", "--database-url", url])
+    assert first.exit_code == 0 and "applying 0001" in first.output and "1 revision(s) applied" in first.output
+    assert "0 revision(s) applied" in CliRunner().invoke(app, ["migrate", "--database-url", url]).output
+    shown = CliRunner().invoke(app, ["status", "--database-url", url])
+    assert shown.exit_code == 0 and "0001" in shown.output and "applied" in shown.output
+    old = open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate_the_old_way(old, up_to=100)
+    old.close()
+    refused = CliRunner().invoke(app, ["migrate", "--database-url", f"sqlite:///{tmp_path / 'old.db'}"])
+    assert refused.exit_code == 1 and "migration failed" in refused.output and "0100" in refused.output
