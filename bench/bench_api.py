@@ -61,7 +61,7 @@ def bare_app():
 
 def gateway_app():
     """The gateway over the API functions, the sample city and the bench's history seeded in this process."""
-    from tests.api_samples.sample_city import backends_of, open_sample_api
+    from tests.api_samples.gateway import backends_of, open_sample_api
 
     sample_api = open_sample_api(Path(os.environ[DIRECTORY_VARIABLE]))
     seed_history(backends_of(sample_api.gateway)["database"], sample_api.sample.now)
@@ -218,7 +218,7 @@ def main() -> None:
         pass
 
     from smartcity.api.auth import KeyRing, Role, create_local_keys, issue_token
-    from tests.api_samples.sample_city import sample_settings
+    from tests.api_samples.gateway import sample_settings
 
     directory = Path(tempfile.mkdtemp(prefix="bench-api-"))
     create_local_keys(directory / "secrets")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.api_samples.sample_city import query_time, sample_client
+from tests.api_samples.gateway import query_time, sample_client
 from smartcity.events import AirQualityObserved, PublicTransportVehicle, city
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_samples.sample_city import assert_problem, backends_of, sample_client
+from tests.api_samples.gateway import assert_problem, backends_of, sample_client
 from smartcity.events import Alert
 from smartcity.storage.documents import DocumentWriter
 from smartcity.storage.envelope import StoredEvent

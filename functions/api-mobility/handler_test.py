@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_samples.sample_city import query_time, sample_client
+from tests.api_samples.gateway import query_time, sample_client
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_samples.sample_city import SOURCE, TRAFFIC_STEPS, assert_problem, backends_of, query_time, sample_client
+from tests.api_samples.sample_city import SOURCE, TRAFFIC_STEPS
+
+from tests.api_samples.gateway import assert_problem, backends_of, query_time, sample_client
 from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.events.common import city

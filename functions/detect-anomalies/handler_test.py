@@ -18,7 +18,7 @@ from models.anomaly.catalog import AnomalyRegistry
 from models.anomaly.history import load_frame
 from models.anomaly.isolation_forest import IsolationForestDetector
 from models.anomaly.zscore import ZScoreDetector
-from tests.api_samples.sample_city import sample_settings
+from tests.api_samples.gateway import sample_settings
 from smartcity.events import Alert, stream_for_topic
 from smartcity.events.derived import TRAFFIC_WINDOWS
 from smartcity.runtime.loader import load_stack
@@ -132,7 +132,7 @@ def test_the_alert_takes_the_incident_flow_into_the_api(setup):
     from fastapi.testclient import TestClient
 
     from smartcity.api.auth import KeyRing, Role, issue_token
-    from tests.api_samples.sample_city import api_gateway
+    from tests.api_samples.gateway import api_gateway
 
     settings, function, _ = setup
     runner = FunctionRunner(function)

@@ -1,4 +1,4 @@
-"""A small, fixed sample of the city's data for the API's tests and benchmark, and the gateway over the API.
+"""A small, fixed sample of the city's data for the API's tests and benchmark.
 
 :func:`seed_sample_city` writes a known set of events (six traffic sensors on three road segments, three buses
 on two lines, bike stations, car parks, taxi trips, air-quality hours, two reported incidents) through the real
@@ -7,22 +7,15 @@ streaming jobs write, with their sinks: the traffic job's 5-minute windows of th
 (:mod:`tests.api_samples.sample_streaming`), the anomalies the anomaly job flags in them against a quiet week of
 sensor s2 before (its occupancy 0.18 to 0.22: median 0.20, MAD 0.01), and the mobility index of two zones. The
 numbers are chosen so the tests can work out every answer by hand (see :class:`SampleCity`).
-
-:func:`api_gateway` is the local gateway over the five API functions of ``stack.yml``.
+(:mod:`tests.api_samples.gateway` serves it through the API functions.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-
-from tests.api_samples.sample_streaming import flag_anomalies, traffic_windows, write_traffic_windows
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.backends.documents import DocumentStore
@@ -48,8 +41,8 @@ from smartcity.storage.reference import write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
 from smartcity.storage.upsert import upsert
 from streaming.indices import component_scores, mobility_index
+from tests.api_samples.sample_streaming import flag_anomalies, traffic_windows, write_traffic_windows
 
-API_FUNCTIONS = ("api-traffic", "api-transport", "api-mobility", "api-incidents", "api-analytics")
 SOURCE = "/tests/sample-city"
 TRAFFIC_STEP = timedelta(minutes=5)
 TRAFFIC_STEPS = 24
@@ -269,91 +262,3 @@ def seed_sample_city(database: Database, cache: Cache, documents: DocumentStore,
     _streaming(database, sample)
     upsert(database, "mobility_index_5min", _mobility_index_rows(now), key=("zone_id", "window_start"))
     return sample
-
-
-def api_gateway(settings: Settings, stack_file: Path | None = None) -> FastAPI:
-    """The local gateway serving the API functions of ``stack.yml`` (and their merged OpenAPI document)."""
-    from smartcity.runtime.context import Backends
-    from smartcity.runtime.gateway import create_gateway
-    from smartcity.runtime.loader import load_stack
-
-    backends = Backends()
-    functions = load_stack(stack_file or settings.stack_file, settings, API_FUNCTIONS, backends)
-    return create_gateway(functions, backends)
-
-
-def sample_settings(directory: Path, **overrides: Any) -> Settings:
-    """Settings with every backend embedded under ``directory`` (a cache of its own), and JWT keys there."""
-    from smartcity.api.auth import create_local_keys
-
-    create_local_keys(directory / "secrets")
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{directory}/smartcity.db",
-        "cache_url": f"memory://api-{directory.name}",
-        "documents_url": f"embedded:///{directory}/documents.db",
-        "bus_url": f"file://{directory}/bus",
-        "objects_url": f"file://{directory}/objects",
-        "secrets_dir": directory / "secrets",
-    }
-    return Settings(**{**values, **overrides})
-
-
-def backends_of(gateway: FastAPI) -> dict[str, Any]:
-    """The database, cache and documents the gateway's API functions use (one of each, shared)."""
-    context = gateway.state.functions[API_FUNCTIONS[0]].context
-    return {"database": context.database, "cache": context.cache, "documents": context.documents}
-
-
-@dataclass
-class SampleApi:
-    """The API gateway over a seeded sample city, and tokens to call it with."""
-
-    gateway: FastAPI
-    settings: Settings
-    sample: SampleCity
-
-    def token(self, role: str = "viewer", algorithm: str = "HS256", ttl: timedelta = timedelta(hours=1),
-              now: datetime | None = None) -> str:
-        from smartcity.api.auth import KeyRing, Role, issue_token
-
-        return issue_token(KeyRing(self.settings), f"sample-{role}", Role(role), algorithm, ttl, now)
-
-    def headers(self, role: str = "viewer", algorithm: str = "HS256") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, algorithm)}"}
-
-
-def open_sample_api(directory: Path, now: datetime | None = None, **overrides: Any) -> SampleApi:
-    """Settings under ``directory`` (or ``overrides``), the gateway over the API functions, the sample written."""
-    settings = sample_settings(directory, **overrides)
-    gateway = api_gateway(settings)
-    backends = backends_of(gateway)
-    sample = seed_sample_city(backends["database"], backends["cache"], backends["documents"], settings, now)
-    return SampleApi(gateway, settings, sample)
-
-
-@contextmanager
-def sample_client(directory: Path, role: str | None = "viewer", **overrides: Any) -> Iterator[tuple[SampleApi, Any]]:
-    """The sample API and a test client of its gateway (lifespan run), sending a ``role`` token unless None."""
-    from fastapi.testclient import TestClient
-
-    sample_api = open_sample_api(directory, **overrides)
-    with TestClient(sample_api.gateway) as client:
-        if role is not None:
-            client.headers.update(sample_api.headers(role))
-        yield sample_api, client
-
-
-def query_time(moment: datetime) -> str:
-    """A moment as the tests send it in ``from``/``to``: ISO 8601, UTC written ``Z``."""
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    """The problem document of a refused request, once checked: its status, its media type and, when ``field`` is
-    given, that one of its errors names that field."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if field:
-        assert field in [error["field"] for error in body["errors"]], body
-    return body

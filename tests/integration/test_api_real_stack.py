@@ -14,7 +14,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.api_samples.sample_city import TRAFFIC_STEPS, open_sample_api, query_time
+from tests.api_samples.sample_city import TRAFFIC_STEPS
+
+from tests.api_samples.gateway import open_sample_api, query_time
 from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.settings import get_settings

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api_samples.sample_city import open_sample_api
+from tests.api_samples.gateway import open_sample_api
 
 MAX_EXAMPLES = 12
 

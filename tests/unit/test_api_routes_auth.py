@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.api_samples.sample_city import sample_client
+from tests.api_samples.gateway import sample_client
 
 # Example values for path parameters; the routes must reject the caller before they look anything up.
 PATH_VALUES = {"{incident_id}": "urn:ngsi-ld:Alert:crash-1"}
