@@ -35,9 +35,8 @@ from smartcity.backends.bus import open_bus
 from smartcity.backends.cache import open_cache
 from smartcity.backends.database import open_database
 from smartcity.events import STREAMS, TrafficFlowObserved, city
-from smartcity.runtime.bindings import record_of
-from smartcity.runtime.events import new_event
 from smartcity.runtime.loader import load_function
+from smartcity.runtime.readings import publish_event, reading_event
 from smartcity.runtime.stackfile import read_stack
 from smartcity.runtime.trigger import Triggers
 from smartcity.settings import DEAD_LETTER_TOPIC, PROJECT_ROOT, Settings
@@ -62,9 +61,9 @@ def reading(sensor: int, moment: datetime) -> TrafficFlowObserved:
         occupancy=0.1, averageVehicleSpeed=42.0, congested=False)
 
 
-def record(event: TrafficFlowObserved) -> tuple[bytes | None, bytes, list]:
-    stream = STREAMS[STREAM]
-    return record_of(new_event(stream.ce_type, "/bench", event, id=uuid.uuid4().hex, partitionkey=event.id))
+def send(bus, topic: str, event: TrafficFlowObserved) -> None:
+    """``event`` published as ingest publishes it (one recipe), with a fresh id: every bench event is new."""
+    publish_event(bus, topic, reading_event(STREAMS[STREAM], event, "/bench", id=uuid.uuid4().hex))
 
 
 class Bench:
@@ -134,8 +133,7 @@ class Bench:
     # 2. capacity
     def capacity(self, events: list[TrafficFlowObserved]) -> float:
         for event in events:
-            key, value, headers = record(event)
-            self.bus.publish(self.prefix + STREAM, value, key=key, headers=headers)
+            send(self.bus, self.prefix + STREAM, event)
         self.bus.flush()
         with self.triggers() as triggers:
             deadline = time.monotonic() + 600
@@ -193,8 +191,7 @@ class Bench:
             while (elapsed := time.perf_counter() - started) < seconds:
                 due = int(elapsed * rate) + 1
                 while sent < due:
-                    key, value, headers = record(reading(sent % sensors, datetime.now(timezone.utc)))
-                    self.bus.publish(self.prefix + STREAM, value, key=key, headers=headers)
+                    send(self.bus, self.prefix + STREAM, reading(sent % sensors, datetime.now(timezone.utc)))
                     sent += 1
                 self.bus.flush()
                 time.sleep(max(0.0, (sent / rate) - (time.perf_counter() - started)))

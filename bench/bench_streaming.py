@@ -95,8 +95,7 @@ class SyntheticSensors:
 
 def simulator_load(bus, topic: str, prefix: str, seconds: float) -> int:
     """The city simulator's traffic sensors at its default size, paced to the wall clock; return events sent."""
-    from smartcity.runtime.bindings import record_of
-    from smartcity.runtime.events import new_event
+    from smartcity.runtime.readings import publish_event, reading_event
     from smartcity.events import STREAMS
     from smartcity.simulator.simulation import CitySimulation, SimulatorOptions
 
@@ -113,9 +112,7 @@ def simulator_load(bus, topic: str, prefix: str, seconds: float) -> int:
             for _, events in tick.events:
                 for event in events:
                     event = event.model_copy(update={"id": event.id.replace(":TrafficFlowObserved:", f":TrafficFlowObserved:{prefix}")})
-                    key, value, headers = record_of(new_event(stream.ce_type, "/bench/simulator", event,
-                                                              time=event.dateObserved, partitionkey=event.id))
-                    bus.publish(topic, value, key=key, headers=headers)
+                    publish_event(bus, topic, reading_event(stream, event, "/bench/simulator"))
                     sent += 1
             bus.flush()
     return sent
