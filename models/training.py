@@ -33,7 +33,7 @@ from models.base import DEFAULT_HORIZONS_MIN, Forecaster
 from models.panel import MIN_DAYS, BadSeriesInput, Panel, check_enough_history
 from models.metrics import compare, score
 from models.registry import Registry
-from models.targets import history_span, load_panel, target_of
+from models.targets import Target, history_span, load_panel, target_of
 from smartcity.backends.database import Database
 
 Say = Callable[[str], None]
@@ -107,31 +107,39 @@ def train(database: Database, registry: Registry, options: TrainingOptions, say:
     return result
 
 
-def days_needed(options: TrainingOptions) -> float:
+def days_needed(options: TrainingOptions, min_train_days: float = MIN_DAYS) -> float:
     """The days of history a run needs (to train and to hold out); TrainingError when the options ask for less."""
-    needed = options.holdout_days + MIN_DAYS
+    needed = options.holdout_days + min_train_days
     if options.holdout_days <= 0:
         raise TrainingError(f"--holdout-days must be positive, not {options.holdout_days:g}")
     if options.days < needed:
-        raise TrainingError(f"--days {options.days:g} leaves less than {MIN_DAYS} days to train on beside "
+        raise TrainingError(f"--days {options.days:g} leaves less than {min_train_days:g} days to train on beside "
                             f"--holdout-days {options.holdout_days:g}: at least {needed:g} days are needed")
     return needed
 
 
-def _history(database: Database, target: str, options: TrainingOptions) -> tuple[Panel, int]:
-    """The panel of the training window and the index where its holdout starts."""
-    needed = days_needed(options)
-    span = history_span(database, target_of(target))
+def stored_window(database: Database, target: Target, options: TrainingOptions,
+                  min_train_days: float = MIN_DAYS) -> tuple[datetime, datetime]:
+    """The newest ``options.days`` of ``target``'s stored history, as (first window start, last window end), for
+    forecasters and anomaly detectors alike; TrainingError naming what is missing when less is stored."""
+    needed = days_needed(options, min_train_days)
+    span = history_span(database, target)
     if span is None:
-        raise TrainingError(f"no stored history of {target}: run the platform a while, or "
+        raise TrainingError(f"no stored history of {target.name} ({target.table}): run the platform a while, or "
                             f"`smartcity history generate --days {options.days:g}`")
     first, end = span
     stored = (end - first) / timedelta(days=1)
     if stored < needed:
-        raise TrainingError(f"too little history of {target}: {stored:.1f} days stored ({first:%Y-%m-%d %H:%M} .. "
-                            f"{end:%Y-%m-%d %H:%M} UTC), {needed:g} needed ({MIN_DAYS} to train, "
+        raise TrainingError(f"too little history of {target.name}: {stored:.1f} days stored ({first:%Y-%m-%d %H:%M} "
+                            f".. {end:%Y-%m-%d %H:%M} UTC), {needed:g} needed ({min_train_days:g} to train, "
                             f"--holdout-days {options.holdout_days:g} to evaluate)")
-    panel = load_panel(database, target, max(first, end - timedelta(days=options.days)), end)
+    return max(first, end - timedelta(days=options.days)), end
+
+
+def _history(database: Database, target: str, options: TrainingOptions) -> tuple[Panel, int]:
+    """The panel of the training window and the index where its holdout starts."""
+    since, end = stored_window(database, target_of(target), options)
+    panel = load_panel(database, target, since, end)
     train_end = panel.n_times - int(round(options.holdout_days * panel.steps_per_day))
     try:
         check_enough_history(panel, train_end)

@@ -36,8 +36,8 @@ import pandas as pd
 from models.anomaly.base import ALERT_THRESHOLD, STEP_MIN, Detector
 from models.anomaly.catalog import BASELINE, LEARNED, AnomalyRegistry, detector_class
 from models.anomaly.history import anomaly_target, load_frame
-from models.targets import history_span, load_panel
-from models.training import TrainingError, code_revision, library_versions
+from models.targets import load_panel
+from models.training import TrainingError, code_revision, library_versions, stored_window
 from smartcity.backends.database import Database
 
 Say = Callable[[str], None]
@@ -125,23 +125,9 @@ def evaluate(detector: Detector, frame: pd.DataFrame, holdout: pd.Series, incide
 
 def _history(database: Database, options: AnomalyTrainingOptions) -> tuple[pd.DataFrame, pd.Timestamp]:
     """The frame of the training window and the moment its holdout starts."""
-    if options.holdout_days <= 0:
-        raise TrainingError(f"--holdout-days must be positive, not {options.holdout_days:g}")
-    needed = options.holdout_days + MIN_TRAIN_DAYS
-    if options.days < needed:
-        raise TrainingError(f"--days {options.days:g} leaves less than {MIN_TRAIN_DAYS:g} day to train on beside "
-                            f"--holdout-days {options.holdout_days:g}: at least {needed:g} days are needed")
     target = anomaly_target(options.target)
-    span = history_span(database, target)
-    if span is None:
-        raise TrainingError(f"no stored windows of {target.name} ({target.table}): run the platform a while, or "
-                            f"`smartcity history generate --days {options.days:g}`")
-    first, end = span
-    stored = (end - first) / timedelta(days=1)
-    if stored < needed:
-        raise TrainingError(f"too little history of {target.name}: {stored:.1f} days stored, {needed:g} needed "
-                            f"({MIN_TRAIN_DAYS:g} to train, --holdout-days {options.holdout_days:g} to evaluate)")
-    frame = load_frame(database, target, max(first, end - timedelta(days=options.days)), end)
+    since, end = stored_window(database, target, options, MIN_TRAIN_DAYS)
+    frame = load_frame(database, target, since, end)
     return frame, pd.Timestamp(end - timedelta(days=options.holdout_days))
 
 

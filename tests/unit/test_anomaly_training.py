@@ -166,7 +166,7 @@ def test_evaluation_scores_each_holdout_window_from_its_own_context(stores):
 
 def test_too_little_history_is_an_error(stores):
     database, registry, _ = stores
-    with pytest.raises(TrainingError, match="no stored windows"):
+    with pytest.raises(TrainingError, match="no stored history"):
         train_detectors(database, registry, OPTIONS)
     store(database, with_incident=False)
     with pytest.raises(TrainingError, match="too little history"):
