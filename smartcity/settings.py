@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Processes of the local function gateway (each loads every function).")
     gateway_functions: str = Field(
         default="", description="Comma-separated functions the local gateway serves; empty: all of the stack file.")
+    gateway_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0,
+        description="Largest request body the local gateway passes to a function; a larger one gets 413.")
     stack_file: Path = Field(
         default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
     )

@@ -9,9 +9,11 @@ from typing import Awaitable, Callable, Iterable
 from starlette.responses import Response
 
 from smartcity.runtime.problems import problem_response
+from smartcity.settings import Settings
 
-# The largest request body the gateway hands to a function: an ingest batch at its 10,000 readings fits.
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# The largest request body the gateway hands to a function by default (SMARTCITY_GATEWAY_MAX_BODY_BYTES, 16 MiB):
+# an ingest batch at its 10,000 readings fits.
+MAX_BODY_BYTES: int = Settings.model_fields["gateway_max_body_bytes"].default
 Receive = Callable[[], Awaitable[dict]]
 
 

@@ -207,11 +207,12 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     return gateway
 
 
-def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (),
-                  max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """Load every function of ``stack_file`` (or those named) and return the gateway app serving them."""
+def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = ()) -> FastAPI:
+    """Load every function of ``stack_file`` (or those named) and return the gateway app serving them, refusing
+    bodies over ``settings.gateway_max_body_bytes``."""
     backends = Backends()
-    return create_gateway(load_stack(stack_file, settings, names, backends), backends, max_body_bytes=max_body_bytes)
+    return create_gateway(load_stack(stack_file, settings, names, backends), backends,
+                          max_body_bytes=settings.gateway_max_body_bytes)
 
 
 def gateway_from_settings() -> FastAPI:

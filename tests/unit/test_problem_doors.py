@@ -33,12 +33,13 @@ UNTYPED = {"specversion": "1.0", "source": "/tests/doors", "content-type": "appl
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    settings = embedded_settings(tmp_path_factory.mktemp("doors"))
+    settings = embedded_settings(tmp_path_factory.mktemp("doors")).model_copy(
+        update={"gateway_max_body_bytes": MAX_BODY_BYTES})  # the setting, as SMARTCITY_GATEWAY_MAX_BODY_BYTES sets it
     create_local_keys(settings.secrets_dir)
     db = open_database(settings.database_url)
     migrate(db)
     db.close()
-    app = build_gateway(PROJECT_ROOT / "stack.yml", settings, FUNCTIONS, max_body_bytes=MAX_BODY_BYTES)
+    app = build_gateway(PROJECT_ROOT / "stack.yml", settings, FUNCTIONS)
     with TestClient(app) as client:
         client.settings = settings
         yield client
