@@ -21,7 +21,7 @@ from types import ModuleType
 
 from smartcity.events.common import CITY_FILE, City
 from smartcity.simulator.city import GTFS_FILE, metres
-from smartcity.simulator.sumo import SCENARIO, allows_cars, network, scenario_dir
+from smartcity.simulator.sumo_network import SCENARIO, allows_cars, network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
 TIMEZONE = "Europe/Berlin"

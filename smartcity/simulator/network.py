@@ -21,7 +21,7 @@ from pathlib import Path
 
 from smartcity.events.common import ngsi_id
 from smartcity.simulator.city import DATA_DIR, load_city
-from smartcity.simulator.sumo import SCENARIO, allows_cars, loop_lanes, network, scenario_dir
+from smartcity.simulator.sumo_network import SCENARIO, allows_cars, loop_lanes, network, scenario_dir
 
 NETWORK_FILE = DATA_DIR / "network.json"
 

@@ -11,22 +11,15 @@ libsumo runs one simulation per process: open one :class:`TrafficSimulation` at 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import random
 import tempfile
 import xml.etree.ElementTree as ElementTree
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
-from typing import Iterator
 
-from smartcity.extras import MissingExtra
 from smartcity.simulator.profiles import daily_profile, poisson
+from smartcity.simulator.sumo_network import SCENARIO, libsumo, loop_lanes, scenario_dir
 
-SCENARIO = "cologne8"
 DETECTOR_PERIOD_S = 5
 # A real loop is about 2 m long; a point detector can sit in the gap between two queued cars and see nothing.
 LOOP_LENGTH_M = 2.0
@@ -41,42 +34,6 @@ VEHICLE_TYPES = """
   <vType id="taxi" vClass="passenger" speedDev="0.05" length="4.6" minGap="1.5" color="yellow"/>
   <vType id="wreck" vClass="passenger" length="4.5" minGap="0" color="red"/>
 """
-
-
-def scenario_dir(name: str = SCENARIO) -> Path:
-    """The RESCO scenario folder inside the installed ``sumo-rl`` package (found without importing it)."""
-    spec = importlib.util.find_spec("sumo_rl")
-    if spec is None or spec.origin is None:
-        raise MissingExtra("simulator", ["sumo_rl"])
-    return Path(spec.origin).parent / "nets" / "RESCO" / name
-
-
-@lru_cache(maxsize=1)
-def libsumo() -> ModuleType:
-    """The libsumo module, with ``SUMO_HOME`` pointing at the ``eclipse-sumo`` package's SUMO."""
-    try:
-        import sumo
-    except ImportError:
-        raise MissingExtra("simulator", ["sumo"]) from None
-    os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
-    # libsumo otherwise prints a pyarrow version warning on import; we never use SUMO's parquet output
-    os.environ.setdefault("LIBSUMO_AS_TRACI", "quiet")
-    try:
-        import libsumo as module
-    except ImportError:
-        raise MissingExtra("simulator", ["libsumo"]) from None
-    return module
-
-
-@contextmanager
-def network(net_file: Path) -> Iterator[ModuleType]:
-    """libsumo with only ``net_file`` loaded (no traffic): to read geometry and find routes."""
-    traci = libsumo()
-    traci.start(["sumo", "-n", str(net_file), "--no-step-log", "true", "--no-warnings", "true"])
-    try:
-        yield traci
-    finally:
-        traci.close()
 
 
 @dataclass(frozen=True)
@@ -339,24 +296,3 @@ class TrafficSimulation:
                 stop_at = min(vehicles.getLanePosition(obstacle.vehicle) + 0.5,
                               self.traci.lane.getLength(obstacle.lane) - 0.1)
                 vehicles.setStop(obstacle.vehicle, edge, pos=stop_at, laneIndex=int(index), duration=10**7)
-
-
-def allows_cars(lane: ElementTree.Element) -> bool:
-    """Whether a network file's ``<lane>`` lets passenger cars in."""
-    allow, disallow = lane.get("allow", ""), lane.get("disallow", "")
-    return "passenger" not in disallow.split() and (not allow or "passenger" in allow.split())
-
-
-@lru_cache(maxsize=4)
-def loop_lanes(net_file: Path) -> list[tuple[str, str, int, float, float]]:
-    """(lane, edge, index, length, speed) of the normal lanes of at least 30 m open to cars, main roads first."""
-    lanes = []
-    for edge in ElementTree.parse(net_file).getroot().iter("edge"):
-        if edge.get("function"):
-            continue
-        for lane in edge.iter("lane"):
-            length, speed = float(lane.get("length")), float(lane.get("speed"))
-            if length < 30 or not allows_cars(lane):
-                continue
-            lanes.append((lane.get("id"), edge.get("id"), int(lane.get("index")), length, speed))
-    return sorted(lanes, key=lambda item: (-item[4], item[0]))

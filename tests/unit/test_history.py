@@ -18,7 +18,7 @@ from smartcity.simulator.history import simulate_history
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.macroscopic import city_roads
 from smartcity.simulator.network import network_data, neighbours, topology
-from smartcity.simulator.sumo import SCENARIO, scenario_dir
+from smartcity.simulator.sumo_network import SCENARIO, scenario_dir
 from streaming.indices import congestion_index
 
 BERLIN = ZoneInfo("Europe/Berlin")
