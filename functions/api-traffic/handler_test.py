@@ -1,4 +1,7 @@
-"""api-traffic through the real gateway, over the sample city (SQLite, memory cache): every route, its errors."""
+"""api-traffic through the real gateway, over the sample city (SQLite, memory cache): every route, its errors.
+
+Over 300 lines: a function's tests live in its folder, in one file, and api-traffic has the most routes (sensors,
+segments, history at four buckets, anomalies, congestion, forecasts), all read from one sample city."""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_samples.sample_city import SOURCE, TRAFFIC_STEPS
-
 from tests.api_samples.gateway import assert_problem, backends_of, query_time, sample_client
+from tests.api_samples.sample_city import SOURCE, TRAFFIC_STEPS
 from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.events.common import city
