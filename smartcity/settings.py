@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     stack_file: Path = Field(
         default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
     )
+    function_base_image: str = Field(
+        default="local",
+        description="Base image of `smartcity functions build`: `local` (a Debian bookworm base made by mmdebstrap, "
+                    "cached) or an image with Python 3.11 and pip, e.g. docker.io/library/python:3.11-slim-bookworm.",
+    )
+    function_watchdog_image: str = Field(
+        default="",
+        description="Image holding /fwatchdog (OpenFaaS of-watchdog) for `smartcity functions build`; empty: none "
+                    "with the local base (the image serves the function itself), ghcr.io/openfaas/of-watchdog otherwise.",
+    )
     function_name: str | None = Field(
         default=None, description="The one function a function container serves (set in its image by the template)."
     )

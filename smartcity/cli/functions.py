@@ -2,7 +2,9 @@
 
 ``gateway`` serves every function (or those named) on OpenFaaS's routes; ``trigger`` runs the Kafka triggers of
 the Kafka-triggered ones (over whatever ``SMARTCITY_BUS_URL`` names: Kafka, or the embedded log); ``knative``
-regenerates ``infra/knative/`` from the stack file. ``--stack`` wins over ``SMARTCITY_STACK_FILE``, ``--port``
+regenerates ``infra/knative/`` from the stack file; ``build`` builds the OCI image of each function with buildah
+(``--base-image`` over ``SMARTCITY_FUNCTION_BASE_IMAGE``, ``--watchdog-image`` over
+``SMARTCITY_FUNCTION_WATCHDOG_IMAGE``; docs/function-images.md). ``--stack`` wins over ``SMARTCITY_STACK_FILE``, ``--port``
 over ``SMARTCITY_GATEWAY_PORT``, ``--workers`` over ``SMARTCITY_GATEWAY_WORKERS``, names over
 ``SMARTCITY_GATEWAY_FUNCTIONS``, ``--metrics-port`` over ``SMARTCITY_TRIGGER_METRICS_PORT``.
 """
@@ -18,11 +20,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smartcity.errors import ConfigurationError
 from smartcity.runtime import jsonlog
 from smartcity.runtime.function import CloudEventHandler
 from smartcity.settings import PROJECT_ROOT, get_settings
 
-app = typer.Typer(help="The functions of stack.yml: list, local gateway, Kafka triggers, Knative manifests.",
+app = typer.Typer(help="The functions of stack.yml: list, local gateway, Kafka triggers, Knative manifests, images.",
                   no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -136,3 +139,31 @@ def knative(
         return
     for path in manifests.write(*options):
         console.print(f"wrote {path}")
+
+
+@app.command()
+def build(
+    names: list[str] | None = typer.Argument(None, help="Functions to build; default: all of the stack file."),
+    stack: Path | None = StackOption,
+    base_image: str | None = typer.Option(
+        None, help="`local` (Debian bookworm by mmdebstrap) or an image with Python 3.11; default: "
+                   "SMARTCITY_FUNCTION_BASE_IMAGE (local)."),
+    watchdog_image: str | None = typer.Option(
+        None, help="Image holding /fwatchdog; default: SMARTCITY_FUNCTION_WATCHDOG_IMAGE (none on the local base)."),
+) -> None:
+    """Build the OCI image of each function with buildah, from templates/smartcity-python3; print sizes and times."""
+    from smartcity.stack.base import StackError
+    from smartcity.stack.images import build_images
+
+    settings = get_settings()
+    overrides = {"function_base_image": base_image, "function_watchdog_image": watchdog_image}
+    settings = settings.model_copy(update={name: value for name, value in overrides.items() if value is not None})
+    try:
+        built = build_images(settings, _stack(stack).resolve(), names or ())
+    except (StackError, ConfigurationError) as error:  # a build, or the stack file
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    table = Table("function", "image", "seconds", "size (MB)")
+    for image in built:
+        table.add_row(image.function, image.image, f"{image.seconds:.1f}", f"{image.size_mb:.0f}")
+    Console(width=200).print(table)

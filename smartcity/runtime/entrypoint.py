@@ -36,11 +36,13 @@ def container_app(settings: Settings, handler_dir: Path) -> Any:
     return function_app(load_function(spec, settings, handler_dir=handler_dir))
 
 
-def main() -> None:
+def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:
+    """Serve the function: by default on of-watchdog's upstream; an image without the watchdog serves it on the
+    watchdog's own address (the template's ``start.sh``)."""
     settings = get_settings()
     jsonlog.configure(settings.log_level)
     app = container_app(settings, HANDLER_FOLDER.resolve())
-    uvicorn.run(app, host=UPSTREAM_HOST, port=UPSTREAM_PORT, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 if __name__ == "__main__":

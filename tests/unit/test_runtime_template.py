@@ -25,11 +25,13 @@ def test_the_template_runs_the_entry_point_under_of_watchdog_in_http_mode():
     assert template["language"] == TEMPLATE.name
     assert template["fprocess"] == "python index.py"
     dockerfile = (TEMPLATE / "Dockerfile").read_text()
-    assert "of-watchdog" in dockerfile and 'CMD ["fwatchdog"]' in dockerfile
+    assert "of-watchdog" in dockerfile and 'CMD ["sh", "/home/app/start.sh"]' in dockerfile
+    start = (TEMPLATE / "start.sh").read_text()  # fwatchdog where the image has it, else the function's own server
+    assert "exec /usr/bin/fwatchdog" in start and 'exec python index.py --host 0.0.0.0 --port "${port:-8080}"' in start
     assert 'mode="http"' in dockerfile
     assert f'upstream_url="http://{entrypoint.UPSTREAM_HOST}:{entrypoint.UPSTREAM_PORT}"' in dockerfile
     assert "ARG FUNCTION_NAME" in dockerfile and "SMARTCITY_FUNCTION_NAME=${FUNCTION_NAME}" in dockerfile
-    assert "from smartcity.runtime.entrypoint import main" in (TEMPLATE / "index.py").read_text()
+    assert "from smartcity.runtime.entrypoint import UPSTREAM_HOST, UPSTREAM_PORT, main" in (TEMPLATE / "index.py").read_text()
     # faas-cli looks for templates in ./template
     assert (PROJECT_ROOT / "template" / TEMPLATE.name / "template.yml").is_file()
 
