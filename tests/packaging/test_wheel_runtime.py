@@ -15,6 +15,7 @@ by the venv's own python, on embedded backends under a temporary folder whose da
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def extras_by_function() -> dict[str, tuple[str, ...]]:
 def in_process(tmp_path_factory) -> dict[str, dict]:
     """Every function's answer in this process (the checkout, every extra), from a folder made like the venvs'."""
     folder = tmp_path_factory.mktemp("in-process")
-    calls = prepared_calls(folder, PROJECT_ROOT / ".venv" / "bin" / "smartcity")
+    calls = prepared_calls(folder, Path(sys.executable).parent / "smartcity")
     return replay.answers_in_process(STACK_FILE, replay.read_calls(calls), settings_of(folder, STACK_FILE))
 
 
