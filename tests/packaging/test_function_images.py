@@ -6,7 +6,8 @@ cached, as are the wheels and buildah's layers, so a later session rebuilds only
 started with ``buildah run --isolation chroot`` sharing this machine's network (so its port is on loopback), as
 its own user, with its command (``start.sh``: no of-watchdog here, so the function's own server on ``$port``), its
 embedded backends in a folder mounted at ``/data``. The same call goes to the function loaded in this process on
-a folder prepared the same way: the answers, and what each stored, are the same.
+a folder prepared the same way: the answers, and what each stored, are the same. With a stand-in watchdog
+mounted, the image's command hands over to it.
 
 Skipped, with buildah's own words, only where buildah cannot run (not installed and no root to install it, or
 refused by the sandbox).
@@ -77,8 +78,9 @@ def prepared_folder(folder: Path) -> Path:
 
 
 @contextmanager
-def served(image: str, folder: Path) -> Iterator[str]:
-    """The image's command running in a working container of it, on loopback; yields its base URL."""
+def served(image: str, folder: Path, *volumes: str) -> Iterator[str]:
+    """The image's command running in a working container of it, on loopback (``volumes`` mounted beside the
+    folder); yields its base URL."""
     port = free_port()
     variables = {**function_environment(DATA, IMAGE_STACK_FILE), "port": str(port)}
     command = json.loads(subprocess.run(["buildah", "inspect", "--type", "image", image], capture_output=True,
@@ -90,7 +92,7 @@ def served(image: str, folder: Path) -> Iterator[str]:
     try:
         process = subprocess.Popen(
             ["buildah", "run", "--isolation", "chroot", "--network", "host", "--volume", f"{folder}:{DATA}",
-             *environment, container, "--", *command],
+             *(item for volume in volumes for item in ("--volume", volume)), *environment, container, "--", *command],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(url, process)
@@ -148,3 +150,17 @@ def test_the_built_image_answers_as_the_function_in_process(images, name, tmp_pa
 
 def test_an_ingest_image_stays_small(images):
     assert images["ingest-weather"].size_mb < INGEST_IMAGE_LIMIT_MB, images["ingest-weather"]
+
+
+def test_the_image_hands_over_to_the_watchdog_when_it_has_one(images, tmp_path):
+    """No of-watchdog can be had here: a stand-in at /usr/bin/fwatchdog notes that it ran, then serves as the
+    watchdog's fprocess would. The image's command must run it rather than its own server."""
+    folder = prepared_folder(tmp_path / "image")
+    watchdog = tmp_path / "fwatchdog"
+    watchdog.write_text(f'#!/bin/sh\necho "$fprocess" > {DATA}/watchdog-ran\n'
+                        'exec python index.py --host 0.0.0.0 --port "$port"\n')
+    watchdog.chmod(0o755)
+    call = sample_calls(viewer_token(folder))["ingest-weather"]
+    with served(images["ingest-weather"].image, folder, f"{watchdog}:/usr/bin/fwatchdog:ro") as url:
+        assert answers_over_http(url, call)["status"] == 202
+    assert (folder / "watchdog-ran").read_text().strip() == "python index.py"  # the template's fprocess
