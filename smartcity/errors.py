@@ -27,13 +27,6 @@ class ConfigurationError(Exception):
         super().__init__(f"{setting}: {reason}")
 
 
-class MissingDependencyError(ConfigurationError):
-    """An optional package a backend needs is not installed; says how to install it."""
-
-    def __init__(self, setting: str, package: str) -> None:
-        super().__init__(setting, f"needs the package {package!r}: pip install '{package}'")
-
-
 class FieldError(BaseModel):
     """One bad input: where it is (``query.limit``, ``header.ce-type``, ``[2].speed``) and why it is refused."""
 
