@@ -44,7 +44,9 @@ def function_environment(folder: Path, stack_file: Path) -> dict[str, str]:
         "SMARTCITY_DATABASE_URL": f"sqlite:///{folder}/smartcity.db",
         "SMARTCITY_DOCUMENTS_URL": f"embedded:///{folder}/documents.db",
         "SMARTCITY_OBJECTS_URL": f"file://{folder}/objects",
-        "SMARTCITY_CACHE_URL": "memory://",
+        # a store of its own: memory:// stores are per process and name, and other tests in this process use
+        # the unnamed one (an analytics answer cached by one of them would be served here)
+        "SMARTCITY_CACHE_URL": f"memory://packaging{folder}",
         "SMARTCITY_SECRETS_DIR": str(folder / "secrets"),
         "SMARTCITY_STACK_FILE": str(stack_file),
         "SMARTCITY_TOPIC_PARTITIONS": "2",
