@@ -9,18 +9,19 @@ Its data, configuration, log and pid file live in ``<stack_dir>/<name>/``.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity.stack.processes import (
+    alive_processes, children, group_leader_alive, process_tree, signal_processes, wait_gone,
+)
 
 HOST = "127.0.0.1"
 INFRA_LOCAL = PROJECT_ROOT / "infra" / "local"
@@ -68,84 +69,6 @@ def port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(PROBE_TIMEOUT_S)
         return sock.connect_ex((HOST, port)) == 0
-
-
-def _processes() -> dict[int, tuple[str, int, int]]:
-    """Every process as pid -> (state letter, parent pid, process group), read from /proc."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # it ended while we looked
-        table[int(stat.parent.name)] = (fields[0], int(fields[1]), int(fields[2]))
-    return table
-
-
-def process_tree(leader: int) -> list[int]:
-    """Live (not zombie) processes of the group ``leader`` leads and all their descendants.
-
-    Descendants count too because some servers move their children to sessions of their own (PostgreSQL's
-    backends call setsid), out of reach of a signal to the group.
-    """
-    table = {pid: entry for pid, entry in _processes().items() if entry[0] not in ("Z", "X")}
-    found = {pid for pid, (_, _, group) in table.items() if group == leader}
-    frontier = set(found)
-    while frontier:
-        frontier = {pid for pid, (_, parent, _) in table.items() if parent in frontier} - found
-        found |= frontier
-    return sorted(found)
-
-
-def group_leader_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process leading its own process group (as the servers we start do)."""
-    reap(pid)
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[0] not in ("Z", "X") and int(fields[2]) == pid
-
-
-# The servers this process started, kept so that their exit status is collected (no zombie, no warning).
-_children: dict[int, subprocess.Popen] = {}
-
-
-def reap(pid: int) -> None:
-    """Collect the exit status of ``pid`` if it is our child, so it does not linger as a zombie."""
-    if pid in _children:
-        if _children[pid].poll() is not None:
-            del _children[pid]
-        return
-    with suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def alive_processes(pids: list[int]) -> list[int]:
-    """Those of ``pids`` that are still running (zombies do not count; ours are reaped)."""
-    for pid in pids:
-        reap(pid)
-    table = _processes()
-    return [pid for pid in pids if pid in table and table[pid][0] not in ("Z", "X")]
-
-
-def _signal(pids: list[int], sig: signal.Signals, group: int) -> None:
-    """Signal the process group, and each process of ``pids`` that may have left it, with ``sig``."""
-    with suppress(ProcessLookupError):
-        os.killpg(group, sig)
-    if sig == signal.SIGKILL:  # a graceful stop is the server's to pass on to its children
-        for pid in alive_processes(pids):
-            with suppress(ProcessLookupError):
-                os.kill(pid, sig)
-
-
-def _wait_gone(pids: list[int], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while alive_processes(pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 class LocalService(ABC):
@@ -271,10 +194,10 @@ class LocalService(ABC):
         if not tree:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal(tree, self.stop_signal, group=pid)
-        if not _wait_gone(tree, self.stop_timeout_s):
-            _signal(tree, signal.SIGKILL, group=pid)
-            if not _wait_gone(tree, 10.0):
+        signal_processes(tree, self.stop_signal, group=pid)
+        if not wait_gone(tree, self.stop_timeout_s):
+            signal_processes(tree, signal.SIGKILL, group=pid)
+            if not wait_gone(tree, 10.0):
                 raise StackError(self.name, f"processes {alive_processes(tree)} survived SIGKILL")
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -292,7 +215,7 @@ class LocalService(ABC):
                 start_new_session=True,  # its own process group, so stop() ends every child too
                 user=self.run_as(),
             )
-        _children[process.pid] = process
+        children[process.pid] = process
         self.pid_file.write_text(str(process.pid))
 
     def _wait_healthy(self) -> None:

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from smartcity.stack.base import alive_processes, process_tree
+from smartcity.stack.processes import alive_processes, process_tree
 from tests.ports import free_port
 
 

@@ -22,7 +22,8 @@ import pytest
 
 from smartcity import stack
 from smartcity.settings import PLATFORM_TOPICS, get_settings
-from smartcity.stack.base import alive_processes, port_open, process_tree
+from smartcity.stack.base import port_open
+from smartcity.stack.processes import alive_processes, process_tree
 from tests.ports import free_port
 
 pytestmark = pytest.mark.real

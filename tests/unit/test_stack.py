@@ -18,7 +18,8 @@ import yaml
 from smartcity import stack
 from smartcity.stack import users
 from smartcity.settings import PROJECT_ROOT, Settings
-from smartcity.stack.base import LocalService, StackError, alive_processes, port_open, process_tree
+from smartcity.stack.base import LocalService, StackError, port_open
+from smartcity.stack.processes import alive_processes, process_tree
 from smartcity.stack.kafka import KafkaService
 from smartcity.stack.prometheus import PrometheusService
 from tests.ports import free_port
