@@ -23,10 +23,16 @@ LEARNED = ("xgboost", "lstm", "transformer")
 
 def model_class(name: str) -> type[Forecaster]:
     """The forecaster class called ``name``; BadSeriesInput (field ``model``) lists the known names."""
+    return class_named(MODELS, name, "model")
+
+
+def class_named(classes: dict[str, str], name: str, kind: str) -> type:
+    """The class ``classes[name]`` names (``module:attribute``), imported only now (torch stays unloaded until a
+    torch model is asked for); BadSeriesInput (field ``model``) names the unknown ``kind`` and lists the known."""
     try:
-        module, attribute = MODELS[name].split(":")
+        module, attribute = classes[name].split(":")
     except KeyError:
-        raise BadSeriesInput("model", f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+        raise BadSeriesInput("model", f"unknown {kind} {name!r}; known: {', '.join(classes)}") from None
     return getattr(importlib.import_module(module), attribute)
 
 

@@ -8,10 +8,8 @@ torch nor the autoencoder's module; loading an autoencoder needs onnxruntime, no
 
 from __future__ import annotations
 
-import importlib
-
 from models.anomaly.base import Detector
-from models.panel import BadSeriesInput
+from models.catalog import class_named
 from models.registry import Registry
 
 DETECTORS = {
@@ -25,11 +23,7 @@ LEARNED = ("isolation-forest", "autoencoder")
 
 def detector_class(name: str) -> type[Detector]:
     """The detector class called ``name``; BadSeriesInput (field ``model``) lists the known names."""
-    try:
-        module, attribute = DETECTORS[name].split(":")
-    except KeyError:
-        raise BadSeriesInput("model", f"unknown detector {name!r}; known: {', '.join(DETECTORS)}") from None
-    return getattr(importlib.import_module(module), attribute)
+    return class_named(DETECTORS, name, "detector")
 
 
 def detector_names(choice: str) -> tuple[str, ...]:
