@@ -23,6 +23,7 @@ from rich.table import Table
 from smartcity.errors import ConfigurationError
 from smartcity.runtime import jsonlog
 from smartcity.runtime.function import CloudEventHandler
+from smartcity.runtime.helm_values import helm_values
 from smartcity.settings import PROJECT_ROOT, get_settings
 
 app = typer.Typer(help="The functions of stack.yml: list, local gateway, Kafka triggers, Knative manifests, images.",
@@ -167,3 +168,6 @@ def build(
     for image in built:
         table.add_row(image.function, image.image, f"{image.seconds:.1f}", f"{image.size_mb:.0f}")
     Console(width=200).print(table)
+
+
+app.command("helm-values")(helm_values)
