@@ -6,8 +6,9 @@ Deployment + Service + HPA); every ConfigMap, Secret, ServiceAccount and PVC a w
 object a KafkaSource, HPA or PDB points at, is rendered by the chart; Deployments roll with ``maxUnavailable: 0``
 behind readiness probes. Every document is validated offline: the Kubernetes kinds against the API's OpenAPI v3
 documents (k8s.io/kubernetes), Knative Services against Knative Serving's CRD (knative.dev/serving), both from the
-Go module proxy; unknown fields fail (as kubeconform's strict mode). Knative Eventing's CRDs (KafkaSource,
-KafkaSink) are not on the proxy here, so those two kinds get the field check of smartcity.runtime.knative only.
+Go module proxy; unknown fields fail (as kubeconform's strict mode). The CRDs of Knative Eventing (KafkaSource,
+KafkaSink) and of the Spark operator (SparkApplication) are not on the proxy here (403), so those kinds get a check
+of the fields their controllers require only.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ VALUE_SETS = {"default": [], "production": ["-f", str(CHART / "values-production
 NAMESPACE = "smartcity"
 WORKLOAD_KINDS = {"Deployment", "CronJob", "Service"}  # Service: Knative's, which carries a pod template
 PRODUCTION_SETTINGS = set(yaml.safe_load((CHART / "values-production.yaml").read_text())["settings"])
-UNVALIDATED_KINDS = {"KafkaSource", "KafkaSink"}  # no CRD schema on the proxy: knative.missing_fields instead
+# No CRD schema on the Go module proxy for these: the fields their controllers require are checked instead.
+SPARK_REQUIRED_FIELDS = ["spec.type", "spec.mode", "spec.image", "spec.mainApplicationFile", "spec.sparkVersion",
+                         "spec.driver.serviceAccount", "spec.executor.instances"]
+UNVALIDATED_KINDS = {"KafkaSource", "KafkaSink", "SparkApplication"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,16 @@ def _pod_spec(document: dict) -> dict | None:
         return spec["template"]["spec"]
     if kind == "CronJob":
         return spec["jobTemplate"]["spec"]["template"]["spec"]
+    if kind == "SparkApplication":
+        return _spark_pod_spec(document)
     return None
+
+
+def _spark_pod_spec(document: dict) -> dict:
+    """A SparkApplication's driver and executors as one pod spec: volumes, containers, the driver's account."""
+    spec = document["spec"]
+    return {"serviceAccountName": spec["driver"]["serviceAccount"], "volumes": spec.get("volumes", []),
+            "containers": [spec["driver"], spec["executor"]]}
 
 
 def _references(pod: dict) -> Iterator[tuple[str, str]]:
@@ -126,6 +139,9 @@ def test_every_pointer_between_resources_resolves(rendered, value_set):
     deployments = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Deployment"}
     for hpa in (doc for doc in documents if doc["kind"] == "HorizontalPodAutoscaler"):
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    for binding in (doc for doc in documents if doc["kind"] == "RoleBinding"):
+        assert binding["roleRef"]["name"] in _names(documents, "Role")
+        assert {subject["name"] for subject in binding["subjects"]} <= _names(documents, "ServiceAccount")
     for budget in (doc for doc in documents if doc["kind"] == "PodDisruptionBudget"):
         selector = budget["spec"]["selector"]["matchLabels"]
         pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
@@ -148,6 +164,18 @@ def test_every_function_is_rendered_in_both_modes(rendered):
         sources = [doc for doc in documents if doc["kind"] == "KafkaSource"]
         assert {doc["spec"]["sink"]["ref"]["name"] for doc in sources} == kafka_functions
         assert _names(documents, "CronJob") == {"models-training"}
+        assert _names(documents, "SparkApplication") == {"smartcity-streaming"}
+
+
+def test_the_streaming_checkpoints_are_on_a_persistent_volume(rendered):
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for documents in rendered.values():
+        streaming = next(doc for doc in documents if doc["kind"] == "SparkApplication")
+        volumes = {volume["name"]: volume for volume in streaming["spec"]["volumes"]}
+        mount = next(m for m in streaming["spec"]["driver"]["volumeMounts"] if m["mountPath"] == "/checkpoints")
+        assert mount["mountPath"] == values["settings"]["streaming_checkpoint_dir"]
+        claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+        assert claim in _names(documents, "PersistentVolumeClaim")
 
 
 def test_kafka_sources_carry_the_delivery_spec_of_stack_yml(rendered):
@@ -199,6 +227,18 @@ def test_configmap_holds_the_settings_and_the_secret_the_secret_files(rendered):
     assert production["SMARTCITY_TOPIC_PARTITIONS"] == "6" and production["SMARTCITY_LOG_LEVEL"] == "WARNING"
 
 
+def test_the_network_policy_covers_every_function_and_leaves_spark_alone(rendered):
+    for documents in rendered.values():
+        policy = next(doc for doc in documents if doc["kind"] == "NetworkPolicy"
+                      and doc["metadata"]["name"] == "smartcity-functions")
+        selector = policy["spec"]["podSelector"]["matchLabels"].items()
+        pods = {doc["metadata"]["name"]: doc["spec"]["template"]["metadata"]["labels"] for doc in documents
+                if doc["kind"] == "Deployment" or doc["apiVersion"] == knative.SERVICE_API}
+        assert pods and all(selector <= labels.items() for labels in pods.values())
+        streaming = next(doc for doc in documents if doc["kind"] == "SparkApplication")["spec"]
+        assert not any(selector <= streaming[role]["labels"].items() for role in ("driver", "executor"))
+
+
 # Offline schema validation ---------------------------------------------------------------------------------------
 
 def _strict(schema: Any) -> Any:
@@ -229,6 +269,13 @@ def _knative_service_schema() -> dict:
     return _strict(version["schema"]["openAPIV3Schema"])
 
 
+def _missing_fields(document: dict) -> list[str]:
+    if document["kind"] == "SparkApplication":
+        return [field for field in SPARK_REQUIRED_FIELDS
+                if knative._values(document, field.split(".")) in ([None], [""], [[]], [{}])]
+    return knative.missing_fields(document)
+
+
 def _validator(document: dict) -> jsonschema.Draft7Validator | None:
     api_version, kind = document["apiVersion"], document["kind"]
     if api_version == knative.SERVICE_API and kind == "Service":
@@ -250,7 +297,7 @@ def test_every_rendered_manifest_is_valid_against_its_schema(rendered, value_set
         where = f"{document['kind']} {document['metadata']['name']}"
         validator = _validator(document)
         if validator is None:
-            assert knative.missing_fields(document) == [], where
+            assert _missing_fields(document) == [], where
             checked += 1
             continue
         errors = [f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
@@ -270,3 +317,4 @@ def test_the_strict_schemas_refuse_an_unknown_field(rendered):
         broken = json.loads(json.dumps(document))
         broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
         assert list(_validator(broken).iter_errors(broken)), kind
+
