@@ -37,6 +37,8 @@ PRODUCTION_SETTINGS = set(yaml.safe_load((CHART / "values-production.yaml").read
 SPARK_REQUIRED_FIELDS = ["spec.type", "spec.mode", "spec.image", "spec.mainApplicationFile", "spec.sparkVersion",
                          "spec.driver.serviceAccount", "spec.executor.instances"]
 UNVALIDATED_KINDS = {"KafkaSource", "KafkaSink", "SparkApplication"}
+# The first run builds Helm (4.5 minutes here) and downloads k8s.io/kubernetes from the proxy; later runs take seconds.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
