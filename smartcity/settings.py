@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0,
         description="Largest request body the local gateway passes to a function; a larger one gets 413.")
+    callback_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts (`name`, `name:port`, `[v6]:port`) that `/async-function` may POST its "
+        "result to (`X-Callback-Url`); empty: none. Every address the host resolves to must also be public.",
+    )
+    callback_allow_private: bool = Field(
+        default=False,
+        description="Let callbacks reach allowlisted hosts at loopback or private (RFC 1918, fc00::/7) addresses: "
+        "for a local setup. Link-local, metadata, unspecified and multicast addresses stay refused.",
+    )
     stack_file: Path = Field(
         default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
     )

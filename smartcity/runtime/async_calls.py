@@ -1,6 +1,9 @@
 """OpenFaaS's asynchronous invocation, ``/async-function/<name>[/path]``: a POST is answered 202 with
 ``X-Call-Id`` at once; the function's response is then POSTed to ``X-Callback-Url`` with ``X-Function-Status``,
-``X-Function-Name``, ``X-Duration-Seconds`` and ``X-Call-Id``. A bad callback URL is refused (400) up front."""
+``X-Function-Name``, ``X-Duration-Seconds`` and ``X-Call-Id``. A callback URL that
+:mod:`smartcity.runtime.callbacks` refuses (not http(s), not on the allowlist, or resolving to a loopback, private
+or link-local address) is refused (400) up front, and checked again when the result is sent, to the address
+checked then; a redirect is not followed."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import logging
 import time
 import uuid
 from typing import Callable, Sequence
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
+from smartcity.runtime.callbacks import CallbackTarget, resolve_callback
 from smartcity.runtime.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -28,10 +31,13 @@ HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "kee
 class AsyncRoutes:
     """``/async-function/<name>``: accept now (202), invoke in the background, POST the result to the callback."""
 
-    def __init__(self, gateway: FastAPI, names: Sequence[str], max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, gateway: FastAPI, names: Sequence[str], max_body_bytes: int = MAX_BODY_BYTES,
+                 callback_allowed_hosts: str = "", callback_allow_private: bool = False) -> None:
         self.gateway = gateway
         self.names = set(names)
         self.max_body_bytes = max_body_bytes
+        self.callback_allowed_hosts = callback_allowed_hosts
+        self.callback_allow_private = callback_allow_private
         self.tasks: set[asyncio.Task] = set()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
@@ -42,12 +48,14 @@ class AsyncRoutes:
                 # result the callback gets, as from OpenFaaS, rather than an error that ends the call unreported.
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway, raise_app_exceptions=False),
                                   base_url="http://gateway", timeout=None)
-                if kind == "internal" else httpx.AsyncClient(timeout=30)
+                if kind == "internal" else httpx.AsyncClient(timeout=30, follow_redirects=False)
             )
         return self._clients[kind]
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         response = self._refusal(scope)
+        if response is None:
+            response = await self._callback_refusal(scope)
         if response is None:
             response, receive = await admit_body(scope, receive, self.max_body_bytes)
         if response is None:
@@ -62,12 +70,23 @@ class AsyncRoutes:
             return function_not_found(name, self.names, path)
         if scope["method"] != "POST":
             return problem_response(405, "an async invocation is a POST", instance=path, headers={"Allow": "POST"})
-        callback_url = Request(scope).headers.get("x-callback-url")
-        if callback_url is not None and not is_http_url(callback_url):
-            return problem_response(400, "the callback URL is not an http(s) URL",
-                                    {"header.x-callback-url": f"{callback_url!r} is not an absolute http(s) URL"},
-                                    instance=path)
         return None
+
+    async def _callback_refusal(self, scope: dict) -> Response | None:
+        """The problem refusing the call's ``X-Callback-Url``, or None (none given, or one that may be called)."""
+        callback_url = Request(scope).headers.get("x-callback-url")
+        if callback_url is None:
+            return None
+        target = await self._callback_target(callback_url)
+        if isinstance(target, CallbackTarget):
+            return None
+        return problem_response(400, "the callback URL is refused", {"header.x-callback-url": target},
+                                instance=scope["path"])
+
+    async def _callback_target(self, callback_url: str) -> CallbackTarget | str:
+        """``callback_url`` resolved and checked (in a thread: DNS blocks), or why it is refused."""
+        return await asyncio.to_thread(resolve_callback, callback_url, self.callback_allowed_hosts,
+                                       self.callback_allow_private)
 
     async def _accept(self, request: Request) -> Response:
         """202 at once; the call runs in the background."""
@@ -98,21 +117,28 @@ class AsyncRoutes:
             "X-Duration-Seconds": f"{duration:f}",
             "X-Start-Time": str(start_ns),
         })
+        await self._send_callback(call_id, callback_url, callback_headers, result.content)
+
+    async def _send_callback(self, call_id: str, callback_url: str, headers: dict, body: bytes) -> None:
+        """POST the result to ``callback_url``, checked again now and pinned to the address checked: a name that
+        resolved to a public address at 202 and to a private one now is refused, and a redirect is a failure."""
+        target = await self._callback_target(callback_url)
+        if not isinstance(target, CallbackTarget):
+            logger.error("async call %s: callback to %s refused: %s", call_id, callback_url, target)
+            return
+        extensions = {"sni_hostname": target.hostname} if target.url.startswith("https:") else {}
         try:
-            await self._client("callback").post(callback_url, headers=callback_headers, content=result.content)
+            answer = await self._client("callback").post(target.url, headers={**headers, "Host": target.host},
+                                                         content=body, extensions=extensions)
         except httpx.HTTPError as error:
             logger.error("async call %s: callback to %s failed: %s", call_id, callback_url, error)
+            return
+        if answer.is_redirect:
+            logger.error("async call %s: callback to %s failed: redirected (%s) to %s, not followed", call_id,
+                         callback_url, answer.status_code, answer.headers.get("location"))
 
     async def close(self) -> None:
         if self.tasks:
             await asyncio.wait(set(self.tasks))
         for client in self._clients.values():
             await client.aclose()
-
-
-
-def is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-

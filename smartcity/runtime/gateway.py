@@ -17,8 +17,9 @@ with itself and every app sharing that callable (the API functions install their
 the gateway knows no layer above the runtime.
 
 Every error it answers is a problem document (:mod:`smartcity.runtime.problems`): 404 for an unknown function or
-path, 405 for a method a route lacks, 400 for a bad ``X-Callback-Url``, 413 for a body over ``max_body_bytes``
-(declared by ``Content-Length``, or counted when the body comes chunked).
+path, 405 for a method a route lacks, 400 for an ``X-Callback-Url`` that :mod:`smartcity.runtime.callbacks`
+refuses, 413 for a body over ``max_body_bytes`` (declared by ``Content-Length``, or counted when the body comes
+chunked).
 
 :func:`build_gateway` loads the functions and returns the app (a FastAPI app, so more routes can be added);
 ``app.state.function_apps`` maps each function's name to its ASGI app.
@@ -155,9 +156,11 @@ class PublicRoute:
 
 
 def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | None = None,
-                   metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+                   metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                   callback_allowed_hosts: str = "", callback_allow_private: bool = False) -> FastAPI:
     """The gateway over already loaded functions; on shutdown it closes ``backends``. A request body over
-    ``max_body_bytes`` is refused (413) before a function sees it."""
+    ``max_body_bytes`` is refused (413) before a function sees it; async calls call back only to the hosts of
+    ``callback_allowed_hosts``, at public addresses unless ``callback_allow_private``."""
     metrics = metrics or Metrics()
     apps = {function.name: function_app(function) for function in functions}
     by_name = {function.name: function for function in functions}
@@ -176,7 +179,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
 
     gateway = FastAPI(title="smartcity gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     gateway.add_exception_handler(HTTPException, http_exception_problem)
-    async_routes = AsyncRoutes(gateway, list(apps), max_body_bytes)
+    async_routes = AsyncRoutes(gateway, list(apps), max_body_bytes, callback_allowed_hosts, callback_allow_private)
     for name in apps:
         metrics.register(name)
     gateway.state.functions = by_name
@@ -209,10 +212,12 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
 
 def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = ()) -> FastAPI:
     """Load every function of ``stack_file`` (or those named) and return the gateway app serving them, refusing
-    bodies over ``settings.gateway_max_body_bytes``."""
+    bodies over ``settings.gateway_max_body_bytes`` and callbacks the ``callback_*`` settings do not allow."""
     backends = Backends()
     return create_gateway(load_stack(stack_file, settings, names, backends), backends,
-                          max_body_bytes=settings.gateway_max_body_bytes)
+                          max_body_bytes=settings.gateway_max_body_bytes,
+                          callback_allowed_hosts=settings.callback_allowed_hosts,
+                          callback_allow_private=settings.callback_allow_private)
 
 
 def gateway_from_settings() -> FastAPI:

@@ -93,7 +93,9 @@ def test_one_function_invoked_four_ways(kafka):
         callbacks.put((dict(request.headers), await request.body()))
         return Response()
 
-    gateway = build_gateway(kafka.stack, kafka.settings, ["echo"])
+    # The callback listener is on 127.0.0.1: allowlisted, with private addresses allowed.
+    settings = kafka.settings.model_copy(update={"callback_allowed_hosts": "127.0.0.1", "callback_allow_private": True})
+    gateway = build_gateway(kafka.stack, settings, ["echo"])
     with serving(gateway) as url, httpx.Client(base_url=url, timeout=30) as client, \
             serving(Starlette(routes=[Route("/cb", callback, methods=["POST"])])) as callback_url:
         for way, convert in (("binary", sdk_http.to_binary), ("structured", sdk_http.to_structured)):

@@ -24,7 +24,8 @@ from tests.problem_assertions import answered_problem
 @pytest.fixture
 def gateway(tmp_path):
     (tmp_path / "hello-token").write_text("s3cret")
-    settings = embedded_settings(tmp_path)
+    # The async tests call back to listeners on 127.0.0.1 (any port): allowlisted, and private addresses allowed.
+    settings = embedded_settings(tmp_path, callback_allowed_hosts="127.0.0.1", callback_allow_private=True)
     app = build_gateway(write_stack(tmp_path, run=tmp_path.name[-12:]), settings)
     with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         client.settings = settings
