@@ -15,6 +15,7 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,6 +97,22 @@ class Settings(BaseSettings):
         description="Let callbacks reach allowlisted hosts at loopback or private (RFC 1918, fc00::/7) addresses: "
         "for a local setup. Link-local, metadata, unspecified and multicast addresses stay refused.",
     )
+    gateway_rate_per_s: float = Field(
+        default=200.0, ge=0,
+        description="Requests per second each caller (one token, API key or, without credentials, one client address) "
+        "may send through the gateway, as a token bucket; over it: 429 with Retry-After. 0: no limit.")
+    gateway_rate_burst: int = Field(
+        default=400, ge=1, description="Requests a caller may send at once before `gateway_rate_per_s` applies.")
+    gateway_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest a function may take to start answering through the gateway; then 504.")
+    ingest_allow_anonymous: bool = Field(
+        default=False,
+        description="Let ingest functions take readings without an API key or token: for local development only "
+        "(refused in production mode).")
+    mode: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses to start with demo or default secrets (a JWT key or ingest key list that "
+        "is missing, empty or made by `smartcity demo`) or with anonymous ingest.")
     stack_file: Path = Field(
         default=PROJECT_ROOT / "stack.yml", description="The OpenFaaS stack file listing every function and its trigger."
     )
