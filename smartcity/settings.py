@@ -178,6 +178,24 @@ class Settings(BaseSettings):
         default=7, ge=0, description="Daily partitions of the time-series tables created ahead of today."
     )
     backup_keep: int = Field(default=7, ge=1, description="Backups kept by `smartcity backup prune` (the newest ones).")
+    backup_keep_days: float = Field(
+        default=0.0, ge=0, description="`smartcity backup prune`: also delete backups older than this many days (0: no "
+                                       "age limit); the newest backup is always kept.")
+    backup_url: str = Field(
+        default=f"file://{DEFAULT_DATA_DIR / 'backups'}",
+        description="Where backups go, apart from the data: s3://host:port/bucket (a bucket of its own, versioned "
+                    "where the server can) or file:///folder.")
+    backup_every: str = Field(
+        default="1d", description="`smartcity backup schedule`: wall time between backups, e.g. 6h, 1d.")
+    database_read_url: str = Field(
+        default="", description="Database of the API's read-only queries, e.g. a streaming replica "
+                                "postgresql://user@host:port/db; empty: SMARTCITY_DATABASE_URL.")
+    postgres_replica_port: int = Field(
+        default=5433, description="Port of the local PostgreSQL streaming replica (`smartcity stack up "
+                                  "postgres-replica`; not started by default).")
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of every topic the platform creates (1 with one broker; 3 in "
+                                     "production).")
     forecast_reload_s: float = Field(
         default=30.0, ge=0, description="forecast-traffic: seconds between checks of the registry for a newly promoted "
                                         "model (0: before every batch).")
