@@ -165,6 +165,21 @@ class Settings(BaseSettings):
         default=None, description="Prometheus HTTP API the platform may query, e.g. http://127.0.0.1:9090."
     )
     log_level: str = Field(default="INFO", description="Log level of every process.")
+    logs_url: str = Field(
+        default="",
+        description="Elasticsearch bulk API the processes ship their log lines to (`<url>/_bulk`, NDJSON): the local "
+        "VictoriaLogs at http://127.0.0.1:9428/insert/elasticsearch, or an Elasticsearch/OpenSearch URL; empty: "
+        "logs go to stderr only.",
+    )
+    logs_spool_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "log-spool",
+        description="Where log lines wait until the log store has them (kept while it is down).",
+    )
+    logs_spool_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024,
+        description="Most bytes of log lines kept waiting; beyond it the oldest batches are dropped (and counted).",
+    )
+    victorialogs_port: int = Field(default=9428, description="Port of the local VictoriaLogs (`smartcity stack`).")
     gps_precision_decimals: int = Field(
         default=3,
         ge=0,
