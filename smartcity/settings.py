@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Folder of secret files, one file per secret (OpenFaaS convention).",
     )
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of every stream topic.")
+    city_file: Path = Field(
+        default=PROJECT_ROOT / "smartcity" / "city" / "data" / "cologne-nippes.json",
+        description="The city the platform serves (`smartcity city build` makes one): its time zone, boundary, zones, "
+        "road segments, sites and transit feed. Default: the bundled Cologne district.",
+    )
     stack_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "stack",
         description="Where `smartcity stack` keeps the local services' data, logs and pid files.",
