@@ -166,3 +166,27 @@ def drop_real_stores(settings: Settings) -> None:
     for key in objects.list():
         objects.delete(key)
     objects.close()
+
+
+def fill_stores(db, documents) -> None:
+    """Migrated tables with the reference data and two rounds of sample events, in the database and documents."""
+    from smartcity.storage.documents import DocumentWriter
+    from smartcity.storage.migrate import migrate
+    from smartcity.storage.reference import load_reference
+    from smartcity.storage.timeseries import TimeSeriesWriter
+
+    migrate(db)
+    load_reference(db)
+    events = sample_stored_events() + sample_stored_events(n=2)
+    TimeSeriesWriter(db).write(events)
+    DocumentWriter(documents).write(events)
+
+
+def everything_stored(db, documents) -> tuple[dict, dict]:
+    """Every row of every table and every stored document, in a fixed order: equal before a backup and after
+    its restore."""
+    from smartcity.storage.backup import table_counts
+    from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS
+
+    rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in table_counts(db)}
+    return rows, {name: documents.find(name, sort=[("_id", 1)]) for name in (DEVICE_PAYLOADS, INCIDENTS)}

@@ -9,12 +9,16 @@ A backup is a folder ``backups/<id>/`` of the object store, ``<id>`` its UTC cre
 ``documents/<collection>.jsonl``
     Every document of every collection, one per line, datetimes as ``{"$date": ...}`` (MongoDB's extended
     JSON; ``mongodump`` is not available here). The same format for MongoDB and the embedded store.
+``grafana/<path>``
+    What the platform provisions in Grafana, as code (``grafana/``): dashboards, data sources, alert rules.
 ``manifest.json``
     Written last: a folder without it is an unfinished backup, never listed nor restored. It records the
-    dialect, the rows of every table and the documents of every collection, which :meth:`Backups.restore` checks.
+    dialect, the rows and checksum of every table and the documents and checksum of every collection
+    (:mod:`smartcity.storage.checksums`), which :meth:`Backups.restore` checks.
 
-:meth:`Backups.prune` keeps the ``SMARTCITY_BACKUP_KEEP`` newest (and removes unfinished ones older than the
-oldest kept). :meth:`Backups.restore` refuses a target that holds any table or document: it restores into an empty
+Backups go to ``SMARTCITY_BACKUP_URL``, a bucket or folder apart from the data's. :meth:`Backups.prune` keeps
+the ``SMARTCITY_BACKUP_KEEP`` newest, drops those older than ``SMARTCITY_BACKUP_KEEP_DAYS`` (the newest stays), and
+removes unfinished ones older than the oldest kept. :meth:`Backups.restore` refuses a target that holds any table or document: it restores into an empty
 stack. Command line: ``smartcity backup create|list|restore|prune``.
 """
 
@@ -26,7 +30,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from smartcity.backends.database.postgres import conninfo_from_url
 from smartcity.backends.documents import DocumentStore
 from smartcity.backends.documents.embedded import decode, encode
 from smartcity.backends.objects import ObjectStore
+from smartcity.storage.checksums import checksum_differences, documents_checksum, table_checksums
 
 BACKUP_PREFIX = "backups/"
 MANIFEST = "manifest.json"
@@ -55,6 +60,13 @@ class Backup:
     @property
     def created_at(self) -> str:
         return self.manifest["created_at"]
+
+
+def grafana_export() -> dict[str, str]:
+    """The files the platform provisions in Grafana (dashboards, data sources, alert rules), by path under grafana/."""
+    from grafana.build import render  # the dashboards as code; imported only when a backup is made
+
+    return render()
 
 
 def new_backup_id(now: datetime | None = None) -> str:
@@ -157,8 +169,10 @@ class Backups:
         backup_id = new_backup_id(now)
         if self.objects.list(f"{self.prefix}{backup_id}/"):
             raise BackupError(f"backup {backup_id} exists already")
+        tables = table_counts(db)
         manifest: dict[str, Any] = {"id": backup_id, "created_at": datetime.now(timezone.utc).isoformat(),
-                                    "dialect": db.dialect, "tables": table_counts(db), "collections": {}}
+                                    "dialect": db.dialect, "tables": tables, "collections": {},
+                                    "checksums": {"tables": table_checksums(db, tables), "collections": {}}}
         with tempfile.TemporaryDirectory(prefix="smartcity-backup-") as folder:
             progress(f"dumping the {db.dialect} database")
             dump = dump_database(db, database_url, Path(folder))
@@ -170,6 +184,12 @@ class Backups:
             self.objects.put(self._key(backup_id, f"documents/{collection}.jsonl"),
                              ("\n".join(lines) + "\n" if lines else "").encode(), "application/x-ndjson")
             manifest["collections"][collection] = len(lines)
+            manifest["checksums"]["collections"][collection] = documents_checksum(lines)
+        progress("exporting the Grafana dashboards and alert rules")
+        exported = grafana_export()
+        for path, text in exported.items():
+            self.objects.put(self._key(backup_id, f"grafana/{path}"), text.encode())
+        manifest["grafana"] = sorted(exported)
         self.objects.put(self._key(backup_id, MANIFEST), json.dumps(manifest, indent=2).encode(), "application/json")
         return Backup(backup_id, manifest)
 
@@ -217,13 +237,24 @@ class Backups:
                   for name, count in backup.manifest["collections"].items() if documents.count(name) != count}
         if wrong:
             raise BackupError(f"backup {backup.id} restored with other counts (expected, found): {wrong}")
+        expected = backup.manifest.get("checksums")  # backups made before checksums were recorded have none
+        if expected:
+            wrong = checksum_differences(expected["tables"], table_checksums(db, expected["tables"]))
+            wrong |= checksum_differences(expected["collections"], {
+                name: documents_checksum(map(encode, documents_of(documents, name))) for name in expected["collections"]})
+            if wrong:
+                raise BackupError(f"backup {backup.id} restored with other checksums: {', '.join(sorted(wrong))}")
 
-    def prune(self, keep: int) -> list[str]:
-        """Delete all but the ``keep`` newest finished backups (and unfinished ones older than those kept)."""
+    def prune(self, keep: int, keep_days: float = 0, now: datetime | None = None) -> list[str]:
+        """Delete all but the ``keep`` newest finished backups, and those older than ``keep_days`` (0: no age
+        limit; the newest is kept whatever its age), and unfinished ones older than those kept."""
         if keep < 1:
             raise BackupError("keep at least one backup")
         finished = [backup.id for backup in self.list()]
         kept = set(finished[-keep:])
+        if keep_days > 0:
+            oldest = new_backup_id((now or datetime.now(timezone.utc)) - timedelta(days=keep_days))
+            kept = {i for i in kept if i >= oldest} | set(finished[-1:])
         oldest_kept = min(kept) if kept else None
         doomed = [i for i in self.ids() if i not in kept and (i in finished or (oldest_kept and i < oldest_kept))]
         for backup_id in doomed:

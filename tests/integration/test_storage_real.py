@@ -31,7 +31,8 @@ from smartcity.storage.archive import RawArchive
 from smartcity.storage.tables import STREAM_TABLES
 from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.storage_samples import (
-    drain, drop_real_stores, prefixed_stack, real_settings, sample_events, sample_stored_events,
+    drain, drop_real_stores, everything_stored, fill_stores, prefixed_stack, real_settings, sample_events,
+    sample_stored_events,
 )
 
 pytestmark = pytest.mark.real
@@ -231,18 +232,9 @@ def test_the_store_functions_write_kafka_records_into_every_real_backend_once(se
 
 
 def test_backup_wipe_restore_gives_back_the_same_rows_and_documents(settings, db):
-    migrate(db)
-    load_reference(db)
     documents = open_documents(settings.documents_url, settings=settings)
-    events = sample_stored_events() + sample_stored_events(n=2)
-    TimeSeriesWriter(db).write(events)
-    DocumentWriter(documents).write(events)
-
-    def everything():
-        rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in table_counts(db)}
-        return rows, {name: documents.find(name, sort=[("_id", 1)]) for name in (DEVICE_PAYLOADS, INCIDENTS)}
-
-    before = everything()
+    fill_stores(db, documents)
+    before = everything_stored(db, documents)
     backups = Backups(open_objects(settings.objects_url, settings=settings))
     backup = backups.create(db, settings.database_url, documents)
     assert backup.manifest["database"] == "database.pgdump"
@@ -254,6 +246,6 @@ def test_backup_wipe_restore_gives_back_the_same_rows_and_documents(settings, db
     assert table_counts(db) == {} and documents.count(DEVICE_PAYLOADS) == 0
 
     backups.restore(backup.id, db, settings.database_url, documents)
-    assert everything() == before
+    assert everything_stored(db, documents) == before
     assert migrate(db) == []  # the restored ledger knows every migration
     documents.close()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from minio.versioningconfig import ENABLED, VersioningConfig
 
 from smartcity.backends._url import CONNECT_TIMEOUT_S, flag, host_port, query_options, unreachable
 from smartcity.backends.objects.base import check_key
@@ -90,6 +91,17 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, check_key(key))
+
+    def enable_versioning(self) -> str:
+        """Turn on the bucket's versioning (every overwrite or delete keeps the former version); what came of it.
+        S3Proxy answers NotImplemented: then the bucket is left as it is and the answer says so."""
+        try:
+            self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+        except S3Error as error:
+            if error.code == "NotImplemented":
+                return f"not versioned: the server does not support it ({error.message})"
+            raise
+        return f"versioned ({self.client.get_bucket_versioning(self.bucket).status})"
 
     def close(self) -> None:
         self._http.clear()
