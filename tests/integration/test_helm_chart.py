@@ -165,8 +165,20 @@ def test_every_function_is_rendered_in_both_modes(rendered):
     for documents in (default, production):
         sources = [doc for doc in documents if doc["kind"] == "KafkaSource"]
         assert {doc["spec"]["sink"]["ref"]["name"] for doc in sources} == kafka_functions
-        assert _names(documents, "CronJob") == {"models-training"}
+        assert _names(documents, "CronJob") == {"models-training", "backup"}
         assert _names(documents, "SparkApplication") == {"smartcity-streaming"}
+
+
+def test_the_backup_cronjob_backs_up_into_a_bucket_apart_and_kafka_replicates_in_production(rendered):
+    for name, documents in rendered.items():
+        backup = next(doc for doc in documents if doc["kind"] == "CronJob" and doc["metadata"]["name"] == "backup")
+        assert backup["spec"]["concurrencyPolicy"] == "Forbid"
+        (container,) = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["smartcity", "backup", "schedule", "--once"]
+        settings = next(doc for doc in documents if doc["kind"] == "ConfigMap"
+                        and doc["metadata"]["name"] == "smartcity-settings")["data"]
+        assert settings["SMARTCITY_BACKUP_URL"].rsplit("/", 1)[1] != settings["SMARTCITY_OBJECTS_URL"].rsplit("/", 1)[1]
+        assert settings["SMARTCITY_KAFKA_REPLICATION_FACTOR"] == ("3" if name == "production" else "1")
 
 
 def test_the_streaming_checkpoints_are_on_a_persistent_volume(rendered):
