@@ -1,7 +1,8 @@
 """The route pair every real-time group has: list the latest state of every entity, get one by id (404 if absent).
 
 :func:`add_latest_routes` adds both to a router for one kind of entity (:class:`LatestEntities`: how to read them
-all and one from the latest states). The listing is a page by id, filtered by the query parameters of a
+in id order from a given one, and one by id, from the latest states). The listing is a page by id, read from the
+stream's index in the cache a page at a time (never a scan of every key), filtered by the query parameters of a
 ``filters`` dependency that returns :class:`Filters`, and served from the read cache; one entity is read on every
 request (a single cache read) unless ``one_ttl_s`` says it is worth keeping (a road segment, made of its sensors).
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, uncached_read
 from smartcity.api.dependencies import LatestStatesDep, ReadCacheDep
-from smartcity.api.pagination import Cursor, Page, PageSize, page_by_key
+from smartcity.api.pagination import Cursor, Page, PageSize, page_in_key_order
 from smartcity.api.problems import not_found, problem_responses
 from smartcity.storage.latest_state import LatestState
 
@@ -45,10 +46,11 @@ class Filters:
 
 @dataclass(frozen=True)
 class LatestEntities(Generic[Item]):
-    """One kind of entity in the latest states: every one, one by id (None when absent), the id of one."""
+    """One kind of entity in the latest states: every one in id order after a given id (all when None), one by id
+    (None when absent), the id of one."""
 
     model: type[Item]
-    every: Callable[[LatestState], Iterable[Item]]
+    every: Callable[[LatestState, str | None], Iterable[Item]]
     one: Callable[[LatestState, str], Item | None]
     key: Callable[[Item], str]
     missing: str  # the 404's subject, ``{}`` standing for the id: "sensor {}"
@@ -61,7 +63,8 @@ def stream_entities(stream: str, model: type[Item], convert: Callable[[dict[str,
         state = latest.read(stream, entity_id)
         return None if state is None else convert(state)
 
-    return LatestEntities(model, lambda latest: map(convert, latest.read_all(stream)), one, key, missing)
+    return LatestEntities(model, lambda latest, after: map(convert, latest.iter_states(stream, after)), one, key,
+                          missing)
 
 
 def add_latest_routes(
@@ -82,8 +85,10 @@ def add_latest_routes(
     def listing(request: Request, latest: LatestStatesDep, read_cache: ReadCacheDep, limit: PageSize = 100,
                 cursor: Cursor = None, chosen: Filters = Depends(filters)) -> Response:
         def produce() -> BaseModel:
-            kept = (item for item in entities.every(latest) if chosen(item))
-            return page_by_key(page_model, kept, entities.key, limit, cursor, dict(chosen.values))
+            def kept(after: str | None) -> Iterable[Any]:
+                return (item for item in entities.every(latest, after) if chosen(item))
+
+            return page_in_key_order(page_model, kept, entities.key, limit, cursor, dict(chosen.values))
 
         return cached_read(request, read_cache, produce, ttl_s=LATEST_TTL_S)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 from typing import Annotated, Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
@@ -107,8 +108,24 @@ def page_by_key(
     cursor: str | None,
     filters: Mapping[str, Any],
 ) -> Page[Item]:
-    """A page of in-memory items (latest states, a few thousand at most) sorted by a unique string key."""
+    """A page of in-memory items (a few thousand at most) sorted here by a unique string key."""
+    def in_order(after: str | None) -> list[Item]:
+        return sorted((item for item in items if after is None or key(item) > after), key=key)
+
+    return page_in_key_order(page_model, in_order, key, limit, cursor, filters)
+
+
+def page_in_key_order(
+    page_model: type[Page[Item]],
+    items_after: Callable[[str | None], Iterable[Item]],
+    key: Callable[[Item], str],
+    limit: int,
+    cursor: str | None,
+    filters: Mapping[str, Any],
+) -> Page[Item]:
+    """A page of the items ``items_after(after)`` yields already in order of a unique string key (a store's index),
+    those after the cursor's; no more than ``limit + 1`` of them are read."""
     after = decode_cursor(cursor, filters, (str,))
-    rows = sorted((item for item in items if after is None or key(item) > after[0]), key=key)
-    page, next_cursor = page_of(rows[: limit + 1], limit, lambda item: [key(item)], filters)
+    rows = list(itertools.islice(items_after(None if after is None else after[0]), limit + 1))
+    page, next_cursor = page_of(rows, limit, lambda item: [key(item)], filters)
     return page_model(items=page, next_cursor=next_cursor)

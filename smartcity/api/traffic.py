@@ -158,8 +158,13 @@ def segment_filters(zone: Zone | None = None, congested: bool | None = None) -> 
     return Filters({"zone": zone, "congested": congested})
 
 
+def segments_after(latest: LatestState, after: str | None) -> list[SegmentState]:
+    """The segments after ``after`` by id; made of every sensor's state (read from the index, a page at a time)."""
+    return [segment for segment in segment_states(all_sensors(latest)) if after is None or segment.segment_id > after]
+
+
 SENSORS = stream_entities(STREAM, SensorState, sensor_state, lambda sensor: sensor.sensor_id, "sensor {}")
-SEGMENTS = LatestEntities(SegmentState, lambda latest: segment_states(all_sensors(latest)), one_segment,
+SEGMENTS = LatestEntities(SegmentState, segments_after, one_segment,
                           lambda segment: segment.segment_id, "road segment {} (no sensor reports on it)")
 
 

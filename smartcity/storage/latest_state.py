@@ -13,11 +13,15 @@ greater event id, so the choice does not depend on arrival order); a redelivered
 The read-compare-write is safe because a stream's records are keyed by entity, so one consumer owns an entity
 (taxis are keyed by trip: two consumers meet on one taxi only when its consecutive trips are handled within the
 same milliseconds, and even then the later trip's fixes overwrite the earlier's at the next fix).
+
+Each stream's entities are also members of the index ``latest-index:<stream>`` (see :mod:`smartcity.backends.cache`),
+added with every write: a listing pages through it in entity id order (:meth:`LatestState.iter_states`) and never
+scans the cache's keys. A member whose state has expired is removed from the index by the reader that meets it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +31,12 @@ from smartcity.backends.cache import Cache
 from smartcity.storage.envelope import StoredEvent, iso_utc
 
 PREFIX = "latest"
+INDEX_PREFIX = "latest-index"
+INDEX_CHUNK = 500  # entities read per index range and MGET while paging
+
+
+def index_key(stream: str) -> str:
+    return f"{INDEX_PREFIX}:{stream}"
 
 
 def latest_key(stream: str, entity_id: str) -> str:
@@ -57,16 +67,36 @@ class LatestState:
                 updates[key] = orjson.dumps(_state(event, stored_at))
         if updates:
             self.cache.set_many(updates, ttl_s=self.ttl_s)
+            by_stream: dict[str, list[str]] = {}
+            for key in updates:
+                event = newest[key]
+                by_stream.setdefault(event.stream, []).append(event.entity_id)
+            for stream, entity_ids in by_stream.items():
+                self.cache.index_add(index_key(stream), entity_ids)
         return len(updates)
 
     def read(self, stream: str, entity_id: str) -> dict[str, Any] | None:
         value = self.cache.get(latest_key(stream, entity_id))
         return orjson.loads(value) if value is not None else None
 
+    def iter_states(self, stream: str, after: str | None = None, chunk: int = INDEX_CHUNK) -> Iterator[dict[str, Any]]:
+        """The live states of a stream in entity id order, those after ``after``, read ``chunk`` at a time from
+        the stream's index (expired entities met on the way are dropped from it)."""
+        index = index_key(stream)
+        while True:
+            entity_ids = self.cache.index_range(index, after, chunk)
+            if not entity_ids:
+                return
+            values = self.cache.get_many([latest_key(stream, entity_id) for entity_id in entity_ids])
+            expired = [entity_id for entity_id, value in zip(entity_ids, values) if value is None]
+            if expired:
+                self.cache.index_remove(index, *expired)
+            yield from (orjson.loads(value) for value in values if value is not None)
+            after = entity_ids[-1]
+
     def read_all(self, stream: str) -> list[dict[str, Any]]:
-        """Every live state of a stream (a key listing: for small cities, tests and the demo)."""
-        values = self.cache.get_many(self.cache.keys(f"{PREFIX}:{stream}:"))
-        return [orjson.loads(value) for value in values if value is not None]
+        """Every live state of a stream, in entity id order."""
+        return list(self.iter_states(stream))
 
 
 def _rank(event: StoredEvent) -> tuple[datetime, str]:

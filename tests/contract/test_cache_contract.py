@@ -87,3 +87,22 @@ def test_a_ttl_must_be_positive(cache, prefix):
         with pytest.raises(ValueError, match="ttl_s"):
             cache.set(f"{prefix}k", b"v", ttl_s=bad)
     assert cache.get(f"{prefix}k") is None
+
+
+def test_an_index_keeps_its_members_once_in_byte_order_and_pages_after_a_member(cache, prefix):
+    index = f"{prefix}index"
+    cache.index_add(index, ["b", "a", "é", "a:1", "c"])
+    cache.index_add(index, ["b", "d"])  # again: kept once
+    cache.index_add(index, [])
+    assert cache.index_range(index, None, 10) == ["a", "a:1", "b", "c", "d", "é"]
+    assert cache.index_range(index, None, 2) == ["a", "a:1"]
+    assert cache.index_range(index, "a:1", 3) == ["b", "c", "d"]
+    assert cache.index_range(index, "bb", 10) == ["c", "d", "é"]  # after a value that is not a member
+    assert cache.index_range(index, "é", 10) == []
+    assert cache.index_remove(index, "c", "never") == 1
+    assert cache.index_remove(index) == 0
+    assert cache.index_range(index, "b", 10) == ["d", "é"]
+    assert cache.index_range(f"{prefix}absent", None, 10) == []
+    assert cache.keys(prefix) == [index]  # an index is a key: listed, and deleted like one
+    assert cache.delete(index) == 1
+    assert cache.index_range(index, None, 10) == []

@@ -4,6 +4,10 @@ It holds the latest state per sensor, vehicle, station and parking, and cached A
 their TTL; an expired key reads as absent. A TTL is a positive number of seconds (ValueError otherwise); a counter
 is stored as its decimal text (``b"3"``), as Redis does, and :meth:`Cache.incr` on a non-integer value raises
 ValueError.
+
+An *index* is a set of member names kept in byte order under its own key (a Redis sorted set read by lex range):
+the writers of the latest state add each entity to its group's index, so a listing pages through the index
+instead of scanning every key. An index has no TTL: a member whose state expired stays until a reader removes it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ class Cache(Protocol):
 
     def keys(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (for listings and tests, not hot paths)."""
+
+    def index_add(self, index: str, members: Sequence[str]) -> None:
+        """Add ``members`` to the index ``index`` (created when absent); members already there are kept once."""
+
+    def index_range(self, index: str, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` members of ``index`` in byte order, those after ``after`` (from the first when None)."""
+
+    def index_remove(self, index: str, *members: str) -> int:
+        """Remove ``members`` from ``index``; return how many were there."""
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add to an integer counter (created at 0) and return its new value."""

@@ -2,11 +2,13 @@
 
 Every ``memory://`` store with the same name is the same store within one process (as every client of one Redis
 sees the same keys), so the parts of the demo running in one process share it; nothing is shared between
-processes. Expired keys read as absent and are swept out every few thousand writes.
+processes. Expired keys read as absent and are swept out every few thousand writes. An index is a sorted list
+(Python orders strings by code point, which is the byte order of their UTF-8, as Redis orders a lex range).
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from typing import Mapping, Sequence
@@ -23,6 +25,7 @@ class _Store:
         self.lock = threading.Lock()
         self.entries: dict[str, tuple[bytes, float | None]] = {}  # key -> (value, monotonic expiry or None)
         self.writes = 0
+        self.indexes: dict[str, list[str]] = {}  # index name -> its members, sorted
 
 
 _STORES: dict[str, _Store] = {}
@@ -80,12 +83,41 @@ class MemoryCache:
             existing = [key for key in keys if self._live(key, now) is not None]
             for key in existing:
                 del self._store.entries[key]
-            return len(existing)
+            indexes = [key for key in keys if self._store.indexes.pop(key, None)]
+            return len(existing) + len(indexes)
 
     def keys(self, prefix: str) -> list[str]:
         with self._store.lock:
             now = time.monotonic()
-            return sorted(key for key in list(self._store.entries) if key.startswith(prefix) and self._live(key, now) is not None)
+            live = [key for key in list(self._store.entries) if key.startswith(prefix) and self._live(key, now) is not None]
+            return sorted(live + [name for name, members in self._store.indexes.items() if name.startswith(prefix) and members])
+
+    def index_add(self, index: str, members: Sequence[str]) -> None:
+        with self._store.lock:
+            listed = self._store.indexes.setdefault(index, [])
+            for member in members:
+                at = bisect.bisect_left(listed, member)
+                if at == len(listed) or listed[at] != member:
+                    listed.insert(at, member)
+
+    def index_range(self, index: str, after: str | None, limit: int) -> list[str]:
+        with self._store.lock:
+            listed = self._store.indexes.get(index, [])
+            start = 0 if after is None else bisect.bisect_right(listed, after)
+            return listed[start:start + limit]
+
+    def index_remove(self, index: str, *members: str) -> int:
+        with self._store.lock:
+            listed = self._store.indexes.get(index, [])
+            removed = 0
+            for member in members:
+                at = bisect.bisect_left(listed, member)
+                if at < len(listed) and listed[at] == member:
+                    del listed[at]
+                    removed += 1
+            if not listed:
+                self._store.indexes.pop(index, None)
+            return removed
 
     def incr(self, key: str, amount: int = 1) -> int:
         with self._store.lock:

@@ -57,6 +57,17 @@ class RedisCache:
         pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
         return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH))
 
+    def index_add(self, index: str, members: Sequence[str]) -> None:
+        if members:  # every score 0: a lex range then orders the members by their bytes
+            self.client.zadd(index, dict.fromkeys(members, 0))
+
+    def index_range(self, index: str, after: str | None, limit: int) -> list[str]:
+        start = "-" if after is None else f"({after}"
+        return [member.decode() for member in self.client.zrangebylex(index, start, "+", start=0, num=limit)]
+
+    def index_remove(self, index: str, *members: str) -> int:
+        return self.client.zrem(index, *members) if members else 0
+
     def incr(self, key: str, amount: int = 1) -> int:
         try:
             return self.client.incrby(key, amount)
