@@ -276,6 +276,13 @@ class Settings(BaseSettings):
         default=None, description="`smartcity simulate`: also write every event to this JSON-lines file.")
     simulator_replay: Path | None = Field(
         default=None, description="`smartcity simulate`: publish a recording instead of simulating.")
+    connector_gateway_url: str | None = Field(
+        default=None, description="`smartcity connect`: gateway whose ingest functions take the readings "
+                                  "(<url>/function/ingest-<topic>, or a URL where {topic} is replaced; default: the local gateway).")
+    connector_interval_s: float = Field(default=30.0, gt=0, description="`smartcity connect`: seconds between polls.")
+    connector_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="`smartcity connect`: longest wait after failed polls (exponential backoff "
+                                         "from 1 s, with jitter).")
 
 
 @lru_cache(maxsize=1)
