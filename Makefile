@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Every extra of pyproject.toml: the test suite runs each part (functions, API, simulator, streaming, models).
-EXTRAS := runtime,api,archive,simulator,streaming,models,torch,stack,test
+# Every extra of pyproject.toml: the test suite runs each part (functions, API, simulator, streaming, models, connectors).
+EXTRAS := runtime,api,archive,simulator,streaming,models,torch,stack,connectors,test
 
 .PHONY: install demo test stack-up stack-down
 
