@@ -22,6 +22,7 @@ from smartcity.backends.database import Database, open_database
 from smartcity.backends.documents import DocumentStore, open_documents
 from smartcity.backends.objects import ObjectStore, open_objects
 from smartcity.errors import ConfigurationError
+from smartcity.runtime import tracing
 from smartcity.runtime.events import new_event
 from smartcity.settings import Settings, read_secret
 
@@ -97,6 +98,12 @@ class Context:
     @property
     def objects(self) -> ObjectStore:
         return self._backend("objects")
+
+    @property
+    def trace(self) -> tracing.TraceContext | None:
+        """The W3C trace of what the handler is handling (the request's, or its events'); the events it makes
+        with :meth:`new_event` carry child spans of it."""
+        return tracing.current()
 
     def env(self, name: str, default: str | None = None) -> str | None:
         """A variable of the function's ``environment:`` in stack.yml (in a container: of its environment)."""

@@ -16,6 +16,7 @@ import uvicorn
 from smartcity.errors import ConfigurationError
 from smartcity.runtime import jsonlog
 from smartcity.runtime.loader import load_function
+from smartcity.runtime.request_context import RequestContext
 from smartcity.runtime.server import function_app
 from smartcity.runtime.stackfile import read_stack
 from smartcity.settings import Settings, get_settings
@@ -33,7 +34,7 @@ def container_app(settings: Settings, handler_dir: Path) -> Any:
     spec = next((spec for spec in specs if spec.name == settings.function_name), None)
     if spec is None:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", f"{settings.function_name!r} is not in {settings.stack_file}")
-    return function_app(load_function(spec, settings, handler_dir=handler_dir))
+    return RequestContext(function_app(load_function(spec, settings, handler_dir=handler_dir)))
 
 
 def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:

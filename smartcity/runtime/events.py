@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel
 
 from smartcity.errors import Problem, problem
+from smartcity.runtime import tracing
 
 T = TypeVar("T")
 
@@ -106,11 +107,13 @@ def new_event(
     """A CloudEvent the platform publishes. ``partitionkey`` becomes the Kafka record key (order per key).
 
     Give ``id`` when the event derives from another one (``f"{event.id}:flow"``): a re-run after a redelivery
-    then publishes the same id, and consumers deduplicating on (source, id) drop the copy.
+    then publishes the same id, and consumers deduplicating on (source, id) drop the copy. Unless ``traceparent``
+    is given, the event carries a child span of the current trace, or starts a trace (:mod:`runtime.tracing`).
     """
     if not VERSIONED_TYPE.fullmatch(type):
         raise InvalidEvent("invalid event type", {"type": f"{type!r} is not a versioned type like city.traffic.flow.observed.v1"})
-    attributes: dict[str, Any] = {"type": type, "source": source, "specversion": "1.0", **extensions}
+    attributes: dict[str, Any] = {"type": type, "source": source, "specversion": "1.0",
+                                  **tracing.outgoing_attributes(extensions), **extensions}
     optional = {"id": id, "subject": subject, "time": time, "partitionkey": partitionkey}
     attributes.update({name: value for name, value in optional.items() if value is not None})
     if data is not None:

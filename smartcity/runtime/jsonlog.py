@@ -1,8 +1,10 @@
-"""Structured logs: one JSON object per line, carrying the function and the event being handled.
+"""Structured logs: one JSON object per line, carrying the function, the event, the request and the trace.
 
 The runtime sets the function and event id in context variables around each handler call
-(:func:`log_context`), so every log line a handler writes with ``context.logger`` names them without the
-handler passing them along.
+(:func:`log_context`), the gateway the request id (``X-Request-Id``) around each request, and
+:mod:`smartcity.runtime.tracing` the current trace, so every log line a handler writes with ``context.logger``
+names them without the handler passing them along. :mod:`smartcity.runtime.logship` ships these lines to the log
+store.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Any, Iterator, Sequence
+
+from smartcity.runtime import tracing
 
 _function: ContextVar[str | None] = ContextVar("smartcity_function", default=None)
 _event_id: ContextVar[str | None] = ContextVar("smartcity_event_id", default=None)
+_request_id: ContextVar[str | None] = ContextVar("smartcity_request_id", default=None)
+_trace_ids: ContextVar[str | None] = ContextVar("smartcity_trace_ids", default=None)
+_FIELDS = (("function", _function), ("event_id", _event_id), ("request_id", _request_id), ("trace_id", _trace_ids))
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,10 +34,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name, var in (("function", _function), ("event_id", _event_id)):
+        for name, var in _FIELDS:
             value = getattr(record, name, None) or var.get()
             if value:
                 line[name] = value
+        if (trace := tracing.current()) is not None:
+            line.setdefault("trace_id", trace.trace_id)
+            line["span_id"] = trace.span_id
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -46,11 +56,24 @@ def configure(level: str = "INFO") -> None:
 
 
 @contextmanager
-def log_context(function: str | None = None, event_id: str | None = None) -> Iterator[None]:
-    """Within the block, log lines name this function and event (several ids joined by commas for a batch)."""
-    tokens = [(var, var.set(value)) for var, value in ((_function, function), (_event_id, event_id)) if value]
+def log_context(function: str | None = None, event_id: str | None = None, request_id: str | None = None,
+                trace_id: str | None = None) -> Iterator[None]:
+    """Within the block, log lines name this function, event, request and trace (several ids joined by commas for
+    a batch; without ``trace_id``, the current trace's)."""
+    values = (function, event_id, request_id, trace_id)
+    tokens = [(var, var.set(value)) for (_, var), value in zip(_FIELDS, values, strict=True) if value]
     try:
         yield
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+@contextmanager
+def handling(function: str, cloudevents: Sequence[Any]) -> Iterator[None]:
+    """Within the block, log lines name the function, the events and their traces, and the events' trace (when
+    they share one) is current, so the events the handler makes continue it."""
+    trace, trace_ids = tracing.trace_of(cloudevents)
+    ids = ",".join(cloudevent.get_id() for cloudevent in cloudevents)
+    with log_context(function, ids, trace_id=",".join(trace_ids) or None), tracing.traced(trace):
+        yield

@@ -15,7 +15,7 @@ from cloudevents.core.v1.event import CloudEvent
 from smartcity.runtime.dedup import Deduplicator
 from smartcity.runtime.events import Event, InvalidEvent
 from smartcity.runtime.function import CloudEventHandler
-from smartcity.runtime.jsonlog import log_context
+from smartcity.runtime.jsonlog import handling
 from smartcity.runtime.loader import LoadedFunction
 from smartcity.runtime.publishing import Publisher
 
@@ -77,7 +77,7 @@ class FunctionRunner:
         pending = self.dedup.unseen(events)
         if not pending:
             return [], []
-        with log_context(self.name, ",".join(event.id for event in pending)):
+        with handling(self.name, [event.cloudevent for event in pending]):
             results = self.handler.call(pending, self.function.context)
             self.publisher.publish(results, flush=False)
         return pending, results

@@ -35,7 +35,7 @@ from smartcity.errors import Problem, problem
 from smartcity.runtime.bindings import event_from_record, with_extensions, wrap_record, error_data
 from smartcity.runtime.delivery import DeliverySpec, Failure, deliver
 from smartcity.runtime.events import Event, InvalidEvent
-from smartcity.runtime.jsonlog import log_context
+from smartcity.runtime.jsonlog import handling
 from smartcity.runtime.loader import LoadedFunction
 from smartcity.runtime.metrics import Metrics
 from smartcity.runtime.publishing import Publisher
@@ -136,7 +136,7 @@ class FunctionTrigger:
         try:
             return self.runner.typed(cloudevent), None
         except InvalidEvent as error:
-            with log_context(self.name, cloudevent.get_id()):
+            with handling(self.name, [cloudevent]):
                 logger.warning("%s: invalid event data: %s", self.name, error)
             return None, self._failed(cloudevent, error.as_problem())
 
@@ -173,14 +173,14 @@ class FunctionTrigger:
     def _give_up(self, event: Event[Any], failure: Failure, outcome: Outcome) -> None:
         error = problem(500, f"{type(failure.error).__name__}: {failure.error}", function=self.name,
                         attempts=failure.attempts)
-        with log_context(self.name, event.id):
+        with handling(self.name, [event.cloudevent]):
             logger.error("%s: dead-lettering after %d attempts: %s", self.name, failure.attempts, error.detail)
         self.metrics.observe(self.name, 500, 0.0)
         self._dead_letter([self._failed(event.cloudevent, error)], outcome)
 
     def _log_retry(self, chunk: list[Event[Any]]):
         def log(attempt: int, error: BaseException, wait: float) -> None:
-            with log_context(self.name, ",".join(event.id for event in chunk)):
+            with handling(self.name, [event.cloudevent for event in chunk]):
                 logger.warning("%s: attempt %d failed (%s: %s); retrying in %.3fs",
                                self.name, attempt, type(error).__name__, error, wait)
         return log

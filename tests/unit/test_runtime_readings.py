@@ -7,6 +7,7 @@ import json
 from smartcity.backends.bus import open_bus
 from smartcity.events import STREAMS
 from smartcity.runtime.bindings import record_of
+from smartcity.runtime import tracing
 from smartcity.runtime.readings import event_id, publish_event, reading_event
 from smartcity.simulator.sinks import cloud_event
 from tests.fixtures.functions.helpers import read_all
@@ -17,7 +18,9 @@ def test_a_reading_becomes_a_binary_mode_record_keyed_by_its_streams_key_field()
     stream, taxi = STREAMS["taxi-vtc"], sample_events()["taxi-vtc"]
     key, value, headers = record_of(reading_event(stream, taxi, "/tests"))
     assert key == str(taxi.id).encode()
-    assert dict(headers) == {
+    headers = dict(headers)
+    assert tracing.parse(headers.pop("ce_traceparent").decode()) is not None  # made outside any trace: starts one
+    assert headers == {
         "ce_specversion": b"1.0", "ce_id": event_id(stream, taxi).encode(), "ce_source": b"/tests",
         "ce_type": stream.ce_type.encode(), "ce_subject": taxi.id.encode(), "ce_partitionkey": key,
         "ce_time": taxi.dateObserved.isoformat().replace("+00:00", "Z").encode(), "content-type": b"application/json",
@@ -25,10 +28,16 @@ def test_a_reading_becomes_a_binary_mode_record_keyed_by_its_streams_key_field()
     assert json.loads(value) == taxi.model_dump(mode="json", by_alias=True)
 
 
+def _untraced(record):
+    """A record without its trace context: each sending of a reading is a span of its own."""
+    key, value, headers = record
+    return key, value, [(name, header) for name, header in headers if name != "ce_traceparent"]
+
+
 def test_the_same_reading_is_the_same_event_whoever_publishes_it():
     stream, bus_position = STREAMS["public-transport"], sample_events()["public-transport"]
-    from_simulator = record_of(cloud_event(stream, bus_position))
-    from_recipe = record_of(reading_event(stream, bus_position, "/smartcity/simulator/public-transport"))
+    from_simulator = _untraced(record_of(cloud_event(stream, bus_position)))
+    from_recipe = _untraced(record_of(reading_event(stream, bus_position, "/smartcity/simulator/public-transport")))
     assert from_simulator == from_recipe and from_recipe[0] == bus_position.vehicleId.encode()
     given = reading_event(stream, bus_position, "/elsewhere", id="alert-1")
     assert given.get_id() == "alert-1" and given.get_source() == "/elsewhere"
