@@ -109,6 +109,7 @@ class Demo:
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.secrets_dir.mkdir(parents=True, exist_ok=True)
         create_local_keys(self.settings.secrets_dir)
+        self.ingest_key = demo_ingest_key(self.settings.secrets_dir)
         applied = prepare_storage(self.settings)
         bus = open_bus(self.settings.bus_url)
         try:
@@ -154,7 +155,7 @@ class Demo:
 
     def start_streaming(self, stack: ExitStack) -> None:
         from streaming import metrics
-        from streaming.app import close_context, jobs_named, open_context, start_jobs
+        from streaming.app import close_context, jobs_named, open_context, start_jobs, stop_jobs
         from streaming.session import build_session
 
         self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
@@ -165,13 +166,7 @@ class Demo:
         context = open_context(self.settings, spark, trigger_s=self.settings.streaming_trigger_s)
         stack.callback(close_context, context)
         queries = start_jobs(context, jobs_named([]))
-
-        def stop() -> None:
-            for query in queries:
-                if query.isActive:
-                    query.stop()
-
-        stack.callback(stop)
+        stack.callback(stop_jobs, spark, queries)
         self.say(f"streaming: {', '.join(query.name for query in queries)}; "
                  f"metrics on :{self.settings.streaming_metrics_port}/metrics")
 
@@ -188,7 +183,7 @@ class Demo:
         settings = self.settings
         options = SimulatorOptions(start=self.start, seed=settings.simulator_seed,
                                    sensors=settings.simulator_sensors)
-        sink = HttpSink(f"{self.base_url}/function/ingest-{{topic}}", "json")
+        sink = HttpSink(f"{self.base_url}/function/ingest-{{topic}}", "json", api_key=self.ingest_key)
 
         def simulate() -> None:
             with CitySimulation(options) as simulation:
@@ -264,3 +259,13 @@ class Demo:
                     self.say(f"{name} failed (the demo goes on): {type(error).__name__}: {error}")
 
         return run
+
+
+def demo_ingest_key(secrets_dir: Path) -> str:
+    """A fresh API key for the demo's simulator (every stream; the former demo key dropped), its secrets folder
+    marked as the demo's: production mode refuses these secrets."""
+    from smartcity.runtime.credentials import ALL_STREAMS, add_ingest_key
+    from smartcity.runtime.production import DEMO_MARK, DEMO_SOURCE
+
+    (secrets_dir / DEMO_MARK).write_text("made by `smartcity demo`: not for production\n")
+    return add_ingest_key(secrets_dir, DEMO_SOURCE, [ALL_STREAMS], replace=True)

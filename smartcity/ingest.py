@@ -24,8 +24,10 @@ Each reading then goes through:
    (:func:`smartcity.runtime.readings.reading_event`). Its ``id`` is derived from the stream, the entity and
    ``dateObserved``, so a reading sent twice is the same event and every store keeps it once.
 
-The answer is 202 ``{"accepted": n, "rejected": 0, "ids": [...]}`` when every reading was published. Errors are
-problem documents (RFC 9457, ``application/problem+json``, :mod:`smartcity.runtime.problems`): 422 when some
+Only a caller with credentials for the stream may post (an API key or an ``ingest`` JWT scoped to it, 401/403
+otherwise: :mod:`smartcity.runtime.credentials`). The answer is 202 ``{"accepted": n, "rejected": 0, "ids":
+[...]}`` when every reading was published. Errors are problem documents (RFC 9457, ``application/problem+json``,
+:mod:`smartcity.runtime.problems`): 422 when some
 readings were refused, one ``{"field", "reason"}`` per bad field with the reading's index first (``[2].speed``),
 plus ``accepted``, ``rejected`` and ``ids`` (the others of the batch are still published; nothing invalid reaches
 a topic); 400 naming ``body`` when the body cannot be read at all; 415 naming ``header.content-type`` for another
@@ -58,6 +60,7 @@ from smartcity.events.common import NGSI_PREFIX
 from smartcity.normalization import ItemError, normalize
 from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
 from smartcity.runtime.context import Context
+from smartcity.runtime.credentials import IngestCredentials
 from smartcity.runtime.problems import problem_response
 from smartcity.runtime.publishing import Publisher
 from smartcity.runtime.readings import event_id, reading_event  # noqa: F401 - event_id is imported from here too
@@ -266,10 +269,15 @@ def ingest_app(topic: str, context: Context) -> FastAPI:
     reference = ReferenceIndex(lambda: context.database) if "refRoadSegment" in stream.model.model_fields else None
     ingestor = Ingestor(stream, pseudonymizer, publisher.publish, reference, context.source)
     app = FastAPI(title=f"ingest-{topic}", description=f"Readings of the {topic} stream: {stream.description}.")
+    credentials = IngestCredentials(topic, context.settings)
+    app.state.authorize = credentials.refusal  # the gateway asks it before accepting an async call
 
     @app.post("/", status_code=202)
     async def ingest(request: Request) -> Response:
         """Validate, normalize, enrich and publish one reading or a batch (JSON or CSV); 422 lists refused ones."""
+        refused = credentials.refusal(request.headers, request.url.path)
+        if refused is not None:
+            return refused
         body = await request.body()
         try:
             report = await run_in_threadpool(ingestor.ingest, body, request.headers.get("content-type"))

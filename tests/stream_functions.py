@@ -32,6 +32,7 @@ from smartcity.runtime.trigger import FunctionTrigger, Outcome
 from smartcity.settings import DEAD_LETTER_TOPIC, PROJECT_ROOT, Settings
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference
+from tests.credentials import ingest_headers
 from tests.storage_samples import drain, embedded_settings, sample_events
 
 STACK_FILE = PROJECT_ROOT / "stack.yml"
@@ -86,7 +87,8 @@ class IngestFunction:
 def ingest_function(folder: Path, stream: str) -> Iterator[IngestFunction]:
     """``ingest-<stream>`` loaded from stack.yml and served by the gateway, on embedded backends under ``folder``."""
     settings = prepared_settings(folder)
-    with TestClient(build_gateway(STACK_FILE, settings, [f"ingest-{stream}"])) as client:
+    with TestClient(build_gateway(STACK_FILE, settings, [f"ingest-{stream}"]),
+                    headers=ingest_headers(settings, [stream])) as client:
         yield IngestFunction(stream, client, settings)
 
 

@@ -21,18 +21,21 @@ worker thread otherwise (PostgreSQL waits on the network; a long SQLite scan mus
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from smartcity.api.auth import KeyRing, Role, require_role, verify_token
+from smartcity.api.auth import KeyRing, Role, caller_with_role, require_role, verify_token
 from smartcity.api.caching import ReadCache, conditional_response, request_key
 from smartcity.api.problems import ProblemError, add_problem_schemas, install_problem_handlers, problem_responses
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
+from smartcity.runtime.problems import problem_response
 from smartcity.backends.documents import DocumentStore
 from smartcity.settings import Settings
 
@@ -77,6 +80,7 @@ def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI
     app.state.read_cache = None
     app.state.public_path = f"/{API_VERSION}/{group}"  # the gateway serves the group there too
     app.state.on_gateway = install_gateway_docs
+    app.state.authorize = functools.partial(reader_refusal, app.state.keyring)  # asked before an async call
     install_problem_handlers(app)
 
     def openapi() -> dict[str, Any]:
@@ -88,6 +92,17 @@ def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(CachedReadShortcut, api=app)
     return app
+
+
+def reader_refusal(keyring: KeyRing, headers: Mapping[str, str], path: str) -> Response | None:
+    """The problem refusing a caller without a valid token of at least the viewer role (every API route needs
+    one), or None: what the gateway asks before accepting an async call (each route still checks its own role)."""
+    try:
+        caller_with_role(keyring, headers.get("authorization"), Role.viewer)
+    except ProblemError as error:
+        return problem_response(error.status, error.detail, {e.field: e.reason for e in error.errors},
+                                instance=path, headers=error.headers)
+    return None
 
 
 def install_gateway_docs(gateway: FastAPI, apps: Mapping[str, FastAPI]) -> None:

@@ -7,7 +7,8 @@ Tokens are signed with HS256 (a shared key) or RS256 (a key pair); the keys are 
 A token must carry ``iss`` = :data:`ISSUER`, ``aud`` = :data:`AUDIENCE`, ``sub``, ``role``, ``iat`` and ``exp``.
 Refused with 401 (and a ``WWW-Authenticate`` header saying why): no token, ``alg: none`` or any algorithm other
 than HS256/RS256, a bad signature, an expired token, a wrong issuer or audience, a missing claim. Refused with
-403: a role below the one the route needs. Roles rank viewer < operator < admin.
+403: a role below the one the route needs. Roles rank ingest < viewer < operator < admin: an ``ingest`` token
+(a device or gateway writing readings, its streams in the ``scope`` claim) reads nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Sequence
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -41,8 +42,10 @@ VERIFIED_TOKENS_KEPT = 10_000
 
 
 class Role(str, Enum):
-    """What a caller may do: viewers read, operators also write incidents, admins also administer."""
+    """What a caller may do: ingest writes readings of its scope's streams only, viewers read, operators also write
+    incidents, admins also administer."""
 
+    ingest = "ingest"
     viewer = "viewer"
     operator = "operator"
     admin = "admin"
@@ -59,6 +62,7 @@ class Principal:
     subject: str
     role: Role
     expires_at: datetime
+    scopes: frozenset[str] = frozenset()  # an ingest token's streams (``scope``: space-separated names, or *)
 
 
 class KeyRing:
@@ -98,8 +102,10 @@ def issue_token(
     algorithm: str = "HS256",
     ttl: timedelta = timedelta(hours=1),
     now: datetime | None = None,
+    scopes: Sequence[str] = (),
 ) -> str:
-    """A signed token for ``subject`` with ``role``, valid for ``ttl`` from ``now``."""
+    """A signed token for ``subject`` with ``role``, valid for ``ttl`` from ``now``; ``scopes`` go into its
+    ``scope`` claim (an ingest token's streams)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm {algorithm!r} is not supported; use one of {', '.join(ALGORITHMS)}")
     issued_at = now or datetime.now(timezone.utc)
@@ -112,6 +118,8 @@ def issue_token(
         "exp": issued_at + ttl,
         "jti": uuid.uuid4().hex,
     }
+    if scopes:
+        claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, keyring.signing_key(algorithm), algorithm=algorithm)
 
 
@@ -179,7 +187,8 @@ def _verify_signed_token(keyring: KeyRing, token: str) -> Principal:
         role = Role(claims["role"])
     except ValueError:
         raise unauthorized(f"unknown role {claims['role']!r}; roles are {', '.join(r.value for r in Role)}") from None
-    return Principal(str(claims["sub"]), role, datetime.fromtimestamp(claims["exp"], timezone.utc))
+    return Principal(str(claims["sub"]), role, datetime.fromtimestamp(claims["exp"], timezone.utc),
+                     frozenset(str(claims.get("scope", "")).split()))
 
 
 bearer_scheme = HTTPBearer(
@@ -196,14 +205,22 @@ def require_role(minimum: Role) -> Callable[..., Any]:
     async def principal(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
     ) -> Principal:
-        if credentials is None:
-            raise unauthorized("an Authorization: Bearer <token> header is required")
-        caller = verify_token(request.app.state.keyring, credentials.credentials)
-        if caller.role.rank < minimum.rank:
-            raise ProblemError(403, f"this needs the role {minimum.value} or above; the token has {caller.role.value}")
-        return caller
+        authorization = f"Bearer {credentials.credentials}" if credentials is not None else None
+        return caller_with_role(request.app.state.keyring, authorization, minimum)
 
     return principal
+
+
+def caller_with_role(keyring: KeyRing, authorization: str | None, minimum: Role) -> Principal:
+    """The caller an ``Authorization: Bearer`` header names, if its role is at least ``minimum``; else a 401 or
+    403 :class:`ProblemError`."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("an Authorization: Bearer <token> header is required")
+    caller = verify_token(keyring, token.strip())
+    if caller.role.rank < minimum.rank:
+        raise ProblemError(403, f"this needs the role {minimum.value} or above; the token has {caller.role.value}")
+    return caller
 
 
 def create_local_keys(secrets_dir: Path, overwrite: bool = False) -> list[Path]:

@@ -2,7 +2,10 @@
 
 ``smartcity token keys`` writes an HS256 key and an RS256 key pair into the secrets folder
 (``SMARTCITY_SECRETS_DIR``, or ``--secrets-dir``, which wins); ``smartcity token issue --role operator`` prints a
-token signed with them; ``smartcity token examples`` prints how to call the API with one. Meant for local use and tests: in production the keys are OpenFaaS secrets.
+token signed with them (``--role ingest --scope <stream>``: a token that may write those streams);
+``smartcity token examples`` prints how to call the API with one; ``smartcity token ingest-key --source <name>
+--stream <stream>`` adds an ingest API key to ``ingest-api-keys`` and prints it. Meant for local use and tests: in
+production the keys are OpenFaaS secrets.
 """
 
 from __future__ import annotations
@@ -65,14 +68,17 @@ def issue(
     alg: str = typer.Option("HS256", help=f"Signing algorithm: {' or '.join(ALGORITHMS)}."),
     ttl: str = typer.Option("1h", help="How long the token is valid: 3600, 90s, 15m, 12h, 7d."),
     subject: str = typer.Option("local-user", help="The token's subject (who the caller is)."),
+    scope: list[str] = typer.Option([], "--scope", help="With --role ingest: a stream it may write (repeat; * for all)."),
     secrets_dir: Path | None = SecretsDirOption,
 ) -> None:
     """Print a signed token; call the API with `Authorization: Bearer <token>`."""
+    if role is Role.ingest and not scope:
+        raise typer.BadParameter("an ingest token needs the streams it may write", param_hint="--scope")
     if alg not in ALGORITHMS:
         raise typer.BadParameter(f"{alg!r} is not one of {', '.join(ALGORITHMS)}", param_hint="--alg")
     lifetime = parse_duration(ttl)
     try:
-        token = issue_token(KeyRing(_settings(secrets_dir)), subject, role, algorithm=alg, ttl=lifetime)
+        token = issue_token(KeyRing(_settings(secrets_dir)), subject, role, algorithm=alg, ttl=lifetime, scopes=scope)
     except ConfigurationError as error:
         raise typer.BadParameter(f"{error}; run `smartcity token keys` first", param_hint="--secrets-dir") from None
     typer.echo(token)
@@ -90,3 +96,19 @@ def examples(
     except ConfigurationError as error:
         raise typer.BadParameter(f"{error}; run `smartcity token keys` first", param_hint="--secrets-dir") from None
     typer.echo(how_to_call(base_url or f"http://127.0.0.1:{settings.gateway_port}", token))
+
+
+@app.command("ingest-key")
+def ingest_key(
+    source: str = typer.Option(..., help="Who holds the key (a device, a gateway, a partner): named in the logs."),
+    stream: list[str] = typer.Option(..., "--stream", help="A stream the key may write (repeat; * for all)."),
+    secrets_dir: Path | None = SecretsDirOption,
+) -> None:
+    """Add an ingest API key to the secret ingest-api-keys (stored hashed) and print it, once: send it as X-API-Key."""
+    from smartcity.events import STREAMS
+    from smartcity.runtime.credentials import ALL_STREAMS, add_ingest_key
+
+    unknown = sorted(set(stream) - set(STREAMS) - {ALL_STREAMS})
+    if unknown:
+        raise typer.BadParameter(f"unknown streams {unknown}; known: {', '.join(STREAMS)}", param_hint="--stream")
+    typer.echo(add_ingest_key(_settings(secrets_dir).secrets_dir, source, stream))

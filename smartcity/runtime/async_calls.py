@@ -3,7 +3,8 @@
 ``X-Function-Name``, ``X-Duration-Seconds`` and ``X-Call-Id``. A callback URL that
 :mod:`smartcity.runtime.callbacks` refuses (not http(s), not on the allowlist, or resolving to a loopback, private
 or link-local address) is refused (400) up front, and checked again when the result is sent, to the address
-checked then; a redirect is not followed."""
+checked then; a redirect is not followed. An async call needs the same rights as a direct one: the caller's
+rate (``rate_refusal``) and the function's own ``app.state.authorize`` are checked before the 202."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Iterable
 
 import httpx
 from fastapi import FastAPI
@@ -31,10 +32,12 @@ HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "kee
 class AsyncRoutes:
     """``/async-function/<name>``: accept now (202), invoke in the background, POST the result to the callback."""
 
-    def __init__(self, gateway: FastAPI, names: Sequence[str], max_body_bytes: int = MAX_BODY_BYTES,
-                 callback_allowed_hosts: str = "", callback_allow_private: bool = False) -> None:
+    def __init__(self, gateway: FastAPI, names: Iterable[str], max_body_bytes: int = MAX_BODY_BYTES,
+                 callback_allowed_hosts: str = "", callback_allow_private: bool = False,
+                 rate_refusal: Callable[[dict], Awaitable[Response | None]] | None = None) -> None:
         self.gateway = gateway
         self.names = set(names)
+        self.rate_refusal = rate_refusal
         self.max_body_bytes = max_body_bytes
         self.callback_allowed_hosts = callback_allowed_hosts
         self.callback_allow_private = callback_allow_private
@@ -54,6 +57,10 @@ class AsyncRoutes:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         response = self._refusal(scope)
+        if response is None and self.rate_refusal is not None:
+            response = await self.rate_refusal(scope)
+        if response is None:
+            response = self._authorization_refusal(scope)
         if response is None:
             response = await self._callback_refusal(scope)
         if response is None:
@@ -71,6 +78,13 @@ class AsyncRoutes:
         if scope["method"] != "POST":
             return problem_response(405, "an async invocation is a POST", instance=path, headers={"Allow": "POST"})
         return None
+
+    def _authorization_refusal(self, scope: dict) -> Response | None:
+        """What the called function's ``app.state.authorize`` says of the caller's headers (None: may call)."""
+        name = get_route_path(scope).lstrip("/").partition("/")[0]
+        app = self.gateway.state.function_apps.get(name)
+        authorize = getattr(getattr(app, "state", None), "authorize", None)
+        return authorize(Request(scope).headers, scope["path"]) if authorize is not None else None
 
     async def _callback_refusal(self, scope: dict) -> Response | None:
         """The problem refusing the call's ``X-Callback-Url``, or None (none given, or one that may be called)."""

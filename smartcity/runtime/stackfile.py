@@ -15,7 +15,8 @@ annotations, which faas-cli passes through untouched:
 ``smartcity.io/dead-letter-topic``  where events go when retries are used up (default ``dead-letter``)
 ==================================  =======================================================================
 
-Scale is in OpenFaaS's labels (``com.openfaas.scale.min``, ``.max``, ``.target``).
+Scale is in OpenFaaS's labels (``com.openfaas.scale.min``, ``.max``, ``.target``); the label
+``smartcity.io/internal: "true"`` marks a function served to the platform only (:attr:`FunctionSpec.internal`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TOPIC_ANNOTATION = "topic"
 ANNOTATION_PREFIX = "smartcity.io/"
 OUTPUT_TOPIC = f"{ANNOTATION_PREFIX}output-topic"
 DEAD_LETTER = f"{ANNOTATION_PREFIX}dead-letter-topic"
+INTERNAL_LABEL = f"{ANNOTATION_PREFIX}internal"
 DELIVERY_ANNOTATIONS = {
     "retry": f"{ANNOTATION_PREFIX}delivery-retry",
     "backoff_policy": f"{ANNOTATION_PREFIX}delivery-backoff-policy",
@@ -129,6 +131,13 @@ class FunctionSpec(BaseModel):
     topics: tuple[str, ...]
     output_topic: str | None
     delivery: DeliverySpec
+
+    @property
+    def internal(self) -> bool:
+        """Whether the function is for the platform's own callers only (its trigger, other functions): the
+        ``smartcity.io/internal: "true"`` label. The gateway does not serve it from outside (404), Knative keeps it
+        cluster-local."""
+        return self.entry.labels.get(INTERNAL_LABEL, "").lower() == "true"
 
     @property
     def trigger(self) -> str:

@@ -72,14 +72,17 @@ class BusSink:
 
 
 class HttpSink:
-    """POSTs to ``url`` with ``{topic}`` replaced by the stream's topic (one URL for all if it has none)."""
+    """POSTs to ``url`` with ``{topic}`` replaced by the stream's topic (one URL for all if it has none), with the
+    source's ``api_key`` (``X-API-Key``) when given: the ingest functions take no anonymous readings."""
 
-    def __init__(self, url: str, body_format: str = "json", client: httpx.Client | None = None) -> None:
+    def __init__(self, url: str, body_format: str = "json", client: httpx.Client | None = None,
+                 api_key: str | None = None) -> None:
         if body_format not in ("json", "csv"):
             raise ValueError(f"format must be json or csv, not {body_format!r}")
         self.url = url
         self.body_format = body_format
         self.client = client or httpx.Client(timeout=30.0)
+        self.headers = {"x-api-key": api_key} if api_key else {}
 
     def send(self, stream: Stream, events: Sequence[CityEvent]) -> None:
         if not events:
@@ -91,7 +94,7 @@ class HttpSink:
             body, content_type = json.dumps(rows).encode("utf-8"), "application/json"
         url = self.url.replace("{topic}", stream.topic)
         try:
-            response = self.client.post(url, content=body, headers={"content-type": content_type})
+            response = self.client.post(url, content=body, headers={**self.headers, "content-type": content_type})
         except httpx.HTTPError as error:
             raise SinkError(f"POST {url}: {error}") from None
         if response.status_code >= 300:

@@ -44,6 +44,7 @@ from smartcity.storage.latest_state import LatestState
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference
 from smartcity.storage.tables import STREAM_TABLES
+from tests.credentials import ingest_headers
 from tests.storage_samples import drain, drop_real_stores, prefixed_stack, real_settings
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
@@ -111,7 +112,8 @@ def test_the_simulated_city_lands_in_every_store_once(settings, tmp_path):
     stack_file = prefixed_stack(tmp_path, prefix, INGEST_FUNCTIONS + STORE_FUNCTIONS)
     triggers = Triggers(load_stack(stack_file, settings, STORE_FUNCTIONS))
     try:
-        with triggers, TestClient(build_gateway(stack_file, settings, INGEST_FUNCTIONS)) as gateway:
+        with triggers, TestClient(build_gateway(stack_file, settings, INGEST_FUNCTIONS),
+                                  headers=ingest_headers(settings)) as gateway:
             sink = RecordingSink("http://testserver/function/ingest-{topic}", client=gateway)
             options = SimulatorOptions(start=START, seed=7, sensors=10, duration_s=600,
                                        incidents=(IncidentPlan("accident", START, minutes=4),))

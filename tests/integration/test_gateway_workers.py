@@ -10,7 +10,9 @@ import time
 
 import httpx
 
+from smartcity.settings import Settings
 from smartcity.stack.processes import alive_processes, process_tree
+from tests.credentials import admin_headers
 from tests.ports import free_port
 
 
@@ -18,6 +20,7 @@ def test_the_gateway_runs_in_several_worker_processes_serving_the_functions_name
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
     env["SMARTCITY_SECRETS_DIR"] = str(tmp_path)
+    admin = admin_headers(Settings(secrets_dir=tmp_path))  # /system/* needs an admin token
     gateway = subprocess.Popen(
         [sys.executable, "-m", "smartcity.cli", "functions", "gateway", "ingest-weather", "api-traffic",
          "--workers", "2", "--port", str(port)],
@@ -28,7 +31,8 @@ def test_the_gateway_runs_in_several_worker_processes_serving_the_functions_name
         deadline, answer = time.monotonic() + 60, None
         while time.monotonic() < deadline and answer is None:
             try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/system/functions", timeout=2).raise_for_status().json()
+                answer = httpx.get(f"http://127.0.0.1:{port}/system/functions", headers=admin,
+                                   timeout=2).raise_for_status().json()
             except httpx.HTTPError:
                 time.sleep(0.5)
         assert answer is not None, "the gateway did not answer within 60 s"

@@ -14,6 +14,7 @@ from smartcity.settings import PROJECT_ROOT
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference, segment_id
 from tests.problem_assertions import answered_problem
+from tests.credentials import ingest_headers
 from tests.storage_samples import MOMENT, drain, embedded_settings, sample_events
 
 STACK_FILE = PROJECT_ROOT / "stack.yml"
@@ -32,7 +33,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def gateway(settings):
-    with TestClient(build_gateway(STACK_FILE, settings, INGEST_FUNCTIONS)) as client:
+    with TestClient(build_gateway(STACK_FILE, settings, INGEST_FUNCTIONS), headers=ingest_headers(settings)) as client:
         yield client
 
 

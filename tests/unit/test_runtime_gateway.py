@@ -17,6 +17,7 @@ from starlette.routing import Route
 from smartcity.backends.bus import open_bus
 from smartcity.runtime.bindings import BATCH_CONTENT_TYPE
 from smartcity.runtime.gateway import build_gateway
+from tests.credentials import admin_headers
 from tests.fixtures.functions.helpers import embedded_settings, read_all, reading, serving, write_stack
 from tests.problem_assertions import answered_problem
 
@@ -148,12 +149,16 @@ def test_system_functions_healthz_and_metrics(gateway):
     message = sdk_http.to_binary(reading(), JSONFormat())
     gateway.post("/function/echo", headers=message.headers, content=message.body)
     assert gateway.get("/healthz").text == "OK"
-    functions = {f["name"]: f for f in gateway.get("/system/functions").json()}
+    admin = admin_headers(gateway.settings)
+    functions = {f["name"]: f for f in gateway.get("/system/functions", headers=admin).json()}
     assert set(functions) == {"echo", "flaky", "always-fails", "batch-count", "hello-http"}
     assert functions["echo"]["invocationCount"] == 1
-    assert functions["hello-http"]["secrets"] == ["hello-token"]
+    # no environment values, no secret names; replicas: the one instance of each in this gateway process
+    assert not {"envVars", "secrets"} & set(functions["hello-http"]) and "hello-token" not in str(functions)
+    assert {(f["replicas"], f["availableReplicas"]) for f in functions.values()} == {(1, 1)}
     assert functions["echo"]["annotations"]["topic"].startswith("readings-")
-    assert gateway.get("/system/function/echo").json()["image"] == "smartcity/test-echo:latest"
+    assert gateway.get("/system/function/echo", headers=admin).json()["image"] == "smartcity/test-echo:latest"
+    assert gateway.get("/system/functions").status_code == 401
     metrics = gateway.get("/metrics").text
     assert 'gateway_function_invocation_total{code="200",function_name="echo"} 1.0' in metrics
     assert 'gateway_functions_seconds_bucket{code="200",function_name="echo",le="+Inf"} 1.0' in metrics

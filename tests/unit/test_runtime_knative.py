@@ -67,3 +67,15 @@ def test_missing_fields_are_named():
     assert knative.missing_fields(service) == ["spec.template.spec.containers[].image"]
     assert knative.missing_fields({"kind": "Deployment"}) == ["kind: 'Deployment' is not one of "
                                                               "['KafkaSink', 'KafkaSource', 'Service']"]
+
+
+def test_internal_functions_and_only_they_are_cluster_local():
+    _, specs = read_stack(STACK)
+    visibility = {}
+    for spec in specs:
+        service = _documents((KNATIVE_DIR / f"{spec.name}.yaml").read_text())[0]
+        visibility[spec.name] = service["metadata"]["labels"].get("networking.knative.dev/visibility")
+    internal = {spec.name for spec in specs if spec.internal}
+    assert internal >= {"store-timeseries", "archive-raw", "dead-letter-archive"}
+    assert {name for name, value in visibility.items() if value == "cluster-local"} == internal
+    assert not any(spec.internal for spec in specs if spec.name.startswith(("ingest-", "api-")))

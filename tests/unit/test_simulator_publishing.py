@@ -27,6 +27,7 @@ from smartcity.simulator.simulation import CitySimulation, SimulatorOptions
 from smartcity.simulator.sinks import BusSink, HttpSink
 from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference
+from tests.credentials import ingest_headers
 from tests.storage_samples import drain, embedded_settings
 
 START = datetime(2026, 3, 2, 7, 58, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -77,7 +78,8 @@ def gateway(tmp_path):
     load_reference(db)
     db.close()
     functions = [f"ingest-{topic}" for topic in STREAMS]
-    with TestClient(build_gateway(PROJECT_ROOT / "stack.yml", settings, functions)) as client:
+    with TestClient(build_gateway(PROJECT_ROOT / "stack.yml", settings, functions),
+                    headers=ingest_headers(settings)) as client:
         yield client, settings
 
 

@@ -1,0 +1,89 @@
+"""The gateway's own doors (before any function): which functions outside callers may reach, the admin routes,
+rate limits and time limits.
+
+- a function marked internal in ``stack.yml`` (:attr:`~smartcity.runtime.stackfile.FunctionSpec.internal`) is
+  not served at ``/function`` or ``/async-function`` (404, as if it did not exist): its trigger calls it in-process;
+- ``/system/*`` needs an ``admin`` JWT (401 without a valid one, 403 for another role);
+- every function route is limited per caller (:mod:`smartcity.runtime.ratelimit`): 429 with ``Retry-After``;
+- a function that has not started answering after ``timeout_s`` is cut off: 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Awaitable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smartcity.api.auth import KeyRing, Role, caller_with_role, unauthorized
+from smartcity.api.problems import ProblemError
+from smartcity.runtime.credentials import Refusal
+from smartcity.runtime.problems import problem_response
+from smartcity.runtime.ratelimit import RateLimiter, rate_limiter
+from smartcity.settings import Settings
+
+
+@dataclass
+class GatewayGuard:
+    """What the gateway checks itself. Without a keyring no admin token verifies: ``/system/*`` stays shut."""
+
+    internal: frozenset[str] = frozenset()
+    keyring: KeyRing | None = None
+    limiter: RateLimiter | None = None
+    timeout_s: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, internal: frozenset[str]) -> GatewayGuard:
+        return cls(internal, KeyRing(settings),
+                   rate_limiter(settings.gateway_rate_per_s, settings.gateway_rate_burst, settings.cache_url),
+                   settings.gateway_timeout_s)
+
+    def admin_refusal(self, request: Request) -> Response | None:
+        """The problem refusing a ``/system`` request without an admin token, or None."""
+        try:
+            if self.keyring is None:
+                raise unauthorized("this gateway has no JWT keys: its /system routes are shut")
+            caller_with_role(self.keyring, request.headers.get("authorization"), Role.admin)
+        except ProblemError as error:
+            return Refusal(error.status, error.detail).as_response(request.url.path)
+        return None
+
+    async def rate_refusal(self, scope: dict) -> Response | None:
+        """429 with ``Retry-After`` when the caller is over its rate, else None."""
+        if self.limiter is None:
+            return None
+        request = Request(scope)
+        client = request.client.host if request.client else "unknown"
+        wait = await self.limiter.retry_after(request.headers, client)
+        if wait is None:
+            return None
+        return problem_response(429, f"too many requests; retry in {wait} s", instance=scope["path"],
+                                headers={"Retry-After": str(wait)})
+
+    async def within_time(self, call: Awaitable[None], started: asyncio.Event) -> bool:
+        """Run ``call`` (a function answering); False when it had not started answering (``started``) within
+        ``timeout_s``: it is then cancelled and the caller answers 504."""
+        if self.timeout_s is None:
+            await call
+            return True
+        task = asyncio.ensure_future(call)
+        waiter = asyncio.ensure_future(started.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return False
+        await task
+        return True
+
+    async def close(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.close()
+
+
+def timed_out(name: str, timeout_s: float | None, instance: str) -> Response:
+    return problem_response(504, f"function {name!r} did not answer within {timeout_s} s", instance=instance)
+
