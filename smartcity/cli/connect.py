@@ -20,7 +20,9 @@ from rich.console import Console
 from smartcity.errors import ConfigurationError
 from smartcity.settings import get_settings
 
-app = typer.Typer(help="Poll a GTFS-realtime, GBFS or open-data feed and publish it through the ingest functions.")
+# One command with arguments, not a group of subcommands: options may follow the arguments.
+app = typer.Typer(help="Poll a GTFS-realtime, GBFS or open-data feed and publish it through the ingest functions.",
+                  context_settings={"allow_interspersed_args": True})
 console = Console(stderr=True)
 
 

@@ -22,14 +22,16 @@ import httpx
 import orjson
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
+from typer.testing import CliRunner
 
 from smartcity.backends.bus import EventBus, open_bus
+from smartcity.cli import app
 from smartcity.connectors import feed_source, poller
 from smartcity.connectors.gtfs_realtime import static_gtfs
 from smartcity.connectors.polling import Backoff, FeedUnavailable, Poller, PollReport
 from smartcity.events import city
 from smartcity.runtime.gateway import build_gateway
-from smartcity.settings import DEAD_LETTER_TOPIC, Settings
+from smartcity.settings import DEAD_LETTER_TOPIC, Settings, get_settings
 from tests.feed_server import FeedServer, feed_server
 from tests.fixtures.functions.helpers import serving
 from tests.storage_samples import drain
@@ -320,3 +322,22 @@ def test_a_malformed_feed_is_dead_lettered_with_the_reason_and_polling_goes_on(p
     waits, outcomes = run_until(connector, polls=1)
     assert outcomes[0].published == 3 and waits == [30.0]
     assert len(platform.published("public-transport")) == 2
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+def test_smartcity_connect_once_publishes_through_the_gateway_and_exits_1_when_the_feed_is_down(platform, monkeypatch):
+    url = serve_gbfs(platform.feeds, "3.0", bikes=5, reported=at(9 * 3600))
+    monkeypatch.setenv("SMARTCITY_BUS_URL", platform.settings.bus_url)
+    monkeypatch.setenv("SMARTCITY_SECRETS_DIR", str(platform.settings.secrets_dir))
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(app, ["connect", "gbfs", url, "--gateway", platform.gateway, "--once"])
+        platform.feeds.fail("/3.0/gbfs.json", 503)
+        down = CliRunner().invoke(app, ["connect", "gbfs", url, "--gateway", platform.gateway, "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 0, done.output
+    assert "published=2" in done.output and len(platform.published("bike-share")) == 2
+    assert down.exit_code == 1 and "503" in down.output

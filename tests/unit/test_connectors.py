@@ -1,0 +1,153 @@
+"""The connectors' parts, one small test each: backoff, change detection, ingest's refusals, feed parsing, mapping
+files, and ``smartcity connect``'s answers to bad arguments."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from google.transit import gtfs_realtime_pb2 as rt
+from typer.testing import CliRunner
+
+from smartcity.cli import app
+from smartcity.connectors import gbfs
+from smartcity.connectors.gtfs_realtime import parse, reported_delay
+from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
+from smartcity.connectors.ingest_client import IngestClient, refusals
+from smartcity.connectors.polling import Backoff, ChangeTracker, MalformedFeed, Reading
+from smartcity.errors import ConfigurationError
+from smartcity.simulator.gtfs import StopTime
+
+
+def test_backoff_doubles_up_to_its_cap_keeping_half_to_all_of_each_step():
+    backoff = Backoff(initial_s=1.0, maximum_s=10.0, rng=random.Random(3))
+    for failures, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (12, 10)]:
+        delays = [backoff.delay(failures) for _ in range(200)]
+        assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) - min(delays) > ceiling / 4  # jittered, not one fixed value
+
+
+def test_an_entity_is_changed_unless_only_its_volatile_fields_moved():
+    tracker = ChangeTracker(("dateObserved", "dateLastReported"))
+    first = Reading("bike-share", "s1", {"dateObserved": "t1", "dateLastReported": "t1", "bikes": 3})
+    assert tracker.changed([first]) == [first]
+    tracker.remember([first])
+    later = Reading("bike-share", "s1", {"dateObserved": "t2", "dateLastReported": "t2", "bikes": 3})
+    moved = Reading("bike-share", "s1", {"dateObserved": "t3", "dateLastReported": "t3", "bikes": 2})
+    other = Reading("bike-share", "s2", {"dateObserved": "t2", "bikes": 3})
+    assert tracker.changed([later, other]) == [other] and tracker.changed([moved]) == [moved]
+
+
+def test_ingest_refusals_are_grouped_by_reading():
+    problem = {"status": 422, "errors": [{"field": "[0].location", "reason": "Field required"},
+                                         {"field": "[2].speed", "reason": "too fast"},
+                                         {"field": "[2].heading", "reason": "negative"}, {"field": "[3]", "reason": "x"}]}
+    assert refusals(problem) == {0: {"location": "Field required"}, 2: {"speed": "too fast", "heading": "negative"},
+                                 3: {"<reading>": "x"}}
+
+
+def test_ingest_urls_are_the_gateways_routes_or_a_topic_template():
+    assert IngestClient("http://gw:8080/", None).url_of("bike-share") == "http://gw:8080/function/ingest-bike-share"
+    template = IngestClient("http://ingest-{topic}.smartcity.svc.cluster.local", None)
+    assert template.url_of("weather") == "http://ingest-weather.smartcity.svc.cluster.local"
+
+
+# --- GBFS ---------------------------------------------------------------------------------------------------
+
+
+def test_gbfs_discovery_reads_2_3_and_3_0_and_names_what_is_missing():
+    feeds = [{"name": "station_status", "url": "http://x/ss.json"}]
+    assert gbfs.feed_urls("u", json.dumps({"data": {"en": {"feeds": feeds}}}).encode()) == {"station_status": "http://x/ss.json"}
+    assert gbfs.feed_urls("u", json.dumps({"data": {"feeds": feeds}}).encode()) == {"station_status": "http://x/ss.json"}
+    with pytest.raises(MalformedFeed) as raised:
+        gbfs.feed_urls("u", b'{"data": {"feeds": [{"url": "http://x"}]}}')
+    assert raised.value.field == "data.feeds"
+    with pytest.raises(MalformedFeed) as raised:
+        gbfs.feed_urls("u", b"{not json")
+    assert raised.value.field == "body" and "not JSON" in raised.value.reason
+
+
+def test_a_gbfs_station_lacking_a_field_is_sent_without_it_for_ingest_to_name():
+    reading = gbfs.station_reading("s1", {"name": "Dock", "lat": 50.9, "lon": 6.9},
+                                   {"num_docks_available": 3, "is_installed": True, "is_renting": True,
+                                    "is_returning": True, "last_reported": 1772434800}, 1772434805)
+    assert "availableBikeNumber" not in reading.data and "status" not in reading.data
+    assert "totalSlotNumber" not in reading.data  # no capacity, and no count to derive it from
+    assert reading.data["dateLastReported"] == "2026-03-02T07:00:00+00:00"
+
+
+def test_gbfs_status_follows_the_simulators_rule():
+    assert [gbfs.status_of(b, d, True, True) for b, d in [(0, 5), (5, 0), (2, 5), (5, 2), (5, 5)]] == [
+        "empty", "full", "almostEmpty", "almostFull", "working"]
+    assert gbfs.status_of(5, 5, True, False) == gbfs.status_of(None, None, False, True) == "outOfService"
+
+
+# --- GTFS-realtime ------------------------------------------------------------------------------------------
+
+
+def test_a_body_that_is_not_a_feed_message_is_malformed_naming_why():
+    with pytest.raises(MalformedFeed) as raised:
+        parse("u", b"\xff\xff\xff\xff")
+    assert raised.value.field == "body" and "FeedMessage" in raised.value.reason
+    with pytest.raises(MalformedFeed) as raised:
+        parse("u", rt.FeedMessage().SerializePartialToString())
+    assert raised.value.field in ("body", "header.gtfs_realtime_version")
+
+
+def test_a_trip_updates_delay_is_the_one_at_the_stop_or_the_last_before_it():
+    update = rt.TripUpdate()
+    update.trip.trip_id = "t"
+    update.stop_time_update.add(stop_sequence=1, stop_id="A").arrival.delay = 60
+    update.stop_time_update.add(stop_sequence=3, stop_id="C").departure.delay = 180
+    at = lambda sequence, stop: StopTime(stop, sequence, 0, 0, None)  # noqa: E731
+    assert [reported_delay(update, at(n, s)) for n, s in [(1, "A"), (2, "B"), (3, "C"), (4, "D")]] == [60, 60, 180, 180]
+    assert reported_delay(update, at(0, "Z")) is None
+
+
+# --- mapping files ------------------------------------------------------------------------------------------
+
+
+def test_a_mapping_file_is_refused_naming_each_bad_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stream: noise\nformat: xml\nid: ''\nfields:\n  a: {from: x, value: 1}\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping(path)
+    message = str(raised.value)
+    assert message.startswith("--mapping:")
+    assert all(name in message for name in ("stream", "format", "id", "fields.a"))
+    assert "unknown stream 'noise'" in message
+
+
+def test_rules_look_up_convert_scale_and_mark_units():
+    record = {"obs": {"t": "1772434800", "v": ["7", "8"]}, "empty": ""}
+    assert lookup(record, "obs.v.1") == "8" and lookup(record, "obs.w") is MISSING
+    assert apply(FieldRule(source="obs.t", type="timestamp"), record) == "2026-03-02T07:00:00+00:00"
+    assert apply(FieldRule(source="obs.v.0", type="float", scale=0.5), record) == 3.5
+    assert apply(FieldRule(source="empty"), record) is MISSING and apply(FieldRule(value="taxi"), record) == "taxi"
+    assert apply(FieldRule(source="obs.t", type="int"), {"obs": {"t": "n/a"}}) == "n/a"  # for ingest to refuse
+    mapping = Mapping(stream="weather", records="items", id="code",
+                      fields={"temperature": {"from": "f", "unit": "°F"}, "lon": "x", "lat": "y"})
+    source = HttpSource("http://x", mapping)
+    [reading] = [source.reading(0, record, "2026-03-02T07:00:00+00:00")
+                 for record in source.records(b'{"items": [{"code": "w1", "f": 50, "x": 6.9, "y": 50.9}]}')]
+    assert reading.data == {"dateObserved": "2026-03-02T07:00:00+00:00", "id": "w1", "temperature[°F]": 50,
+                            "lon": 6.9, "lat": 50.9}
+    with pytest.raises(MalformedFeed) as raised:
+        source.records(b'{"data": []}')
+    assert raised.value.field == "items"
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["ftp", "http://127.0.0.1:9/x"], "unknown connector 'ftp'"),
+    (["gbfs", "file:///etc/passwd"], "http:// or https://"),
+    (["http", "http://127.0.0.1:9/x"], "needs a mapping file"),
+])
+def test_bad_arguments_exit_2_with_a_message(arguments, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("SMARTCITY_BUS_URL", f"file://{tmp_path}/bus")
+    result = CliRunner().invoke(app, ["connect", *arguments, "--once"])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
