@@ -268,10 +268,16 @@ class Demo:
 
 
 def demo_ingest_key(secrets_dir: Path) -> str:
-    """A fresh API key for the demo's simulator (every stream; the former demo key dropped), its secrets folder
-    marked as the demo's: production mode refuses these secrets."""
+    """A fresh API key for the demo's simulator (every stream; the former demo key dropped), also written to the
+    client's secret file ingest-api-key; the secrets folder is marked as the demo's: production mode refuses it."""
     from smartcity.runtime.credentials import ALL_STREAMS, add_ingest_key
     from smartcity.runtime.production import DEMO_MARK, DEMO_SOURCE
 
+    from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
+
     (secrets_dir / DEMO_MARK).write_text("made by `smartcity demo`: not for production\n")
-    return add_ingest_key(secrets_dir, DEMO_SOURCE, [ALL_STREAMS], replace=True)
+    key = add_ingest_key(secrets_dir, DEMO_SOURCE, [ALL_STREAMS], replace=True)
+    client_key = secrets_dir / CLIENT_API_KEY_SECRET  # for `smartcity simulate --sink http` against the demo
+    client_key.touch(mode=0o600, exist_ok=True)
+    client_key.write_text(key + "\n")
+    return key

@@ -116,11 +116,12 @@ def simulate(
 
 
 def open_sink(settings: Settings, kind: str, url: str | None, body_format: str, personal: bool = True):
-    """The sink named ``kind``: ``bus`` (settings.bus_url) or ``http`` (``url`` or the local gateway).
+    """The sink named ``kind``: ``bus`` (settings.bus_url) or ``http`` (``url`` or the local gateway, with the
+    API key of the secret file ``ingest-api-key`` when there is one: `smartcity demo` writes its simulator's there).
 
     With ``personal`` streams the bus sink needs the pseudonym key: a missing key fails here, before the run.
     """
-    from smartcity.simulator.sinks import BusSink, HttpSink
+    from smartcity.simulator.sinks import BusSink, HttpSink, client_api_key
 
     if kind == "bus":
         from smartcity.backends.bus import open_bus
@@ -133,7 +134,8 @@ def open_sink(settings: Settings, kind: str, url: str | None, body_format: str, 
     if kind == "http":
         if body_format not in ("json", "csv"):
             raise typer.BadParameter(f"{body_format!r}: expected json or csv", param_hint="--format")
-        return HttpSink(url or f"http://127.0.0.1:{settings.gateway_port}/function/ingest-{{topic}}", body_format)
+        return HttpSink(url or f"http://127.0.0.1:{settings.gateway_port}/function/ingest-{{topic}}", body_format,
+                        api_key=client_api_key(settings))
     raise typer.BadParameter(f"{kind!r}: expected bus or http", param_hint="--sink")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from typing import Callable, Protocol, Sequence
 
 import httpx
@@ -22,9 +23,13 @@ from smartcity.backends.bus import EventBus
 from smartcity.events import CityEvent, Stream
 from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.readings import publish_event, reading_event
-from smartcity.settings import TOPICS
+from smartcity.settings import TOPICS, Settings
 
 SOURCE = "/smartcity/simulator"
+CLIENT_API_KEY_SECRET = "ingest-api-key"  # the plain key a client holds (the functions hold only digests)
+# Over the gateway's rate a POST is answered 429 with Retry-After: wait that long (at most MAX_WAIT_S), a few times.
+RETRIES_WHEN_LIMITED = 5
+MAX_WAIT_S = 10.0
 
 
 class SinkError(RuntimeError):
@@ -93,18 +98,37 @@ class HttpSink:
         else:
             body, content_type = json.dumps(rows).encode("utf-8"), "application/json"
         url = self.url.replace("{topic}", stream.topic)
-        try:
-            response = self.client.post(url, content=body, headers={**self.headers, "content-type": content_type})
-        except httpx.HTTPError as error:
-            raise SinkError(f"POST {url}: {error}") from None
+        response = self._post(url, body, content_type)
         if response.status_code >= 300:
             raise SinkError(f"POST {url}: {response.status_code} {response.text[:500]}")
+
+    def _post(self, url: str, body: bytes, content_type: str) -> httpx.Response:
+        """POST, waiting out the gateway's rate limit (429, ``Retry-After``) a few times."""
+        response = self._post_once(url, body, content_type)
+        for _ in range(RETRIES_WHEN_LIMITED):
+            if response.status_code != 429:
+                break
+            time.sleep(min(MAX_WAIT_S, float(response.headers.get("retry-after", "1"))))
+            response = self._post_once(url, body, content_type)
+        return response
+
+    def _post_once(self, url: str, body: bytes, content_type: str) -> httpx.Response:
+        try:
+            return self.client.post(url, content=body, headers={**self.headers, "content-type": content_type})
+        except httpx.HTTPError as error:
+            raise SinkError(f"POST {url}: {error}") from None
 
     def flush(self) -> None:
         """Every POST has been answered when :meth:`send` returns."""
 
     def close(self) -> None:
         self.client.close()
+
+
+def client_api_key(settings: Settings) -> str | None:
+    """The ingest API key this client holds, from the secret file ``ingest-api-key``; None without one."""
+    path = settings.secrets_dir / CLIENT_API_KEY_SECRET
+    return (path.read_text().strip() or None) if path.is_file() else None
 
 
 def csv_body(rows: Sequence[dict]) -> str:
