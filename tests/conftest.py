@@ -17,3 +17,30 @@ def real_stack():
     started = stack.up()
     yield stack.settings_env()
     stack.down(only=started)
+
+
+@pytest.fixture
+def private_stack(monkeypatch):
+    """Settings for a private stack: its own folder (under the real one, so the postgres user can reach it) and
+    free ports for Redis, PostgreSQL and its replica. Whatever it started is stopped and its folder removed
+    afterwards."""
+    import shutil
+    import uuid
+
+    from smartcity import stack
+    from smartcity.settings import get_settings
+    from tests.ports import free_port
+
+    folder = get_settings().stack_dir / "test-runs" / uuid.uuid4().hex[:8]
+    monkeypatch.setenv("SMARTCITY_STACK_DIR", str(folder))
+    for setting in ("SMARTCITY_REDIS_PORT", "SMARTCITY_POSTGRES_PORT", "SMARTCITY_POSTGRES_REPLICA_PORT"):
+        monkeypatch.setenv(setting, str(free_port()))
+    get_settings.cache_clear()
+    try:
+        yield folder
+    finally:
+        stack.down(["redis", "postgres", "postgres-replica"])
+        get_settings.cache_clear()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -59,6 +59,9 @@ class ApiContext(Protocol):
     def database(self) -> Database: ...
 
     @property
+    def read_database(self) -> Database: ...
+
+    @property
     def cache(self) -> Cache: ...
 
     @property

@@ -25,7 +25,9 @@ def context_of(request: Request) -> ApiContext:
 
 
 async def database_of(request: Request) -> Database:
-    return context_of(request).database
+    """The database of the API's reads (every route's queries are read-only): the replica that
+    ``SMARTCITY_DATABASE_READ_URL`` names, else the primary. Writes (the incident workflow) use the primary."""
+    return context_of(request).read_database
 
 
 async def latest_states_of(request: Request) -> LatestState:

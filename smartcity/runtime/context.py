@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Callable
 
 from cloudevents.core.v1.event import CloudEvent
@@ -25,10 +26,12 @@ from smartcity.errors import ConfigurationError
 from smartcity.runtime import tracing
 from smartcity.runtime.events import new_event
 from smartcity.settings import Settings, read_secret
+from smartcity.storage.replication import export_replication_lag
 
 OPENERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "bus": ("bus_url", open_bus),
     "database": ("database_url", open_database),
+    "read_database": ("database_read_url", partial(open_database, setting="SMARTCITY_DATABASE_READ_URL")),
     "documents": ("documents_url", open_documents),
     "cache": ("cache_url", open_cache),
     "objects": ("objects_url", open_objects),
@@ -86,6 +89,16 @@ class Context:
     @property
     def database(self) -> Database:
         return self._backend("database")
+
+    @property
+    def read_database(self) -> Database:
+        """The database of read-only queries: the replica that ``database_read_url`` names (its replication lag
+        exported as metrics), or :attr:`database` when that is empty."""
+        if not self.settings.database_read_url:
+            return self.database
+        replica = self._backend("read_database")
+        export_replication_lag(lambda: replica, lambda: self.database)
+        return replica
 
     @property
     def documents(self) -> DocumentStore:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +22,6 @@ from smartcity import stack
 from smartcity.settings import PLATFORM_TOPICS, get_settings
 from smartcity.stack.base import port_open
 from smartcity.stack.processes import alive_processes, process_tree
-from tests.ports import free_port
 
 pytestmark = pytest.mark.real
 
@@ -36,25 +33,6 @@ def _wait_until(condition, timeout_s: float = 15.0) -> bool:
             return True
         time.sleep(0.2)
     return condition()
-
-
-@pytest.fixture
-def private_stack(monkeypatch) -> Iterator[Path]:
-    """Settings for a private stack: its own folder (under the real one, so the postgres user can reach it) and
-    free ports for Redis and PostgreSQL. Whatever it started is stopped and its folder removed afterwards."""
-    folder = get_settings().stack_dir / "test-runs" / uuid.uuid4().hex[:8]
-    monkeypatch.setenv("SMARTCITY_STACK_DIR", str(folder))
-    monkeypatch.setenv("SMARTCITY_REDIS_PORT", str(free_port()))
-    monkeypatch.setenv("SMARTCITY_POSTGRES_PORT", str(free_port()))
-    get_settings.cache_clear()
-    try:
-        yield folder
-    finally:
-        stack.down(["redis", "postgres"])
-        get_settings.cache_clear()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_every_service_is_healthy_and_reports_its_version(real_stack):
