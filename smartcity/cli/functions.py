@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smartcity.errors import ConfigurationError
-from smartcity.runtime import jsonlog
+from smartcity.runtime import logship
 from smartcity.runtime.function import CloudEventHandler
 from smartcity.runtime.helm_values import helm_values
 from smartcity.settings import PROJECT_ROOT, get_settings
@@ -70,7 +70,7 @@ def gateway(
     from smartcity.runtime.gateway import build_gateway, gateway_function_names
 
     settings = get_settings()
-    jsonlog.configure(settings.log_level)
+    logship.configure(settings, "gateway")
     workers = workers or settings.gateway_workers
     port = port or settings.gateway_port
     if workers > 1:
@@ -100,7 +100,7 @@ def trigger(
     from smartcity.runtime.trigger import Triggers
 
     settings = get_settings()
-    jsonlog.configure(settings.log_level)
+    logship.configure(settings, "trigger")
     with console.status("loading functions"):
         functions = load_stack(_stack(stack), settings, names or ())
         if not names:

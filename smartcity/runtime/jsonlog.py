@@ -27,6 +27,12 @@ _FIELDS = (("function", _function), ("event_id", _event_id), ("request_id", _req
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record; ``service`` (gateway, trigger, a function's name) names the process."""
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
@@ -34,6 +40,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.service:
+            line["service"] = self.service
         for name, var in _FIELDS:
             value = getattr(record, name, None) or var.get()
             if value:
@@ -46,12 +54,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure(level: str = "INFO") -> None:
-    """Send the root logger's records to stderr as JSON lines (replacing any handler set before)."""
+def configure(level: str = "INFO", service: str | None = None, handlers: Sequence[logging.Handler] = ()) -> None:
+    """Send the root logger's records to stderr as JSON lines, and to ``handlers`` (the log spool), replacing any
+    handler set before."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, *handlers]
     root.setLevel(level.upper())
 
 
