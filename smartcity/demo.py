@@ -155,7 +155,7 @@ class Demo:
 
     def start_streaming(self, stack: ExitStack) -> None:
         from streaming import metrics
-        from streaming.app import close_context, jobs_named, open_context, start_jobs
+        from streaming.app import close_context, jobs_named, open_context, start_jobs, stop_jobs
         from streaming.session import build_session
 
         self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
@@ -166,13 +166,7 @@ class Demo:
         context = open_context(self.settings, spark, trigger_s=self.settings.streaming_trigger_s)
         stack.callback(close_context, context)
         queries = start_jobs(context, jobs_named([]))
-
-        def stop() -> None:
-            for query in queries:
-                if query.isActive:
-                    query.stop()
-
-        stack.callback(stop)
+        stack.callback(stop_jobs, spark, queries)
         self.say(f"streaming: {', '.join(query.name for query in queries)}; "
                  f"metrics on :{self.settings.streaming_metrics_port}/metrics")
 

@@ -69,6 +69,20 @@ def start_jobs(ctx: StreamingContext, jobs: Sequence[Job], writers: Mapping[str,
     return queries
 
 
+def stop_jobs(spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:
+    """Stop the queries one after the other, each waiting for its thread to end, with Spark's and py4j's logs off.
+
+    A micro-batch in flight is cancelled: Spark logs the cancelled jobs and the stopped executors' refusals at
+    ERROR (hundreds of lines of Java stack traces), although nothing is lost (the batch is replayed from its
+    checkpoint at the next start). Logs stay off: the session is being closed.
+    """
+    spark.sparkContext.setLogLevel("OFF")
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    for query in queries:
+        if query.isActive:
+            query.stop()
+
+
 def close_context(ctx: StreamingContext) -> None:
     for backend in (ctx.bus, ctx.cache, ctx.database):
         backend.close()
@@ -99,8 +113,6 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
     try:
         await_all(queries)
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
+        stop_jobs(spark, queries)
         close_context(ctx)
         spark.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,14 @@ from streaming.sources import BusSource
 WINDOW = "5 minutes"
 WINDOW_S = 300
 INPUT_METRICS = "input"  # suffix of the observation each job makes of its input
+# The most characters of a failed micro-batch's error that reach the JVM. Spark tells an interruption from a
+# failure by matching the py4j error's message with StreamExecution.PROXY_ERROR, whose `(.|\r\n|\r|\n)*` recurses
+# once per character after "Py4JJavaError: An error occurred while calling": in a thread of the JVM's default
+# stack, 1,400 characters overflow it (a Python traceback quoting a Java one holds tens of thousands).
+BATCH_ERROR_CHARS = 480
+BATCH_ERROR_LINE_CHARS = 200
+_STACK_FRAME = re.compile(r"^\s*(at |\.\.\. \d+ more|JVM stacktrace:)")
+_CANCELLED = re.compile(r"cancelled|InterruptedException|InterruptedIOException|ClosedByInterruptException")
 log = logging.getLogger(__name__)
 
 
@@ -120,9 +129,51 @@ def window_of(event_time: str = "event_time") -> Column:
     return F.window(event_time, WINDOW)
 
 
+class BatchWriteFailed(Exception):
+    """A micro-batch's writer failed; the message is the error's summary (:func:`summarized`)."""
+
+
+def summarized(error: BaseException) -> str:
+    """``<module.Class>: <message>`` of ``error`` without stack frames, at most :data:`BATCH_ERROR_CHARS` long.
+
+    The exception lines of a Java error are kept (``: org.apache.spark.SparkException: ...``, ``Caused by: ...``),
+    each cut at :data:`BATCH_ERROR_LINE_CHARS`, so Spark still recognizes a cancelled or interrupted batch; when
+    they are too many, the first two (the error) and the last ones (its root cause) are kept.
+    """
+    text = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+    lines = [line[:BATCH_ERROR_LINE_CHARS] for line in text.splitlines() if line.strip() and not _STACK_FRAME.match(line)]
+    first, last = lines[:2], []
+    budget = BATCH_ERROR_CHARS - sum(len(line) + 1 for line in first)
+    for line in reversed(lines[2:]):
+        budget -= len(line) + 1
+        if budget < 0:
+            break
+        last.insert(0, line)
+    return "\n".join(first + last)
+
+
+def _reporting(job: Job, writer: BatchWriter) -> BatchWriter:
+    """``writer``, whose failure reaches Spark as a :class:`BatchWriteFailed` of its summary, logged here in full
+    unless it is the cancellation of a stopping query."""
+
+    def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
+        try:
+            writer(ctx, batch, batch_id)
+        except Exception as error:
+            summary = summarized(error)
+            cancelled = _CANCELLED.search(summary) is not None
+            log.log(logging.DEBUG if cancelled else logging.ERROR, "job %s: micro-batch %d failed", job.name,
+                    batch_id, exc_info=not cancelled)
+            raise BatchWriteFailed(summary) from None
+
+    return write
+
+
 def start(ctx: StreamingContext, job: Job, write: BatchWriter | None = None) -> StreamingQuery:
-    """Start ``job``'s query, writing each micro-batch with ``write`` (the job's own by default)."""
-    writer = write or job.write
+    """Start ``job``'s query, writing each micro-batch with ``write`` (the job's own by default).
+
+    A failed write reaches Spark as a short :class:`BatchWriteFailed` (see :data:`BATCH_ERROR_CHARS`)."""
+    writer = _reporting(job, write or job.write)
     stream = (
         job.build(ctx).writeStream.queryName(job.name).outputMode(job.output_mode)
         .option("checkpointLocation", str(ctx.checkpoint_dir / job.name))

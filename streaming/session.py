@@ -9,7 +9,9 @@ used, because its Ivy trips over poms without jars that other Maven builds leave
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 from smartcity.errors import ConfigurationError
@@ -80,6 +82,11 @@ def build_session(settings: Settings, app_name: str = "smartcity-streaming", mas
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    if threading.current_thread() is threading.main_thread():
+        # pyspark's SIGINT handler cancels every Spark job at once, failing the micro-batches in flight with
+        # SPARK_JOB_CANCELLED errors; Ctrl-C raises KeyboardInterrupt instead, and the jobs' owner stops its
+        # queries in order (streaming.app.stop_jobs).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return session
 
 
