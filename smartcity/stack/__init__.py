@@ -22,29 +22,36 @@ from smartcity.stack.base import HOST, LocalService, ServiceStatus, StackError, 
 from smartcity.stack.ferretdb import FerretDBService
 from smartcity.stack.kafka import KafkaService
 from smartcity.stack.postgres import DATABASE, ROLE, PostgresService
+from smartcity.stack.postgres_replica import PostgresReplicaService
 from smartcity.stack.prometheus import PrometheusService
 from smartcity.stack.redis import RedisService
 from smartcity.stack.s3 import BUCKET, S3Service, secrets_dir
 from smartcity.stack.victorialogs import INSERT_PATH, VictoriaLogsService
 
-__all__ = ["SERVICES", "ServiceStatus", "StackError", "down", "services", "settings_env", "status", "up"]
+__all__ = ["OPTIONAL_SERVICES", "SERVICES", "ServiceStatus", "StackError", "down", "services", "settings_env", "status", "up"]
 
 SERVICES: dict[str, type[LocalService]] = {
     service.name: service
     for service in (KafkaService, PostgresService, RedisService, FerretDBService, S3Service, PrometheusService,
                     VictoriaLogsService)
 }
+# Started only when named (``smartcity stack up postgres-replica``); ``down`` of everything stops them too.
+OPTIONAL_SERVICES: dict[str, type[LocalService]] = {PostgresReplicaService.name: PostgresReplicaService}
 
 Progress = Callable[[str], None]
 
 
 def services(names: list[str] | None = None, settings: Settings | None = None) -> list[LocalService]:
-    """The services named (all when None), in the order of :data:`SERVICES`; an unknown name is an error."""
+    """The services named (all of :data:`SERVICES` when None), in the order of :data:`SERVICES` then
+    :data:`OPTIONAL_SERVICES`; an unknown name is an error."""
     settings = settings or get_settings()
-    unknown = sorted(set(names or ()) - SERVICES.keys())
+    known = {**SERVICES, **OPTIONAL_SERVICES}
+    unknown = sorted(set(names or ()) - known.keys())
     if unknown:
-        raise StackError(", ".join(unknown), f"unknown service; the services are {', '.join(SERVICES)}")
-    return [service(settings) for name, service in SERVICES.items() if names is None or name in names]
+        raise StackError(", ".join(unknown), f"unknown service; the services are {', '.join(known)}")
+    if names is None:
+        return [service(settings) for service in SERVICES.values()]
+    return [service(settings) for name, service in known.items() if name in names]
 
 
 @contextmanager
@@ -113,6 +120,8 @@ def down(only: list[str] | None = None, progress: Progress | None = None, force:
     report = progress or (lambda message: None)
     settings = get_settings()
     chosen = services(only, settings)
+    if only is None:  # everything: the optional services that run too
+        chosen += [service for service in services(list(OPTIONAL_SERVICES), settings) if service.pid() is not None]
     with _stack_lock(settings):
         users.unregister(settings.stack_dir)
         if chosen and not force and (others := users.others(settings.stack_dir)):
@@ -141,6 +150,7 @@ def settings_env(settings: Settings | None = None) -> dict[str, str]:
         "SMARTCITY_DOCUMENTS_URL": f"mongodb://{HOST}:{settings.ferretdb_port}/{DATABASE}",
         "SMARTCITY_CACHE_URL": f"redis://{HOST}:{settings.redis_port}/0",
         "SMARTCITY_OBJECTS_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}",
+        "SMARTCITY_BACKUP_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}-backups",
         "SMARTCITY_SECRETS_DIR": str(secrets_dir(settings.stack_dir)),
         "SMARTCITY_PROMETHEUS_URL": f"http://{HOST}:{settings.prometheus_port}",
         "SMARTCITY_LOGS_URL": f"http://{HOST}:{settings.victorialogs_port}{INSERT_PATH}",

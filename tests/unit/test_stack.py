@@ -32,6 +32,15 @@ def test_an_unknown_service_name_is_refused_with_the_known_names():
     assert "kafka, postgres, redis, ferretdb, s3, prometheus" in str(raised.value)
 
 
+def test_the_postgres_replica_is_optional_and_started_only_when_named(tmp_path):
+    settings = Settings(stack_dir=tmp_path, postgres_replica_port=15433)
+    assert "postgres-replica" not in [service.name for service in stack.services(None, settings)]
+    (replica,) = stack.services(["postgres-replica"], settings)
+    assert replica.address == "127.0.0.1:15433" and replica.data_dir == tmp_path / "postgres-replica" / "data"
+    command = replica.command()
+    assert command[command.index("-p") + 1] == "15433" and command[-1] == "--hot-standby=on"
+
+
 def test_settings_env_follows_the_port_settings(tmp_path):
     settings = Settings(
         kafka_port=19092, postgres_port=15432, redis_port=16379, ferretdb_port=27018, s3_port=19000,
@@ -43,6 +52,7 @@ def test_settings_env_follows_the_port_settings(tmp_path):
         "SMARTCITY_DOCUMENTS_URL": "mongodb://127.0.0.1:27018/smartcity",
         "SMARTCITY_CACHE_URL": "redis://127.0.0.1:16379/0",
         "SMARTCITY_OBJECTS_URL": "s3://127.0.0.1:19000/smartcity",
+        "SMARTCITY_BACKUP_URL": "s3://127.0.0.1:19000/smartcity-backups",
         "SMARTCITY_SECRETS_DIR": str(tmp_path / "secrets"),
         "SMARTCITY_PROMETHEUS_URL": "http://127.0.0.1:19090",
         "SMARTCITY_LOGS_URL": "http://127.0.0.1:19428/insert/elasticsearch",
