@@ -15,6 +15,8 @@ import httpx
 ROUTE = "/function/ingest-{topic}"
 # The secret file (in SMARTCITY_SECRETS_DIR) holding the connector's ingest API key, sent as X-API-Key.
 API_KEY_SECRET = "connector-api-key"
+# Readings per request: well under ingest's limit (smartcity.ingest.MAX_ITEMS) and the gateway's body limit.
+BATCH = 1000
 
 
 class IngestUnavailable(RuntimeError):
@@ -37,10 +39,15 @@ class IngestClient:
         return template.replace("{topic}", topic)
 
     def send(self, topic: str, readings: list[dict[str, Any]]) -> dict[int, dict[str, str]]:
-        """Publish ``readings`` of ``topic``; the refused ones as ``{index: {field: reason}}``."""
-        if not readings:
-            return {}
-        url = self.url_of(topic)
+        """Publish ``readings`` of ``topic`` (in requests of at most :data:`BATCH` readings); the refused ones as
+        ``{index: {field: reason}}``."""
+        refused: dict[int, dict[str, str]] = {}
+        for start in range(0, len(readings), BATCH):
+            chunk = self._post(self.url_of(topic), readings[start:start + BATCH])
+            refused.update({start + index: reasons for index, reasons in chunk.items()})
+        return refused
+
+    def _post(self, url: str, readings: list[dict[str, Any]]) -> dict[int, dict[str, str]]:
         try:
             answer = self.client.post(url, content=json.dumps(readings).encode(), headers=self.headers)
         except httpx.HTTPError as error:
@@ -52,7 +59,7 @@ class IngestClient:
         # unreachable, overloaded, or the connector's credentials refused: nothing is the readings' fault
         if answer.status_code >= 500 or answer.status_code in (401, 403, 404, 408, 429):
             raise IngestUnavailable(f"POST {url}: {answer.status_code} {answer.text[:300]}")
-        # any other 4xx refuses the batch as a whole (auth, size): every reading is dead-lettered with the reason
+        # any other 4xx refuses the request as a whole (its size, its media type): each reading is dead-lettered
         reason = f"{answer.status_code}: {answer.text[:300]}"
         return {index: {"<request>": reason} for index in range(len(readings))}
 

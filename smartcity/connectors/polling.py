@@ -192,6 +192,9 @@ class Poller:
             except (FeedUnavailable, IngestUnavailable) as error:
                 logger.warning("%s: %s (failure %d in a row)", self.source.kind, error, self.failures + 1)
                 outcome = error
+            except Exception as error:  # a bug or an unforeseen answer must not end a long-running source
+                logger.exception("%s: poll failed (failure %d in a row)", self.source.kind, self.failures + 1)
+                outcome = error
             if on_poll:
                 on_poll(outcome)
             if wait(self.next_wait(outcome if isinstance(outcome, Exception) else None)):

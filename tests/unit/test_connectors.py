@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 
+import httpx
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
 from typer.testing import CliRunner
 
 from smartcity.cli import app
 from smartcity.connectors import gbfs
-from smartcity.connectors.gtfs_realtime import parse, reported_delay
+from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs
 from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
 from smartcity.connectors.ingest_client import IngestClient, refusals
-from smartcity.connectors.polling import Backoff, ChangeTracker, MalformedFeed, Reading
+from smartcity.connectors.polling import Backoff, ChangeTracker, MalformedFeed, Poller, Reading
 from smartcity.errors import ConfigurationError
 from smartcity.simulator.gtfs import StopTime
 
@@ -151,3 +153,58 @@ def test_bad_arguments_exit_2_with_a_message(arguments, message, tmp_path, monke
     result = CliRunner().invoke(app, ["connect", *arguments, "--once"])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_large_batches_go_in_several_requests_and_refusals_keep_their_index():
+    sizes: list[int] = []
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        readings = json.loads(request.content)
+        sizes.append(len(readings))
+        bad = [i for i, reading in enumerate(readings) if reading["n"] == 1500]
+        if not bad:
+            return httpx.Response(202, json={"accepted": len(readings)})
+        return httpx.Response(422, json={"errors": [{"field": f"[{bad[0]}].n", "reason": "not this one"}]})
+
+    client = IngestClient("http://gw", httpx.Client(transport=httpx.MockTransport(ingest)))
+    assert client.send("weather", [{"n": n} for n in range(2500)]) == {1500: {"n": "not this one"}}
+    assert sizes == [1000, 1000, 500]
+
+
+def test_service_alerts_become_incidents_where_they_fit_a_stop_and_a_cause():
+    feed = static_gtfs()
+    stop = sorted(feed.stops)[0]
+    source = GtfsRealtimeSource("http://agency.example/rt", feed)
+
+    def alert(cause, ended: bool = False, stop_id: str = stop):
+        message = rt.Alert(cause=cause)
+        message.informed_entity.add(stop_id=stop_id)
+        message.active_period.add(start=1000, end=1500 if ended else 0)
+        return message
+
+    works = source.alert("a", alert(rt.Alert.MAINTENANCE), header_time=2000)
+    assert (works.topic, works.data["subCategory"], works.data["status"]) == ("incidents", "roadWorks", "active")
+    assert works.data["validTo"] is None and works.data["severity"] == "informational"
+    assert works.data["location"]["coordinates"] == [feed.stops[stop].lon, feed.stops[stop].lat]
+    cleared = source.alert("b", alert(rt.Alert.ACCIDENT, ended=True), header_time=2000)
+    assert (cleared.data["subCategory"], cleared.data["status"]) == ("carAccident", "cleared")
+    assert source.alert("c", alert(rt.Alert.STRIKE), header_time=2000) is None  # no incident of the roads
+    assert source.alert("d", alert(rt.Alert.ACCIDENT, stop_id="no-such-stop"), header_time=2000) is None
+
+
+def test_an_unforeseen_error_in_a_poll_backs_off_instead_of_ending_the_loop():
+    class Flaky:
+        kind = "flaky"
+        calls = 0
+
+        def read(self, fetcher):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise KeyError("a field no one expected")
+            return None
+
+    outcomes, waits = [], []
+    poller = Poller(Flaky(), None, None, None, interval_s=30.0, backoff=Backoff(rng=random.Random(1)))
+    poller.run(threading.Event(), wait=lambda s: waits.append(s) or len(outcomes) >= 2, on_poll=outcomes.append)
+    assert isinstance(outcomes[0], KeyError) and outcomes[1].not_modified
+    assert waits[0] <= 1.0 and waits[1] == 30.0
