@@ -43,8 +43,9 @@ def _log_client_error(error: KafkaError) -> None:
 class KafkaBus:
     """Publishes through one idempotent producer; opens one confluent-kafka consumer per group member."""
 
-    def __init__(self, config: dict[str, str], setting: str) -> None:
+    def __init__(self, config: dict[str, str], setting: str, replication_factor: int = -1) -> None:
         self.config = {**config, "error_cb": _log_client_error, "logger": log}
+        self.replication_factor = replication_factor  # of the topics it creates; -1: the broker's default
         self.admin = AdminClient(self.config)
         try:
             self.admin.list_topics(timeout=CONNECT_TIMEOUT_S)
@@ -64,16 +65,24 @@ class KafkaBus:
 
     @classmethod
     def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> KafkaBus:
-        return cls({"bootstrap.servers": bootstrap_servers(url, setting), **query_options(url)}, setting)
+        return cls({"bootstrap.servers": bootstrap_servers(url, setting), **query_options(url)}, setting,
+                   settings.kafka_replication_factor if settings is not None else -1)
 
     def create_topics(self, topics: Sequence[str], partitions: int) -> None:
         for topic in topics:
             check_name("topic", topic)
         existing = self.admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-        # replication_factor -1: the broker's default.replication.factor.
-        new = [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in topics if t not in existing]
+        new = [NewTopic(t, num_partitions=partitions, replication_factor=self.replication_factor)
+               for t in topics if t not in existing]
         if new:
-            self._wait(self.admin.create_topics(new, operation_timeout=ADMIN_TIMEOUT_S), KafkaError.TOPIC_ALREADY_EXISTS)
+            try:
+                self._wait(self.admin.create_topics(new, operation_timeout=ADMIN_TIMEOUT_S),
+                           KafkaError.TOPIC_ALREADY_EXISTS)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.INVALID_REPLICATION_FACTOR:
+                    raise
+                raise ConfigurationError("SMARTCITY_KAFKA_REPLICATION_FACTOR", f"{self.replication_factor} replicas "
+                                         f"refused by the cluster: {error.args[0].str()}") from None
             self._wait_for_metadata(topics, present=True)
 
     def delete_topics(self, topics: Sequence[str]) -> None:
