@@ -14,8 +14,9 @@ from typing import Any
 import uvicorn
 
 from smartcity.errors import ConfigurationError
-from smartcity.runtime import logship
+from smartcity.runtime import jsonlog
 from smartcity.runtime.loader import load_function
+from smartcity.runtime.production import refuse_unsafe_production
 from smartcity.runtime.request_context import RequestContext
 from smartcity.runtime.server import function_app
 from smartcity.runtime.stackfile import read_stack
@@ -30,6 +31,7 @@ def container_app(settings: Settings, handler_dir: Path) -> Any:
     """The ASGI app of the function ``settings.function_name`` of ``settings.stack_file``, its code in ``handler_dir``."""
     if not settings.function_name:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", "is not set: the image serves no function")
+    refuse_unsafe_production(settings)  # production mode: no demo or default secrets
     _, specs = read_stack(settings.stack_file)
     spec = next((spec for spec in specs if spec.name == settings.function_name), None)
     if spec is None:
@@ -41,7 +43,7 @@ def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:
     """Serve the function: by default on of-watchdog's upstream; an image without the watchdog serves it on the
     watchdog's own address (the template's ``start.sh``)."""
     settings = get_settings()
-    logship.configure(settings, settings.function_name or "function")
+    jsonlog.configure(settings.log_level)
     app = container_app(settings, HANDLER_FOLDER.resolve())
     uvicorn.run(app, host=host, port=port, log_config=None)
 
