@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from smartcity.errors import ConfigurationError
-from smartcity.runtime import jsonlog
+from smartcity.runtime import logship
 from smartcity.runtime.loader import load_function
 from smartcity.runtime.production import refuse_unsafe_production
 from smartcity.runtime.request_context import RequestContext
@@ -43,7 +43,7 @@ def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:
     """Serve the function: by default on of-watchdog's upstream; an image without the watchdog serves it on the
     watchdog's own address (the template's ``start.sh``)."""
     settings = get_settings()
-    jsonlog.configure(settings.log_level)
+    logship.configure(settings, settings.function_name or "function")
     app = container_app(settings, HANDLER_FOLDER.resolve())
     uvicorn.run(app, host=host, port=port, log_config=None)
 
