@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from smartcity.backends.bus import EventBus
+from smartcity.city.geometry import bbox
 from smartcity.events import (
     AirQualityObserved, BikeHireDockingStation, CityEvent, Location, OffStreetParking, PublicTransportVehicle,
     STREAMS, TaxiTrip, TrafficFlowObserved, city,
@@ -22,12 +23,9 @@ TRAFFIC_INTERVAL = timedelta(seconds=5)
 
 
 def zone_centre(zone: str) -> Location:
-    """A point inside ``zone`` (``Z<row><col>``), so that an event's location and zone agree."""
-    box = city()
-    row, col = int(zone[1]), int(zone[2])
-    lat = box.south + (row - 0.5) * (box.north - box.south) / box.zone_rows
-    lon = box.west + (col - 0.5) * (box.east - box.west) / box.zone_cols
-    return Location.at(lon, lat)
+    """The middle of ``zone``'s box, so that an event's location and zone agree."""
+    west, south, east, north = bbox(city().zone(zone).polygon)
+    return Location.at((west + east) / 2, (south + north) / 2)
 
 
 def traffic(sensor: str, at: datetime, *, intensity: int, speed: float | None, occupancy: float,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import json_file, read_json_file
+from smartcity.city import road_class
 from models.panel import BadSeriesInput
 
 STEP_MIN = 5
@@ -217,31 +218,12 @@ def top_contributions(weights: np.ndarray, names: list[str] | tuple[str, ...],
 # --- road classes -----------------------------------------------------------------------------------------------
 
 
-def road_class(priority: int, lanes: int, speed: float) -> str:
-    """The class of a road segment from its :class:`smartcity.simulator.city.RoadSegment` fields: ``priority``
-    (SUMO's edge priority: the higher, the more important the road), ``lanes`` and ``speed`` (limit, m/s).
-
-    - ``highway``: a limit of 70 km/h or more;
-    - ``arterial``: two lanes or more, or a priority of 7 or more (main roads);
-    - ``collector``: a limit of 40 km/h or more (50 km/h streets);
-    - ``local``: below (30 km/h zones, living streets).
-
-    Segments of one class share a cold-start model: their flows, speeds and daily shapes are alike."""
-    kmh = speed * 3.6
-    if kmh >= 70:
-        return "highway"
-    if lanes >= 2 or priority >= 7:
-        return "arterial"
-    return "collector" if kmh >= 40 else "local"
-
-
 def segment_road_classes() -> dict[str, str]:
     """Road segment NGSI id (as the aggregates carry it) -> :func:`road_class`, for the simulated city."""
-    from smartcity.simulator.city import load_city
-    from smartcity.simulator.network import segment_ngsi_id
+    from smartcity.city import configured_city
+    from smartcity.events import ngsi_id
 
-    return {segment_ngsi_id(edge): road_class(segment.priority, segment.lanes, segment.speed)
-            for edge, segment in load_city().segments.items()}
+    return {ngsi_id("RoadSegment", segment.id): segment.road_class for segment in configured_city().segments}
 
 
 def road_classes_of(frame: pd.DataFrame) -> pd.Series:

@@ -107,6 +107,9 @@ def simulate(
     except KeyboardInterrupt:
         console.print("stopped")
         return
+    except ConfigurationError as error:  # a stream or feed the configured city cannot give
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     finally:
         destination.close()
         if recorder is not None:

@@ -5,23 +5,20 @@ Every model is strict: unknown fields are refused (``extra="forbid"``), timestam
 are ``urn:ngsi-ld:<Type>:<id>`` with ``<Type>`` the model's NGSI type. A validation error names each bad field;
 :func:`errors_by_field` turns it into ``{"location.coordinates": "reason"}`` for a dead-letter record or an HTTP 422.
 
-The city (bounding box, zone grid) is described by ``smartcity/simulator/data/city.json``, which
-``python -m smartcity.simulator.build_city`` derives from the simulated city's SUMO network.
+Points must lie in the configured city (:mod:`smartcity.city`, ``SMARTCITY_CITY_FILE``; the bundled Cologne
+district by default): its boundary, and its zones for the ``zone`` fields.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-CITY_FILE = Path(__file__).resolve().parent.parent / "simulator" / "data" / "city.json"
+from smartcity.city import CityDefinition, configured_city
+
 NGSI_PREFIX = "urn:ngsi-ld:"
 # Characters a URN's specific part may hold unencoded (RFC 8141); anything else is percent-encoded.
 _URN_SAFE = "-._~!$&'()*+,;=:@"
@@ -29,40 +26,12 @@ _URN_LOCAL_PATTERN = r"[A-Za-z0-9\-._~!$&'()*+,;=:@%]+"
 _URN_LOCAL_ID = re.compile(_URN_LOCAL_PATTERN)
 
 
-@dataclass(frozen=True)
-class City:
-    """The simulated city's extent: a lon/lat bounding box cut into a grid of zones ``Z<row><col>``."""
-
-    name: str
-    timezone: str
-    west: float
-    south: float
-    east: float
-    north: float
-    zone_rows: int
-    zone_cols: int
-
-    def contains(self, lon: float, lat: float) -> bool:
-        return self.west <= lon <= self.east and self.south <= lat <= self.north
-
-    def zone_of(self, lon: float, lat: float) -> str:
-        """The zone id of a point inside the city: row 1 is the southmost, column 1 the westmost."""
-        row = min(int((lat - self.south) / (self.north - self.south) * self.zone_rows), self.zone_rows - 1)
-        col = min(int((lon - self.west) / (self.east - self.west) * self.zone_cols), self.zone_cols - 1)
-        return f"Z{row + 1}{col + 1}"
-
-    @property
-    def zone_ids(self) -> list[str]:
-        return [f"Z{r}{c}" for r in range(1, self.zone_rows + 1) for c in range(1, self.zone_cols + 1)]
+City = CityDefinition
 
 
-@lru_cache(maxsize=1)
-def city() -> City:
-    """The city described by ``city.json`` (read once)."""
-    data = json.loads(CITY_FILE.read_text())
-    box, zones = data["bbox"], data["zones"]
-    return City(data["name"], data["timezone"], box["west"], box["south"], box["east"], box["north"],
-                zones["rows"], zones["cols"])
+def city() -> CityDefinition:
+    """The configured city (``SMARTCITY_CITY_FILE``; read once per file)."""
+    return configured_city()
 
 
 def ngsi_id(ngsi_type: str, local_id: str) -> str:
@@ -128,9 +97,11 @@ class Location(BaseModel):
         lon, lat = value
         box = city()
         if not box.west <= lon <= box.east:
-            raise ValueError(f"longitude {lon} is outside the city ({box.west} .. {box.east})")
+            raise ValueError(f"longitude {lon} is outside the city {box.name} ({box.west} .. {box.east})")
         if not box.south <= lat <= box.north:
-            raise ValueError(f"latitude {lat} is outside the city ({box.south} .. {box.north})")
+            raise ValueError(f"latitude {lat} is outside the city {box.name} ({box.south} .. {box.north})")
+        if not box.contains(lon, lat):
+            raise ValueError(f"[{lon}, {lat}] is outside the boundary of the city {box.name}")
         return value
 
     @classmethod

@@ -1,17 +1,17 @@
-"""Derive the simulated city from its SUMO network: ``python -m smartcity.simulator.build_city``.
+"""Derive a city from a SUMO network: ``smartcity city build --from-sumo NET`` (``python -m
+smartcity.simulator.build_city`` rebuilds the bundled Cologne district).
 
-Writes ``data/city.json`` (bounding box, zone grid, road segments, car parks, bike stations, weather and
-air-quality stations) and ``data/gtfs-cologne-nippes.zip`` (bus lines along the network's main roads, with stops,
-shapes and a weekday/weekend timetable). The output is deterministic: running it again gives the same files,
-which a test checks. Places are chosen with a fixed seed; their names and capacities are made up, their
-positions lie on the real network.
+Makes the city definition (:mod:`smartcity.city`: bounding box, zone grid, road segments with their lines and
+neighbours, car parks, bike stations, weather and air-quality stations, transit stops and lines) and a GTFS zip
+(bus lines along the network's main roads, with stops, shapes and a weekday/weekend timetable). The output is
+deterministic: running it again gives the same files, which a test checks. Places are chosen with a fixed seed;
+their names and capacities are made up, their positions lie on the real network.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import xml.etree.ElementTree as ElementTree
@@ -19,8 +19,14 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
-from smartcity.events.common import CITY_FILE, City
-from smartcity.simulator.city import GTFS_FILE, metres
+from smartcity.city import CityDefinition, metres, road_class, save_city
+from smartcity.city.files import DEFAULT_CITY_FILE
+from smartcity.city.gtfs import load_feed
+from smartcity.city.grid import grid_zones
+from smartcity.city.model import Boundary, Sites, ZoneGrid
+from smartcity.city.transit import transit_of
+from smartcity.simulator.city import GTFS_FILE
+from smartcity.simulator.network import topology
 from smartcity.simulator.sumo_network import SCENARIO, allows_cars, network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
@@ -33,65 +39,83 @@ FIXED_ZIP_TIME = (2026, 1, 1, 0, 0, 0)
 
 
 def main() -> None:
-    city_data, feed = build()
-    CITY_FILE.write_text(json.dumps(city_data, indent=1, ensure_ascii=False) + "\n")
-    GTFS_FILE.write_bytes(feed)
-    print(f"wrote {CITY_FILE} and {GTFS_FILE} ({len(feed)} bytes)")
+    write(None, DEFAULT_CITY_FILE, NAME, TIMEZONE)
 
 
-def build() -> tuple[dict, bytes]:
-    """The city description and the GTFS zip, derived from the scenario's network."""
-    net_file = scenario_dir(SCENARIO) / f"{SCENARIO}.net.xml"
+def write(net_file: Path | None, out: Path, name: str, timezone: str) -> CityDefinition:
+    """Build the city of ``net_file`` (default: the bundled scenario) into ``out`` and its GTFS zip beside it."""
+    gtfs = GTFS_FILE if net_file is None else out.with_name(f"{out.stem}-gtfs.zip")
+    city, feed = build(net_file, name, timezone, gtfs.name)
+    save_city(city, out)
+    gtfs.write_bytes(feed)
+    print(f"wrote {out} and {gtfs} ({len(feed)} bytes)")
+    return city
+
+
+def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZONE,
+          gtfs_name: str = GTFS_FILE.name) -> tuple[CityDefinition, bytes]:
+    """The city definition and its GTFS zip, derived from a SUMO network (default: the bundled scenario's)."""
+    source = f"sumo_rl/nets/RESCO/{SCENARIO}/{SCENARIO}.net.xml" if net_file is None else str(net_file)
+    net_file = net_file or scenario_dir(SCENARIO) / f"{SCENARIO}.net.xml"
     with network(net_file) as traci:
-        extent = _extent(traci)
+        extent = _extent(traci, name, timezone)
         segments = _segments(traci, net_file, extent)
         lines = _bus_lines(traci, segments)
-        shapes = {name: _shape(traci, edges) for name, edges in lines.items()}
-        stops = {name: _stops(traci, edges, extent) for name, edges in lines.items()}
+        shapes = {line: _shape(traci, edges) for line, edges in lines.items()}
+        stops = {line: _stops(traci, edges, extent) for line, edges in lines.items()}
     rng = random.Random(SEED)
-    city_data = {
-        "name": NAME,
-        "network": f"sumo_rl/nets/RESCO/{SCENARIO}/{SCENARIO}.net.xml",
-        "timezone": TIMEZONE,
-        "bbox": {"west": extent.west, "south": extent.south, "east": extent.east, "north": extent.north},
-        "zones": {"rows": ZONE_ROWS, "cols": ZONE_COLS},
-        "segments": segments,
-        "carParks": _car_parks(segments, rng),
-        "bikeStations": _bike_stations(segments),
-        "weatherStations": [_station(segments, "W1", "Weather station Nippes", "weather", main_road=False)],
-        "airQualityStations": [
+    feed = _gtfs_zip(lines, shapes, stops, timezone)
+    sites = Sites(
+        car_parks=_car_parks(segments, rng),
+        bike_stations=_bike_stations(segments),
+        weather_stations=[_station(segments, "W1", "Weather station Nippes", "weather", main_road=False)],
+        air_quality_stations=[
             _station(segments, "AQ1", "Air quality Nippes (traffic)", "traffic", main_road=True),
             _station(segments, "AQ2", "Air quality Nippes (urban background)", "background", main_road=False),
         ],
-    }
-    return city_data, _gtfs_zip(lines, shapes, stops)
+    )
+    transit = transit_of(load_feed(io.BytesIO(feed)), extent.zone_of, gtfs_name)
+    city = CityDefinition(**{**extent.model_dump(), "network": source, "segments": segments, "sites": sites,
+                             "transit": transit})
+    return city, feed
 
 
 # --- the city -------------------------------------------------------------------------------------------------
 
 
-def _extent(traci: ModuleType) -> City:
+def _extent(traci: ModuleType, name: str, timezone: str) -> CityDefinition:
+    """The network's box with a margin, cut into the zone grid: the city before its segments and places."""
     (xmin, ymin), (xmax, ymax) = traci.simulation.getNetBoundary()
     west, south = traci.simulation.convertGeo(xmin - MARGIN_M, ymin - MARGIN_M)
     east, north = traci.simulation.convertGeo(xmax + MARGIN_M, ymax + MARGIN_M)
-    return City(NAME, TIMEZONE, round(west, 6), round(south, 6), round(east, 6), round(north, 6),
-                ZONE_ROWS, ZONE_COLS)
+    box = Boundary(west=round(west, 6), south=round(south, 6), east=round(east, 6), north=round(north, 6))
+    return CityDefinition(name=name, timezone=timezone, boundary=box, grid=ZoneGrid(rows=ZONE_ROWS, cols=ZONE_COLS),
+                          zones=grid_zones(box, ZONE_ROWS, ZONE_COLS))
 
 
-def _segments(traci: ModuleType, net_file: Path, extent: City) -> list[dict]:
+def _segments(traci: ModuleType, net_file: Path, extent: CityDefinition) -> list[dict]:
+    joins = topology(net_file)
     segments = []
     for edge in ElementTree.parse(net_file).getroot().iter("edge"):
         lanes = list(edge.iter("lane"))
         if edge.get("function") or not any(allows_cars(lane) for lane in lanes):
             continue
-        length = float(lanes[0].get("length"))
+        length, speed, priority = float(lanes[0].get("length")), float(lanes[0].get("speed")), int(edge.get("priority", "0"))
         lon, lat = traci.simulation.convert2D(edge.get("id"), length / 2, 0, toGeo=True)
         segments.append({
             "id": edge.get("id"), "lon": round(lon, 7), "lat": round(lat, 7), "zone": extent.zone_of(lon, lat),
-            "length": length, "speed": float(lanes[0].get("speed")), "lanes": len(lanes),
-            "priority": int(edge.get("priority", "0")),
+            "length": length, "speed": speed, "lanes": len(lanes), "priority": priority,
+            "geometry": [_geo(traci, x, y) for x, y in traci.lane.getShape(f"{edge.get('id')}_0")],
+            "road_class": road_class(priority, len(lanes), speed),
+            "upstream": joins.get(edge.get("id"), {}).get("upstream", []),
+            "downstream": joins.get(edge.get("id"), {}).get("downstream", []),
         })
     return sorted(segments, key=lambda s: s["id"])
+
+
+def _geo(traci: ModuleType, x: float, y: float) -> tuple[float, float]:
+    lon, lat = traci.simulation.convertGeo(x, y)
+    return round(lon, 7), round(lat, 7)
 
 
 def _place(segment: dict, place_id: str, name: str, capacity: int = 0, kind: str = "") -> dict:
@@ -182,7 +206,7 @@ def _shape(traci: ModuleType, edges: list[str], step_m: float = 25.0) -> list[tu
     return points
 
 
-def _stops(traci: ModuleType, edges: list[str], extent: City) -> list[dict]:
+def _stops(traci: ModuleType, edges: list[str], extent: CityDefinition) -> list[dict]:
     """A stop every ``STOP_SPACING_M`` metres along the route, first and last near its ends."""
     stops, travelled, next_at = [], 0.0, 10.0
     for edge in edges:
@@ -202,10 +226,10 @@ def _stops(traci: ModuleType, edges: list[str], extent: City) -> list[dict]:
     return stops
 
 
-def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict) -> bytes:
+def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict, timezone: str) -> bytes:
     tables: dict[str, list[dict]] = {
         "agency.txt": [{"agency_id": "SIM", "agency_name": "Smart-city simulated buses",
-                        "agency_url": "https://smartcity.invalid/transit", "agency_timezone": TIMEZONE}],
+                        "agency_url": "https://smartcity.invalid/transit", "agency_timezone": timezone}],
         "calendar.txt": [
             {"service_id": "WD", "monday": 1, "tuesday": 1, "wednesday": 1, "thursday": 1, "friday": 1,
              "saturday": 0, "sunday": 0, "start_date": "20240101", "end_date": "20301231"},

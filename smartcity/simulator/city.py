@@ -1,57 +1,31 @@
-"""The simulated city: its road segments, zones, car parks, bike stations and measuring stations.
+"""The simulated city: the configured city (:mod:`smartcity.city`, ``SMARTCITY_CITY_FILE``) as the sources see it.
 
-Everything here is derived from the SUMO network by ``python -m smartcity.simulator.build_city`` and kept in
-``data/city.json`` (committed), so the event schemas and every source read one description of the city without
-starting SUMO. The zone grid and bounding box are the ones :mod:`smartcity.events.common` validates against.
+A thin adapter: road segments by id, and the sites as :class:`Place` lists. The Cologne district's city file is
+derived from its SUMO network by ``python -m smartcity.simulator.build_city``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from smartcity.events.common import CITY_FILE, City, city
+from smartcity.city import CityDefinition, RoadSegment, configured_city_file, load_city_file, metres
+from smartcity.city import Site as Place
+from smartcity.city.files import DATA_DIR as CITY_DATA_DIR
 
-DATA_DIR = CITY_FILE.parent
-GTFS_FILE = DATA_DIR / "gtfs-cologne-nippes.zip"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+GTFS_FILE = CITY_DATA_DIR / "gtfs-cologne-nippes.zip"  # the bundled Cologne district's feed
 
-
-@dataclass(frozen=True)
-class RoadSegment:
-    """A SUMO edge open to cars: its middle point, zone, length (m), speed limit (m/s) and lanes."""
-
-    id: str
-    lon: float
-    lat: float
-    zone: str
-    length: float
-    speed: float
-    lanes: int
-    priority: int
-
-
-@dataclass(frozen=True)
-class Place:
-    """A car park, a bike station or a measuring station, on a road segment; ``capacity`` spots or docks."""
-
-    id: str
-    name: str
-    lon: float
-    lat: float
-    zone: str
-    edge: str
-    capacity: int = 0
-    kind: str = ""
+__all__ = ["DATA_DIR", "GTFS_FILE", "CityModel", "Place", "RoadSegment", "load_city", "metres"]
 
 
 @dataclass(frozen=True)
 class CityModel:
     """The city as the simulator sources see it."""
 
-    extent: City
+    extent: CityDefinition
     segments: dict[str, RoadSegment]
     car_parks: list[Place]
     bike_stations: list[Place]
@@ -60,31 +34,26 @@ class CityModel:
 
     @property
     def timezone(self) -> ZoneInfo:
-        return ZoneInfo(self.extent.timezone)
+        return self.extent.zoneinfo
+
+    @property
+    def has_network(self) -> bool:
+        """Whether the city has road segments (traffic needs them)."""
+        return bool(self.segments)
 
     def segments_in(self, zone: str) -> list[str]:
         return [segment.id for segment in self.segments.values() if segment.zone == zone]
 
 
-def metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Distance on the ground between two points, equirectangular (exact enough over a few kilometres)."""
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return 6371000 * math.hypot(x, math.radians(lat2 - lat1))
-
-
-def _places(items: list[dict]) -> list[Place]:
-    return [Place(**item) for item in items]
-
-
-@lru_cache(maxsize=1)
 def load_city() -> CityModel:
-    """The city of ``data/city.json``."""
-    data = json.loads(CITY_FILE.read_text())
+    """The configured city (built once per city file)."""
+    return _model_of(str(configured_city_file()))
+
+
+@lru_cache(maxsize=8)
+def _model_of(path: str) -> CityModel:
+    city, sites = load_city_file(path), load_city_file(path).sites
     return CityModel(
-        extent=city(),
-        segments={item["id"]: RoadSegment(**item) for item in data["segments"]},
-        car_parks=_places(data["carParks"]),
-        bike_stations=_places(data["bikeStations"]),
-        weather_stations=_places(data["weatherStations"]),
-        air_stations=_places(data["airQualityStations"]),
-    )
+        extent=city, segments={segment.id: segment for segment in city.segments},
+        car_parks=list(sites.car_parks), bike_stations=list(sites.bike_stations),
+        weather_stations=list(sites.weather_stations), air_stations=list(sites.air_quality_stations))

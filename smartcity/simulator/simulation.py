@@ -1,22 +1,28 @@
 """The simulated city as a whole: the SUMO traffic and every stream's source, ticking in 5 s steps of city time.
 
 Each tick injects due incidents, runs SUMO for 5 s, then asks every source whose cadence falls due for its
-events. The same options and seed give the same events in the same order.
+events. The same options and seed give the same events in the same order. The city is the configured one
+(``SMARTCITY_CITY_FILE``); the streams that need the traffic simulation (:data:`NEEDS_TRAFFIC`) need the city to
+be the one of the SUMO network the simulator runs: a city without it (built from a GTFS feed or GeoJSON) leaves
+them out with a logged message, or refuses them when they were asked for by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+from smartcity.errors import ConfigurationError
 from smartcity.events import CityEvent, Stream
 from smartcity.settings import TOPICS
 from smartcity.simulator.air_quality import AirQualitySource
 from smartcity.simulator.bikeshare import BikeShareSource
-from smartcity.simulator.city import load_city
+from smartcity.simulator.city import CityModel, load_city
 from smartcity.simulator.incidents import IncidentPlan, IncidentSource
+from smartcity.simulator.network import network_data
 from smartcity.simulator.parking import ParkingSource
 from smartcity.simulator.source import Source, SourceContext
 from smartcity.simulator.sumo import DETECTOR_PERIOD_S, TrafficSimulation
@@ -27,6 +33,7 @@ from smartcity.simulator.weather import WeatherSource
 
 TICK_S = DETECTOR_PERIOD_S
 NEEDS_TRAFFIC = {"traffic-sensors", "taxi-vtc", "incidents", "air-quality"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,24 @@ class SimulatorOptions:
             raise ValueError(f"streams: unknown {sorted(unknown)}; known: {', '.join(TOPICS)}")
 
 
+def simulates_traffic(city: CityModel) -> bool:
+    """Whether the city is the one of the simulator's SUMO network (its segments are the network's edges)."""
+    return city.has_network and city.extent.network == network_data()["network"]
+
+
+def _without_traffic(options: SimulatorOptions, city: CityModel) -> SimulatorOptions:
+    """The options less the streams that need traffic: logged when they came with all streams, else refused."""
+    needing = [topic for topic in options.streams if topic in NEEDS_TRAFFIC]
+    if not needing:
+        return options
+    reason = (f"the city {city.extent.name} has no road network the simulator runs (SUMO "
+              f"{network_data()['network']}): {', '.join(needing)} need it")
+    if tuple(options.streams) != TOPICS:
+        raise ConfigurationError("--streams", f"{reason}; leave them out")
+    log.warning("%s; simulating without them", reason)
+    return replace(options, streams=tuple(t for t in options.streams if t not in NEEDS_TRAFFIC))
+
+
 @dataclass
 class Tick:
     """The events of one 5 s step, per stream, in a fixed order."""
@@ -66,8 +91,9 @@ class CitySimulation:
     """Builds the sources the options ask for; :meth:`ticks` runs the city. Close it (or use ``with``)."""
 
     def __init__(self, options: SimulatorOptions) -> None:
-        self.options = options
         city = load_city()
+        options = _without_traffic(options, city) if not simulates_traffic(city) else options
+        self.options = options
         start = options.start - timedelta(seconds=options.start.timestamp() % TICK_S)
         local = start.astimezone(city.timezone)
         traffic = None

@@ -1,7 +1,7 @@
 """public-transport: vehicles running the trips of a GTFS feed, late or early as the traffic makes them.
 
-The source reads any GTFS zip through :mod:`smartcity.simulator.gtfs` (by default the feed shipped for the
-simulated city, ``data/gtfs-cologne-nippes.zip``); the feed's stops must lie in the city. Each running trip has a
+The source reads any GTFS zip through :mod:`smartcity.city.gtfs` (by default the configured city's own feed,
+its ``transit.gtfs``); the feed's stops must lie in the city. Each running trip has a
 delay that starts at its terminus (a few seconds to a couple of minutes), grows while the bus is in a congested
 zone (the traffic source's loop occupancy), wanders a little, and shrinks when the driver can make up time; a
 bus never leaves a stop early. Positions are interpolated along the trip's shape (or between stops when the
@@ -19,8 +19,8 @@ from pathlib import Path
 from smartcity.errors import ConfigurationError
 from smartcity.events import PublicTransportVehicle
 from smartcity.events.common import Location
-from smartcity.simulator.city import GTFS_FILE, metres
-from smartcity.simulator.gtfs import Trip, load_feed
+from smartcity.city.gtfs import Trip, load_feed
+from smartcity.simulator.city import metres
 from smartcity.simulator.profiles import daily_profile
 from smartcity.simulator.source import Source, SourceContext
 
@@ -46,7 +46,11 @@ class TransitSource(Source):
 
     def __init__(self, context: SourceContext, gtfs: Path | None = None) -> None:
         super().__init__(context)
-        self.feed = load_feed(gtfs or GTFS_FILE)
+        gtfs = gtfs or self.city.extent.gtfs_file
+        if gtfs is None:
+            raise ConfigurationError("--gtfs", f"the city {self.city.extent.name} has no transit feed (transit.gtfs "
+                                               "in its city file): name one")
+        self.feed = load_feed(gtfs)
         outside = [s.id for s in self.feed.stops.values() if not self.city.extent.contains(s.lon, s.lat)]
         if outside:
             raise ConfigurationError(

@@ -18,6 +18,7 @@ from typing import Any
 
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
+from smartcity.city.geometry import bbox
 from smartcity.backends.documents import DocumentStore
 from smartcity.events import (
     STREAMS,
@@ -79,10 +80,8 @@ TAXI_TRIPS = (("t1", "Z11", 12.5), ("t2", "Z11", 8.0), ("t3", "Z22", 20.0), ("t4
 
 def zone_point(zone: str, dx: float = 0.0, dy: float = 0.0) -> Location:
     """A point inside zone ``Z<row><col>``, near its centre (offsets are fractions of the zone's size)."""
-    box = city()
-    row, col = int(zone[1]), int(zone[2])
-    width, height = (box.east - box.west) / box.zone_cols, (box.north - box.south) / box.zone_rows
-    return Location.at(box.west + (col - 0.5 + dx) * width, box.south + (row - 0.5 + dy) * height)
+    west, south, east, north = bbox(city().zone(zone).polygon)
+    return Location.at(west + (0.5 + dx) * (east - west), south + (0.5 + dy) * (north - south))
 
 
 @dataclass

@@ -34,7 +34,7 @@ REPLAY = Path(replay.__file__)
 # The packages of the wheel: every file of theirs in the checkout (code and data) must be in it.
 PACKAGES = ("smartcity", "models", "streaming", "grafana")
 # Data files the package opens by their path; a wheel without them fails on its first event.
-PACKAGE_DATA = ("smartcity/simulator/data/city.json", "smartcity/simulator/data/gtfs-cologne-nippes.zip",
+PACKAGE_DATA = ("smartcity/city/data/cologne-nippes.json", "smartcity/city/data/gtfs-cologne-nippes.zip",
                 "smartcity/events/schemas/city.traffic.flow.observed.v1.schema.json")
 
 pytestmark = pytest.mark.timeout(1800)

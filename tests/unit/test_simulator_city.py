@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import zipfile
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,19 +12,19 @@ import pytest
 
 from smartcity.errors import ConfigurationError
 from smartcity.events import city
-from smartcity.events.common import CITY_FILE
+from smartcity.city import DEFAULT_CITY_FILE, save_city
 from smartcity.simulator import build_city
 from smartcity.simulator.city import GTFS_FILE, load_city
-from smartcity.simulator.gtfs import GtfsError, load_feed
+from smartcity.city.gtfs import GtfsError, load_feed
 from smartcity.simulator.source import SourceContext
 from smartcity.simulator.transit import TransitSource
 
 MONDAY_8 = datetime(2026, 3, 2, 8, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
-def test_rebuilding_from_the_network_gives_the_committed_files():
+def test_rebuilding_from_the_network_gives_the_committed_files(tmp_path):
     city_data, feed = build_city.build()
-    assert json.dumps(city_data, indent=1, ensure_ascii=False) + "\n" == CITY_FILE.read_text(), \
+    assert save_city(city_data, tmp_path / "city.json").read_text() == DEFAULT_CITY_FILE.read_text(), \
         "run python -m smartcity.simulator.build_city"
     assert feed == GTFS_FILE.read_bytes(), "run python -m smartcity.simulator.build_city"
 
