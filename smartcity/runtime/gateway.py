@@ -53,6 +53,7 @@ from smartcity.runtime.loader import LoadedFunction, load_stack
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.production import refuse_unsafe_production
+from smartcity.runtime.request_context import RequestContext
 from smartcity.runtime.server import ASGIApp, Lifespan, function_app, json_response
 from smartcity.settings import Settings, get_settings
 
@@ -214,6 +215,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
 
     gateway = FastAPI(title="smartcity gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     gateway.add_exception_handler(HTTPException, http_exception_problem)
+    gateway.add_middleware(RequestContext)  # X-Request-Id and the W3C trace of every request, in its log lines
     function_routes = FunctionRoutes(apps, metrics, max_body_bytes, guard)
     async_routes = AsyncRoutes(gateway, function_routes.public, max_body_bytes, callback_allowed_hosts,
                                callback_allow_private, guard.rate_refusal)
