@@ -4,7 +4,8 @@ Processing lag is the time from an event's ``dateObserved`` until the aggregate 
 i.e. until the micro-batch that read it has written its sinks. Each job observes, on its input, the event-time
 quantiles of every micro-batch (:data:`LAG_QUANTILES`); when the batch is done, :func:`record_batch_lag` turns
 them into lags and adds the batch's events to the histogram, each share of events at the largest lag of its
-share (so the histogram's quantiles err on the high side, never the low one).
+share (so the histogram's quantiles err on the high side, never the low one). Shares are whole events
+(:func:`quantile_shares`), so every bucket counts events, never fractions of one.
 
 Late events: ``smartcity_streaming_late_events_total{outcome="counted"}`` are events older than the newest one
 seen that still landed in an open window; ``outcome="dropped"`` are those whose window the watermark had already
@@ -26,18 +27,18 @@ LAG_BUCKETS_S = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1
 
 
 class WeightedHistogram(Collector):
-    """A Prometheus histogram whose observations carry a weight (a number of events), per job."""
+    """A Prometheus histogram whose observations carry a weight (a whole number of events), per job."""
 
     def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
         self.name, self.documentation = name, documentation
         self.buckets = tuple(float(b) for b in buckets)
         self._lock = threading.Lock()
-        self._counts: dict[str, list[float]] = {}
+        self._counts: dict[str, list[int]] = {}
         self._sums: dict[str, float] = {}
 
-    def observe(self, job: str, value: float, weight: float = 1.0) -> None:
+    def observe(self, job: str, value: float, weight: int = 1) -> None:
         with self._lock:
-            counts = self._counts.setdefault(job, [0.0] * (len(self.buckets) + 1))
+            counts = self._counts.setdefault(job, [0] * (len(self.buckets) + 1))
             index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
             counts[index] += weight
             self._sums[job] = self._sums.get(job, 0.0) + value * weight
@@ -46,7 +47,7 @@ class WeightedHistogram(Collector):
         family = HistogramMetricFamily(self.name, self.documentation, labels=["job"])
         with self._lock:
             for job, counts in self._counts.items():
-                cumulative, running = [], 0.0
+                cumulative, running = [], 0
                 for bound, count in zip((*map(str, self.buckets), "+Inf"), counts):
                     running += count
                     cumulative.append((bound, running))
@@ -95,13 +96,22 @@ def batch_lags(done_at_s: float, event_time_quantiles_s: Sequence[float]) -> lis
     return [done_at_s - event_time for event_time in event_time_quantiles_s]
 
 
+def quantile_shares(events: int) -> list[int]:
+    """How many of ``events`` lie between each two consecutive :data:`LAG_QUANTILES`, in whole events.
+
+    The share up to quantile q is ``round(events * q)``, so the shares add up to ``events`` exactly."""
+    ranks = [round(events * quantile) for quantile in LAG_QUANTILES]
+    return [high - low for low, high in zip(ranks, ranks[1:])]
+
+
 def record_batch_lag(job: str, events: int, done_at_s: float, event_time_quantiles_s: Sequence[float]) -> list[float]:
     """Add a finished batch's ``events`` to the lag histogram and gauges; return the lags per quantile."""
     lags = batch_lags(done_at_s, event_time_quantiles_s)
     EVENTS.labels(job).inc(events)
-    for (low, high), lag in zip(zip(LAG_QUANTILES, LAG_QUANTILES[1:]), lags):
+    for share, lag in zip(quantile_shares(events), lags):
         # the events between two quantiles are at most as old as the lower one: count them at its lag
-        PROCESSING_LAG.observe(job, max(lag, 0.0), events * (high - low))
+        if share:
+            PROCESSING_LAG.observe(job, max(lag, 0.0), share)
     for quantile, lag in zip(LAG_QUANTILES, lags):
         BATCH_LAG.labels(job, str(quantile)).set(lag)
     return lags

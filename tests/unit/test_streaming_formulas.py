@@ -92,12 +92,24 @@ def test_batch_lag_counts_each_share_of_events_at_its_oldest_lag():
     quantile_times = [100.0, 140.0, 150.0, 160.0, 170.0, 175.0, 180.0, 185.0, 188.0, 190.0, 195.0]
     lags = metrics.batch_lags(200.0, quantile_times)
     assert lags[0] == 100.0 and lags[-1] == 5.0
-    for (low, high), lag in zip(zip(metrics.LAG_QUANTILES, metrics.LAG_QUANTILES[1:]), lags):
-        histogram.observe("job", lag, 1000 * (high - low))
+    for share, lag in zip(metrics.quantile_shares(1000), lags):
+        histogram.observe("job", lag, share)
     buckets = {sample.labels["le"]: sample.value for sample in next(iter(histogram.collect())).samples
                if sample.name.endswith("_bucket")}
     # lags per share: 100 s for the oldest 1 %, ..., 10 s (the lag of q0.99) for the newest 1 %
-    assert buckets == pytest.approx({"10.0": 10.0, "60.0": 990.0, "+Inf": 1000.0})
+    assert buckets == {"10.0": 10, "60.0": 990, "+Inf": 1000}
+
+
+@pytest.mark.parametrize("events", [1, 7, 33, 1001])
+def test_batch_lag_shares_are_whole_events_adding_up_to_the_batch(events):
+    shares = metrics.quantile_shares(events)
+    assert sum(shares) == events and all(isinstance(share, int) and share >= 0 for share in shares)
+    histogram = metrics.WeightedHistogram("test_lag_seconds", "test", buckets=(10, 60))
+    for share, lag in zip(shares, metrics.batch_lags(200.0, [100.0 + 9 * i for i in range(11)])):
+        histogram.observe("job", lag, share)
+    samples = next(iter(histogram.collect())).samples
+    counts = [sample.value for sample in samples if sample.name.endswith(("_bucket", "_count"))]
+    assert all(float(count).is_integer() for count in counts) and counts[-1] == events
 
 
 def test_judge_windows_flags_against_the_same_hour_of_earlier_days_only(tmp_path):
