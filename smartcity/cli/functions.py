@@ -92,6 +92,7 @@ def trigger(
     names: list[str] | None = Names,
     stack: Path | None = StackOption,
     metrics_port: int | None = typer.Option(None, help="Port of /metrics (0: none); default: SMARTCITY_TRIGGER_METRICS_PORT."),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address /metrics listens on (0.0.0.0 in a container)."),
 ) -> None:
     """Run the Kafka triggers: one consumer group per function, retries, dead-letter topic, dedup. Ctrl-C stops."""
     from prometheus_client import start_http_server
@@ -108,7 +109,7 @@ def trigger(
         triggers = Triggers(functions)
     port = settings.trigger_metrics_port if metrics_port is None else metrics_port
     if port:
-        start_http_server(port, addr="127.0.0.1", registry=triggers.metrics.registry)
+        start_http_server(port, addr=metrics_host, registry=triggers.metrics.registry)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
