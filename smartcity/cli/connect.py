@@ -3,7 +3,7 @@
 Kinds: ``gtfs-rt`` (GTFS-realtime), ``gbfs`` (GBFS 2.3/3.0 ``gbfs.json``), ``http`` (JSON or CSV with
 ``--mapping``). Every option has an environment variable (``SMARTCITY_CONNECTOR_<OPTION>``); the flag wins over
 the variable, which wins over the default. Dead letters go to ``SMARTCITY_BUS_URL``'s dead-letter topic. The
-ingest API key, if the functions want one, is the secret file ``connector-api-key``.
+ingest API key is the secret file ``ingest-api-key``, as for ``smartcity simulate --sink http``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ def connect(
 ) -> None:
     """Poll URL every interval; publish new and changed entities through the ingest functions."""
     from smartcity.backends.bus import open_bus
-    from smartcity.connectors import api_key, feed_source, poller
+    from smartcity.connectors import feed_source, poller
     from smartcity.connectors.polling import Backoff, FeedUnavailable
     from smartcity.connectors.ingest_client import IngestUnavailable
+    from smartcity.simulator.sinks import client_api_key
 
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r}: expected an http:// or https:// URL", param_hint="URL")
@@ -53,7 +54,7 @@ def connect(
     gateway_url = gateway or settings.connector_gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
     polling = poller(source, gateway_url, bus, settings.topic_partitions,
                      interval if interval is not None else settings.connector_interval_s,
-                     Backoff(maximum_s=settings.connector_backoff_max_s), key=api_key(settings.secrets_dir))
+                     Backoff(maximum_s=settings.connector_backoff_max_s), key=client_api_key(settings))
     try:
         if once:
             try:

@@ -14,7 +14,7 @@ import httpx
 
 from smartcity.backends.bus import EventBus
 from smartcity.connectors.dead_letters import DeadLetters
-from smartcity.connectors.ingest_client import API_KEY_SECRET, IngestClient
+from smartcity.connectors.ingest_client import IngestClient
 from smartcity.connectors.polling import Backoff, FeedSource, Fetcher, Poller
 from smartcity.errors import ConfigurationError
 
@@ -38,12 +38,6 @@ def feed_source(kind: str, url: str, mapping: Path | None = None) -> FeedSource:
 
 def http_client(timeout_s: float = 30.0) -> httpx.Client:
     return httpx.Client(timeout=timeout_s, headers={"user-agent": USER_AGENT}, follow_redirects=True)
-
-
-def api_key(secrets_dir: Path) -> str | None:
-    """The connector's ingest API key (secret file ``connector-api-key``), None when there is none."""
-    path = secrets_dir / API_KEY_SECRET
-    return path.read_text(encoding="utf-8").strip() or None if path.is_file() else None
 
 
 def poller(source: FeedSource, gateway: str, bus: EventBus, partitions: int, interval_s: float, backoff: Backoff,

@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 
 ROUTE = "/function/ingest-{topic}"
-# The secret file (in SMARTCITY_SECRETS_DIR) holding the connector's ingest API key, sent as X-API-Key.
-API_KEY_SECRET = "connector-api-key"
 # Readings per request: well under ingest's limit (smartcity.ingest.MAX_ITEMS) and the gateway's body limit.
 BATCH = 1000
 

@@ -2,7 +2,8 @@
 
 - :class:`Fetcher` sends ``If-None-Match`` / ``If-Modified-Since`` with the validators of the URL's last answer;
   a 304 means "not modified" and nothing is read again. A status of 400 or more, or no answer, is a
-  :class:`FeedUnavailable`.
+  :class:`FeedUnavailable`. A poll that fails (feed or ingest) forgets the validators it was given, so that
+  readings it could not deliver are not hidden behind a 304 next time.
 - :class:`Backoff`: after ``n`` failures in a row the next poll waits ``initial * 2**(n-1)`` seconds, at most
   ``maximum``, less up to half of it at random (jitter, so many connectors do not retry in step): below the cap,
   never less than after ``n - 1`` failures. The first success brings the interval back.
@@ -152,7 +153,17 @@ class Poller:
         self.failures = 0
 
     def poll(self) -> PollReport:
-        """One poll. Raises :class:`FeedUnavailable` or :class:`IngestUnavailable` (transient: back off)."""
+        """One poll. Raises :class:`FeedUnavailable` or :class:`IngestUnavailable` (transient: back off); then the
+        validators of this poll's answers are forgotten, so that the next poll reads the documents again instead of
+        being told 304 about readings that were never delivered."""
+        validators = dict(self.fetcher.validators)
+        try:
+            return self._poll()
+        except Exception:
+            self.fetcher.validators = validators
+            raise
+
+    def _poll(self) -> PollReport:
         try:
             readings = self.source.read(self.fetcher)
         except MalformedFeed as error:  # its validators are kept: the same bad body is not dead-lettered twice

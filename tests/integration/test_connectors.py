@@ -28,10 +28,13 @@ from smartcity.backends.bus import EventBus, open_bus
 from smartcity.cli import app
 from smartcity.connectors import feed_source, poller
 from smartcity.connectors.gtfs_realtime import static_gtfs
+from smartcity.connectors.ingest_client import IngestUnavailable
 from smartcity.connectors.polling import Backoff, FeedUnavailable, Poller, PollReport
 from smartcity.events import city
+from smartcity.runtime.credentials import add_ingest_key
 from smartcity.runtime.gateway import build_gateway
 from smartcity.settings import DEAD_LETTER_TOPIC, Settings, get_settings
+from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
 from tests.feed_server import FeedServer, feed_server
 from tests.fixtures.functions.helpers import serving
 from tests.storage_samples import drain
@@ -49,11 +52,12 @@ class Platform:
     gateway: str
     bus: EventBus
     feeds: FeedServer
+    key: str | None
 
     def poller(self, kind: str, url: str, mapping: Path | None = None, interval_s: float = 30.0,
                backoff: Backoff | None = None) -> Poller:
         return poller(feed_source(kind, url, mapping), self.gateway, self.bus, self.settings.topic_partitions,
-                      interval_s, backoff or Backoff(), client=httpx.Client(timeout=10))
+                      interval_s, backoff or Backoff(), client=httpx.Client(timeout=10), key=self.key)
 
     def published(self, topic: str) -> list[dict]:
         return [orjson.loads(record.value) for record in drain(self.bus, topic)]
@@ -69,11 +73,14 @@ class Platform:
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    settings = prepared_settings(tmp_path).model_copy(update={"ingest_allow_anonymous": True})
+    """The connector holds an API key for its four streams, in the secret file a client reads it from."""
+    settings = prepared_settings(tmp_path)
+    key = add_ingest_key(settings.secrets_dir, "connector-tests", [name.removeprefix("ingest-") for name in INGEST])
+    (settings.secrets_dir / CLIENT_API_KEY_SECRET).write_text(key)
     bus = open_bus(settings.bus_url)
     try:
         with serving(build_gateway(STACK_FILE, settings, INGEST)) as gateway, feed_server() as feeds:
-            yield Platform(settings, gateway, bus, feeds)
+            yield Platform(settings, gateway, bus, feeds, key)
     finally:
         bus.close()
 
@@ -322,6 +329,17 @@ def test_a_malformed_feed_is_dead_lettered_with_the_reason_and_polling_goes_on(p
     waits, outcomes = run_until(connector, polls=1)
     assert outcomes[0].published == 3 and waits == [30.0]
     assert len(platform.published("public-transport")) == 2
+
+
+def test_without_a_key_ingest_refuses_and_the_readings_wait_for_the_next_poll(platform):
+    url = serve_gbfs(platform.feeds, "2.3", bikes=4, reported=at(8 * 3600))
+    platform.key = None
+    anonymous = platform.poller("gbfs", url)
+    with pytest.raises(IngestUnavailable, match="401"):
+        anonymous.poll()
+    assert platform.published("bike-share") == [] and platform.dead_letters() == []
+    anonymous.ingest.headers["x-api-key"] = platform.settings.secrets_dir.joinpath(CLIENT_API_KEY_SECRET).read_text()
+    assert anonymous.poll().published == 2  # nothing was remembered as sent: both stations go now
 
 
 # --- the command --------------------------------------------------------------------------------------------

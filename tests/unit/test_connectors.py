@@ -17,7 +17,7 @@ from smartcity.connectors import gbfs
 from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs
 from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
 from smartcity.connectors.ingest_client import IngestClient, refusals
-from smartcity.connectors.polling import Backoff, ChangeTracker, MalformedFeed, Poller, Reading
+from smartcity.connectors.polling import Backoff, ChangeTracker, Fetcher, MalformedFeed, Poller, Reading
 from smartcity.errors import ConfigurationError
 from smartcity.simulator.gtfs import StopTime
 
@@ -204,7 +204,7 @@ def test_an_unforeseen_error_in_a_poll_backs_off_instead_of_ending_the_loop():
             return None
 
     outcomes, waits = [], []
-    poller = Poller(Flaky(), None, None, None, interval_s=30.0, backoff=Backoff(rng=random.Random(1)))
+    poller = Poller(Flaky(), Fetcher(None), None, None, interval_s=30.0, backoff=Backoff(rng=random.Random(1)))
     poller.run(threading.Event(), wait=lambda s: waits.append(s) or len(outcomes) >= 2, on_poll=outcomes.append)
     assert isinstance(outcomes[0], KeyError) and outcomes[1].not_modified
     assert waits[0] <= 1.0 and waits[1] == 30.0
