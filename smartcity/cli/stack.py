@@ -18,7 +18,8 @@ from smartcity.stack.kafka import create_platform_topics
 app = typer.Typer(help="The real local services, run as this project's own processes (no Docker needed).")
 console = Console()
 
-NAMES_HELP = f"Services to act on (default: all): {', '.join(stack.SERVICES)}."
+NAMES_HELP = (f"Services to act on (default: all): {', '.join(stack.SERVICES)}; "
+              f"optional ones, only when named: {', '.join(stack.OPTIONAL_SERVICES)}.")
 
 
 def _show(message: str) -> None:

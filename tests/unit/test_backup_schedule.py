@@ -90,3 +90,26 @@ def test_retention_by_age_keeps_the_newest_whatever_its_age(tmp_path):
     assert [b.id for b in backups.list()] == made[2:]
     db.close()
     documents.close()
+
+
+def test_the_command_backs_up_once_and_refuses_a_bad_period(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from smartcity.cli import app
+    from smartcity.settings import get_settings
+
+    settings = embedded_settings(tmp_path / "live")
+    fill(settings)
+    for name in ("database_url", "documents_url", "backup_url"):
+        monkeypatch.setenv(f"SMARTCITY_{name.upper()}", getattr(settings, name))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        refused = runner.invoke(app, ["backup", "schedule", "--every", "soon"])
+        assert refused.exit_code == 2 and "'soon' is not a period" in refused.output
+        made = runner.invoke(app, ["backup", "schedule", "--once"])
+        assert made.exit_code == 0, made.output
+        assert "not versioned: a local folder" in made.output
+        assert len(Backups(open_objects(settings.backup_url)).list()) == 1
+    finally:
+        get_settings.cache_clear()
