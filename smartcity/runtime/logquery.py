@@ -15,18 +15,19 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field, field_validator
 
+from smartcity.runtime.request_context import REQUEST_ID
+
 INSERT_PATH = "/insert/elasticsearch"  # VictoriaLogs' Elasticsearch API: SMARTCITY_LOGS_URL is the server plus this
 QUERY_PATH = "/select/logsql/query"
 _SINCE = re.compile(r"[1-9][0-9]*(s|m|h|d|w)")
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class LogFilter(BaseModel):
     """What to look for; every filter given must hold."""
 
-    request_id: str | None = Field(default=None, pattern=_ID.pattern)
-    trace_id: str | None = Field(default=None, pattern=r"[0-9a-f]{32}")
-    function: str | None = Field(default=None, pattern=r"[a-z0-9][a-z0-9-]{0,62}")
+    request_id: str | None = Field(default=None, pattern=f"^{REQUEST_ID.pattern}$")
+    trace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    function: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     since: str = Field(default="1h", description="How far back: a number and s, m, h, d or w.")
     limit: int = Field(default=100, ge=1, le=10000)
 

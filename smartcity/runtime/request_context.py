@@ -17,7 +17,7 @@ from smartcity.runtime.jsonlog import log_context
 from smartcity.runtime.problems import problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestContext:
@@ -32,7 +32,7 @@ class RequestContext:
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         request_id = headers.get(REQUEST_ID_HEADER)
-        if request_id is not None and not _REQUEST_ID.fullmatch(request_id):
+        if request_id is not None and not REQUEST_ID.fullmatch(request_id):
             refusal = problem_response(400, "invalid request id", {
                 f"header.{REQUEST_ID_HEADER}": "at most 128 letters, digits, '.', '_', ':' or '-'"},
                 instance=scope["path"])

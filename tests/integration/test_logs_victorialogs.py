@@ -4,6 +4,7 @@ VictoriaLogs (the test's own) by the request's id, also when the store was down 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import time
 import uuid
@@ -12,7 +13,9 @@ import httpx
 import pytest
 from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.formats.json import JSONFormat
+from typer.testing import CliRunner
 
+from smartcity.cli import app
 from smartcity.runtime import logship, tracing
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.logquery import LogFilter
@@ -63,6 +66,9 @@ def test_a_functions_log_line_is_found_in_the_log_store_by_its_request_id(tmp_pa
     assert (line["function"], line["service"], line["trace_id"]) == ("echo", "gateway", trace_id)
     by_trace = victorialogs.wait_for(LogFilter(trace_id=trace_id, function="echo", since="10m"))
     assert [found["request_id"] for found in by_trace] == [request_id]
+    printed = CliRunner().invoke(app, ["logs", "--url", victorialogs.logs_url, "--request-id", request_id, "--json"])
+    assert printed.exit_code == 0, printed.output
+    assert any(json.loads(text).get("_msg", "").startswith("echoing") for text in printed.stdout.splitlines())
 
 
 def test_lines_written_while_the_log_store_is_down_arrive_once_it_is_back(tmp_path, victorialogs):
