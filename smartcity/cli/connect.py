@@ -48,7 +48,7 @@ def connect(
     try:
         source = feed_source(kind, url, mapping)
         bus = open_bus(settings.bus_url)
-    except ConfigurationError as error:
+    except (ConfigurationError, ValueError) as error:  # ValueError: the city file or its static GTFS is bad
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
     gateway_url = gateway or settings.connector_gateway_url or f"http://127.0.0.1:{settings.gateway_port}"

@@ -3,13 +3,14 @@
 One URL is polled; its ``FeedMessage`` (protobuf, read with ``gtfs-realtime-bindings``) may hold any of the
 three entity kinds, as most agencies' combined feeds do.
 
-- A **VehiclePosition** becomes a ``public-transport`` reading. The static GTFS (:func:`static_gtfs`) gives the
+- A **VehiclePosition** becomes a ``public-transport`` reading. The static GTFS of the configured city
+  (:func:`static_gtfs_path`: the transit feed of ``SMARTCITY_CITY_FILE``'s city) gives the
   route's vehicle type and, where the feed leaves them out, the route of the trip and the stop of the current
   stop sequence (or the other way round). ``speed`` comes in m/s (ingest converts it to km/h), ``bearing`` is the
   heading. The **delay** is the trip's TripUpdate for that stop (or the last stop before it with one); without
   one it is estimated from the timetable: how far the fix's time lies outside the scheduled window at the stop
   (between arrival and departure when stopped at it, between leaving the previous stop and reaching it when on
-  the way), in the city's time zone. What the feed does not give and cannot be derived is left out, so ingest
+  the way), in the configured city's time zone. What the feed does not give and cannot be derived is left out, so ingest
   refuses the reading naming the field and the connector dead-letters it.
 - A **ServiceAlert** becomes an ``incidents`` Alert where it fits one: its cause or effect is an accident
   (``carAccident``), construction or maintenance (``roadWorks``), a detour (``roadClosed``) or significant
@@ -29,11 +30,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from smartcity.city.files import configured_city
+from smartcity.city.gtfs import Feed, Trip, load_feed
 from smartcity.connectors.polling import Fetcher, MalformedFeed, Reading
-from smartcity.events import city
+from smartcity.errors import ConfigurationError
 from smartcity.extras import MissingExtra
-from smartcity.simulator.city import GTFS_FILE
-from smartcity.simulator.gtfs import Feed, Trip, load_feed
 
 try:
     from google.protobuf.message import DecodeError
@@ -47,13 +48,22 @@ SEVERITIES = {"INFO": "informational", "WARNING": "medium", "SEVERE": "high", "U
 
 
 def static_gtfs_path() -> Path:
-    """The static GTFS of the configured city (today the simulated district's feed)."""
-    return GTFS_FILE
+    """The static GTFS of the configured city (``SMARTCITY_CITY_FILE``; by default the Cologne district's feed)."""
+    path = configured_city().gtfs_file
+    if path is None:
+        raise ConfigurationError("SMARTCITY_CITY_FILE", "the configured city has no GTFS feed: the gtfs-rt "
+                                                        "connector matches the vehicles to its trips and stops")
+    return path
+
+
+def static_gtfs(path: Path | None = None) -> Feed:
+    """The static GTFS at ``path`` (default :func:`static_gtfs_path`), read once per file."""
+    return _feed(path or static_gtfs_path())
 
 
 @lru_cache(maxsize=4)
-def static_gtfs(path: Path | None = None) -> Feed:
-    return load_feed(path or static_gtfs_path())
+def _feed(path: Path) -> Feed:
+    return load_feed(path)
 
 
 def iso(seconds: int) -> str:
@@ -68,7 +78,7 @@ class GtfsRealtimeSource:
     def __init__(self, url: str, feed: Feed | None = None, tz: str | None = None) -> None:
         self.url = url
         self.static = feed or static_gtfs()
-        self.tz = ZoneInfo(tz or city().timezone)
+        self.tz = ZoneInfo(tz or configured_city().timezone)
 
     def read(self, fetcher: Fetcher) -> list[Reading] | None:
         body = fetcher.get(self.url)

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from smartcity.backends.bus import EventBus, open_bus
 from smartcity.cli import app
+from smartcity.city.files import configured_city
 from smartcity.connectors import feed_source, poller
 from smartcity.connectors.gtfs_realtime import static_gtfs
 from smartcity.connectors.ingest_client import IngestUnavailable
@@ -96,7 +97,8 @@ def running_trips(count: int):
 
 
 def at(seconds_after_midnight: int) -> int:
-    midnight = datetime(SERVICE_DAY.year, SERVICE_DAY.month, SERVICE_DAY.day, tzinfo=ZoneInfo(city().timezone))
+    zone = ZoneInfo(configured_city().timezone)
+    midnight = datetime(SERVICE_DAY.year, SERVICE_DAY.month, SERVICE_DAY.day, tzinfo=zone)
     return int((midnight + timedelta(seconds=seconds_after_midnight)).timestamp())
 
 

@@ -14,12 +14,14 @@ from typer.testing import CliRunner
 
 from smartcity.cli import app
 from smartcity.connectors import gbfs
-from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs
+from smartcity.city.files import configured_city, save_city
+from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs, static_gtfs_path
 from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
 from smartcity.connectors.ingest_client import IngestClient, refusals
 from smartcity.connectors.polling import Backoff, ChangeTracker, Fetcher, MalformedFeed, Poller, Reading
 from smartcity.errors import ConfigurationError
-from smartcity.simulator.gtfs import StopTime
+from smartcity.settings import get_settings
+from smartcity.city.gtfs import StopTime
 
 
 def test_backoff_doubles_up_to_its_cap_keeping_half_to_all_of_each_step():
@@ -208,3 +210,21 @@ def test_an_unforeseen_error_in_a_poll_backs_off_instead_of_ending_the_loop():
     poller.run(threading.Event(), wait=lambda s: waits.append(s) or len(outcomes) >= 2, on_poll=outcomes.append)
     assert isinstance(outcomes[0], KeyError) and outcomes[1].not_modified
     assert waits[0] <= 1.0 and waits[1] == 30.0
+
+
+def test_the_static_gtfs_is_the_configured_citys(tmp_path, monkeypatch):
+    city = configured_city()
+    feed = tmp_path / "feeds" / "gtfs.zip"
+    for transit, expected in [(city.transit.model_copy(update={"gtfs": "feeds/gtfs.zip"}), feed),
+                              (city.transit.model_copy(update={"gtfs": None}), None)]:
+        path = save_city(city.model_copy(update={"transit": transit}), tmp_path / f"city-{expected is None}.json")
+        monkeypatch.setenv("SMARTCITY_CITY_FILE", str(path))
+        get_settings.cache_clear()
+        try:
+            if expected is None:
+                with pytest.raises(ConfigurationError, match="no GTFS feed"):
+                    static_gtfs_path()
+            else:
+                assert static_gtfs_path() == feed  # relative to the city file
+        finally:
+            get_settings.cache_clear()
