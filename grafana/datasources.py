@@ -1,9 +1,12 @@
-"""The two data sources every dashboard and alert rule queries, and where Grafana finds them.
+"""The data sources the dashboards and alert rules query (and the log store, for Explore), and where Grafana
+finds them.
 
 Grafana's provisioning files take no platform settings; they read environment variables (Grafana expands
 ``$NAME`` in provisioning values). :func:`grafana_environment` derives those variables from the platform's
 settings, ``SMARTCITY_PROMETHEUS_URL`` and ``SMARTCITY_DATABASE_URL``, so a Grafana started with them queries
-the same Prometheus and PostgreSQL as the platform; ``smartcity grafana env`` prints them.
+the same Prometheus and PostgreSQL as the platform; ``smartcity grafana env`` prints them. The centralized logs
+are a VictoriaLogs datasource (the ``victoriametrics-logs-datasource`` plugin, which Grafana installs with
+``GF_INSTALL_PLUGINS``) at the server ``SMARTCITY_LOGS_URL`` ships to (docs/observability.md).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from smartcity.settings import Settings
 
 PROMETHEUS = {"type": "prometheus", "uid": "smartcity-prometheus"}
 POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "smartcity-postgres"}
+LOGS = {"type": "victoriametrics-logs-datasource", "uid": "smartcity-logs"}
 EXPRESSIONS_UID = "__expr__"  # Grafana's server-side expressions (alert thresholds), not a provisioned source
 
 # The environment variables the provisioning files read.
 PROMETHEUS_URL = "GRAFANA_PROMETHEUS_URL"
+LOGS_URL = "GRAFANA_LOGS_URL"
 POSTGRES_HOST = "GRAFANA_POSTGRES_HOST"
 POSTGRES_DATABASE = "GRAFANA_POSTGRES_DATABASE"
 POSTGRES_USER = "GRAFANA_POSTGRES_USER"
@@ -30,7 +35,7 @@ PROVISIONING_PATH = "GF_PATHS_PROVISIONING"  # Grafana's own: the folder holding
 
 
 def provisioning() -> dict[str, Any]:
-    """``provisioning/datasources/datasources.yml``: Prometheus and PostgreSQL, with fixed uids the panels name."""
+    """``provisioning/datasources/datasources.yml``: Prometheus, PostgreSQL and the logs, with fixed uids."""
     return {
         "apiVersion": 1,
         "deleteDatasources": [],
@@ -43,6 +48,8 @@ def provisioning() -> dict[str, Any]:
              "jsonData": {"database": f"${POSTGRES_DATABASE}", "sslmode": "disable", "postgresVersion": 1500,
                           "timescaledb": False, "maxOpenConns": 10},
              "secureJsonData": {"password": f"${POSTGRES_PASSWORD}"}},
+            {"name": "Logs", "uid": LOGS["uid"], "type": LOGS["type"], "access": "proxy", "url": f"${LOGS_URL}",
+             "editable": False, "jsonData": {"maxLines": "1000"}},
         ],
     }
 
@@ -63,8 +70,20 @@ def grafana_environment(settings: Settings) -> dict[str, str]:
         PROVISIONING_PATH: str(GRAFANA_DIR / "provisioning"),
         DASHBOARDS_DIR: str(GRAFANA_DIR / "dashboards"),
         PROMETHEUS_URL: settings.prometheus_url,
+        LOGS_URL: _logs_server(settings.logs_url),
         POSTGRES_HOST: f"{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}",
         POSTGRES_DATABASE: str(parts.get("dbname", "")),
         POSTGRES_USER: str(parts.get("user", "")),
         POSTGRES_PASSWORD: str(parts.get("password", "")),
     }
+
+
+def _logs_server(logs_url: str) -> str:
+    """The VictoriaLogs server the logs are shipped to; empty when they are not, or go to an Elasticsearch (add an
+    ``elasticsearch`` datasource for it)."""
+    from smartcity.runtime.logquery import query_base
+
+    try:
+        return query_base(logs_url) if logs_url else ""
+    except ValueError:
+        return ""

@@ -84,7 +84,7 @@ def test_cli_build_check_reports_up_to_date():
 
 def test_every_panel_variable_and_alert_names_a_provisioned_datasource():
     uids = _provisioned_uids()
-    assert uids == {"smartcity-prometheus", "smartcity-postgres"}
+    assert uids == {"smartcity-prometheus", "smartcity-postgres", "smartcity-logs"}
     for name, make in build.DASHBOARDS.items():
         board = make()
         for var in board["templating"]["list"]:
@@ -156,9 +156,11 @@ def test_dashboards_have_stable_unique_uids():
 
 def test_grafana_environment_from_the_stack_settings(tmp_path):
     settings = Settings(prometheus_url="http://127.0.0.1:9090", secrets_dir=tmp_path,
-                        database_url="postgresql://smartcity@127.0.0.1:5433/city")
+                        database_url="postgresql://smartcity@127.0.0.1:5433/city",
+                        logs_url="http://127.0.0.1:9428/insert/elasticsearch")
     env = grafana_environment(settings)
     assert env["GRAFANA_PROMETHEUS_URL"] == "http://127.0.0.1:9090"
+    assert env["GRAFANA_LOGS_URL"] == "http://127.0.0.1:9428"
     assert (env["GRAFANA_POSTGRES_HOST"], env["GRAFANA_POSTGRES_DATABASE"], env["GRAFANA_POSTGRES_USER"]) == (
         "127.0.0.1:5433", "city", "smartcity")
     assert env["GRAFANA_POSTGRES_PASSWORD"] == ""
