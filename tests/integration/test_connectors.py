@@ -34,6 +34,8 @@ from smartcity.connectors.polling import Backoff, FeedUnavailable, Poller, PollR
 from smartcity.events import city
 from smartcity.runtime.credentials import add_ingest_key
 from smartcity.runtime.gateway import build_gateway
+from smartcity.runtime.loader import load_stack
+from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC, Settings, get_settings
 from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
 from tests.feed_server import FeedServer, feed_server
@@ -316,6 +318,15 @@ def test_server_errors_back_off_with_growing_delays_then_polling_recovers(platfo
     assert len(platform.published("bike-share")) == 2
 
 
+def archived_dead_letters(platform: Platform) -> dict:
+    """The dead-letter topic handed to dead-letter-archive as its trigger does: the one document it keeps."""
+    [function] = load_stack(STACK_FILE, platform.settings, ["dead-letter-archive"])
+    outcome = FunctionTrigger(function).process(drain(platform.bus, DEAD_LETTER_TOPIC))
+    assert (outcome.handled, outcome.dead_lettered) == (1, 0)
+    [document] = function.context.documents.find("dead_letters", {})
+    return document
+
+
 def test_a_malformed_feed_is_dead_lettered_with_the_reason_and_polling_goes_on(platform):
     url = platform.feeds.serve("/gtfs-rt", b"<html>502 Bad Gateway from a proxy</html>", "text/html")
     connector = platform.poller("gtfs-rt", url)
@@ -326,6 +337,10 @@ def test_a_malformed_feed_is_dead_lettered_with_the_reason_and_polling_goes_on(p
     assert headers["ce_type"] == "city.connector.feed.malformed.v1" and headers["ce_knativeerrorcode"] == "400"
     assert error["errors"] == [{"field": "body", "reason": error["errors"][0]["reason"]}]
     assert "not a GTFS-realtime FeedMessage" in error["errors"][0]["reason"] and error["instance"] == url
+    archive = archived_dead_letters(platform)
+    assert archive["code"] == 400 and archive["function"] == url and archive["error"] == error
+    assert archive["event"]["source"] == "/smartcity/connectors/gtfs-rt"
+    assert base64.b64decode(archive["data"]["body"]).startswith(b"<html>")
 
     platform.feeds.serve("/gtfs-rt", gtfs_rt_feed(at(8 * 3600)), "application/x-protobuf")
     waits, outcomes = run_until(connector, polls=1)
