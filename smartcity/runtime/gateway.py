@@ -266,8 +266,12 @@ def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (
 
 def gateway_from_settings() -> FastAPI:
     """The gateway the settings describe (``SMARTCITY_STACK_FILE``, ``SMARTCITY_GATEWAY_FUNCTIONS``): the app
-    factory each worker process of ``smartcity functions gateway --workers N`` builds for itself."""
+    factory each worker process of ``smartcity functions gateway --workers N`` builds for itself; each worker logs
+    (and ships its log lines) as a one-process gateway does."""
+    from smartcity.runtime import logship
+
     settings = get_settings()
+    logship.configure(settings, "gateway")
     return build_gateway(settings.stack_file, settings, gateway_function_names(settings))
 
 
