@@ -48,7 +48,9 @@ def credentials(settings: Settings) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="package")
 def doors(tmp_path_factory) -> Doors:
-    settings = prepared_settings(tmp_path_factory.mktemp("doors")).model_copy(update={"gateway_rate_per_s": 0.0})
+    # no rate limit here (tests/security/test_limits.py has its own), a small body limit to keep 413s cheap
+    settings = prepared_settings(tmp_path_factory.mktemp("doors")).model_copy(
+        update={"gateway_rate_per_s": 0.0, "gateway_max_body_bytes": 64 * 1024})
     _, specs = read_stack(STACK_FILE)
     headers = credentials(settings)
     with TestClient(build_gateway(STACK_FILE, settings)) as client:
