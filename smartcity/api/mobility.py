@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from smartcity.api.latest_routes import Filters, stream_entities
 from smartcity.api.pagination import Page, decode_cursor, page_of
-from smartcity.api.timeseries import TimeRange, cursor_time, sql_time
+from smartcity.api.timeseries import TimeRange, city_time, cursor_time, sql_time
 from smartcity.backends.database import Database
 from smartcity.events.common import Zone
 
@@ -94,7 +94,7 @@ def bike_station(state: dict[str, Any]) -> BikeStation:
         capacity=data["totalSlotNumber"], bikes_available=data["availableBikeNumber"],
         docks_available=data["freeSlotNumber"], docks_out_of_service=data["outOfServiceSlotNumber"],
         is_renting=data["isRenting"], is_returning=data["isReturning"], status=data["status"],
-        observed_at=data["dateObserved"],
+        observed_at=city_time(data["dateObserved"]),
     )
 
 
@@ -104,7 +104,7 @@ def parking(state: dict[str, Any]) -> Parking:
     return Parking(
         parking_id=data["id"], name=data["name"], zone=data["zone"], lon=lon, lat=lat,
         capacity=data["totalSpotNumber"], spots_available=data["availableSpotNumber"], occupancy=data["occupancy"],
-        status=data["status"], observed_at=data["dateObserved"],
+        status=data["status"], observed_at=city_time(data["dateObserved"]),
     )
 
 

@@ -21,6 +21,7 @@ from fastapi import Query
 from pydantic import AwareDatetime
 
 from smartcity.api.problems import bad_request
+from smartcity.events.common import city
 
 MAX_RANGE = timedelta(days=366)
 
@@ -103,6 +104,11 @@ def stored_time(value: str | datetime) -> datetime:
     """A timestamp as a database returns it (ISO 8601 text from SQLite, a datetime from PostgreSQL), in UTC."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def city_time(value: str | datetime) -> datetime:
+    """A stored moment in the configured city's local time (its UTC offset), as the API answers observations."""
+    return stored_time(value).astimezone(city().zoneinfo)
 
 
 def cursor_time(value: str) -> datetime:

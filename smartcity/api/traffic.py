@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from smartcity.api.geo import BoundingBox
 from smartcity.api.latest_routes import Filters, LatestEntities, stream_entities
 from smartcity.api.pagination import Page, decode_cursor, page_of
-from smartcity.api.timeseries import TimeRange, cursor_time, sql_time
+from smartcity.api.timeseries import TimeRange, city_time, cursor_time, sql_time
 from smartcity.api.traffic_history import Scope, aggregate_column
 from smartcity.backends.database import Database
 from smartcity.events.common import Zone
@@ -107,7 +107,7 @@ def sensor_state(state: dict[str, Any]) -> SensorState:
         zone=data["zone"],
         lon=lon,
         lat=lat,
-        observed_at=data["dateObserved"],
+        observed_at=city_time(data["dateObserved"]),
         intensity_per_hour=data["intensityPerHour"],
         occupancy=data["occupancy"],
         average_speed_kmh=data.get("averageVehicleSpeed"),

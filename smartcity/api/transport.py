@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from smartcity.api.latest_routes import Filters, stream_entities
-from smartcity.api.timeseries import TimeRange, sql_time
+from smartcity.api.timeseries import TimeRange, city_time, sql_time
 from smartcity.backends.database import Database
 from smartcity.events.common import Zone
 
@@ -101,7 +101,7 @@ def vehicle_position(state: dict[str, Any]) -> VehiclePosition:
         vehicle_id=data["vehicleId"], vehicle_type=data["vehicleType"], line_id=data["routeId"],
         trip_id=data["tripId"], stop_id=data["stopId"], current_status=data["currentStatus"], delay_s=data["delay"],
         lon=lon, lat=lat, zone=data["zone"], speed_kmh=data["speed"], heading=data["heading"],
-        occupancy_status=data["occupancyStatus"], observed_at=data["dateObserved"],
+        occupancy_status=data["occupancyStatus"], observed_at=city_time(data["dateObserved"]),
     )
 
 
