@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from smartcity.errors import ConfigurationError
+from smartcity.runtime import logship
 from smartcity.settings import get_settings
 
 app = typer.Typer(help="Spark streaming jobs: 5-minute windows, mobility index, anomaly flags.", no_args_is_help=True)
@@ -41,7 +42,7 @@ def run(
     settings = get_settings()
     if master:
         settings = settings.model_copy(update={"spark_master": master})
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logship.configure(settings, "streaming")  # JSON lines, shipped to SMARTCITY_LOGS_URL as every component's
     logging.getLogger("py4j").setLevel(logging.WARNING)  # it logs every callback from the JVM at INFO
     console = Console(stderr=True)
     status = console.status("starting Spark and the streaming jobs (the first run resolves the Kafka connector)")
