@@ -71,10 +71,10 @@ def test_the_newest_mobility_index_of_each_zone(api):
     assert [z11[f"{name}_score"] for name in ("traffic", "transit", "bikes", "taxi", "air")] == [
         pytest.approx(0.55), pytest.approx(0.8), 0.0, None, None]
     assert z11["parking_score"] == pytest.approx(0.05)
-    assert z11["mobility_index"] == pytest.approx(100 * (0.30 * 0.55 + 0.20 * 0.8 + 0.10 * 0.0 + 0.15 * 0.05) / 0.75)
+    assert z11["mobility_index"] == pytest.approx(100 * (0.30 * 0.55 + 0.20 * 0.8 + 0.10 * 0.0 + 0.15 * 0.05) / 0.75, abs=5e-3)
     # Z22: 35 km/h at 0.10, buses on time, 5 bikes of 20, 40 spots of 100 taken, CAQI 30
     assert z22["mobility_index"] == pytest.approx(
-        100 * (0.30 * (1 - (0.5 * 0.3 + 0.5 / 3)) + 0.20 * 1.0 + 0.10 * 0.25 + 0.15 * 0.6 + 0.15 * 0.7) / 0.90)
+        100 * (0.30 * (1 - (0.5 * 0.3 + 0.5 / 3)) + 0.20 * 1.0 + 0.10 * 0.25 + 0.15 * 0.6 + 0.15 * 0.7) / 0.90, abs=5e-3)
     assert all(0 <= z[f"{name}_score"] <= 1 for z in zones for name in ("traffic", "transit", "bikes", "parking"))
     assert [z["zone"] for z in client.get("/v1/mobility/index", params={"zone": "Z22"}).json()["zones"]] == ["Z22"]
     assert client.get("/v1/mobility/index", params={"zone": "Z33"}).json()["zones"] == []
@@ -89,7 +89,7 @@ def test_a_zone_mobility_index_window_by_window(api):
     values = [w["mobility_index"] for w in first["items"] + second["items"]]
     # oldest first; each window back the buses were a minute later: transit 0.1 lower, the index 100 * 0.2 * 0.1 / 0.75
     newest = 100 * (0.30 * 0.55 + 0.20 * 0.8 + 0.15 * 0.05) / 0.75
-    assert values == pytest.approx([newest - back * 100 * 0.2 * 0.1 / 0.75 for back in range(5, -1, -1)])
+    assert values == pytest.approx([newest - back * 100 * 0.2 * 0.1 / 0.75 for back in range(5, -1, -1)], abs=1e-2)
     assert second["next_cursor"] is None
     assert client.get("/v1/mobility/index/history", params={"from": params["from"]}).status_code == 422  # zone needed
     assert client.get("/v1/mobility/index/history", params={**params, "cursor": first["next_cursor"], "zone": "Z22"}).status_code == 400

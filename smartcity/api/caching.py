@@ -22,6 +22,7 @@ import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel
 
+from smartcity.api.rounding import rounded
 from smartcity.backends.cache import Cache
 
 NOT_MODIFIED_RESPONSE = {304: {"description": "Not Modified: the If-None-Match ETag is still current."}}
@@ -129,13 +130,15 @@ def conditional_response(request: Request, cached: CachedBody) -> Response:
 
 
 def json_body(model: BaseModel) -> bytes:
-    return model.model_dump_json().encode()
+    """The model's JSON, its measures rounded to their unit's precision (:mod:`smartcity.api.rounding`)."""
+    return document_body(model.model_dump(mode="json"))
 
 
 def document_body(document: Any) -> bytes:
     """JSON of plain data, written as pydantic writes its models (aware datetimes in ISO 8601 with ``Z``, NaN as
-    null): for answers built straight from rows, where making models first would cost more than the query."""
-    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
+    null), measures rounded (:mod:`smartcity.api.rounding`): also for answers built straight from rows, where
+    making models first would cost more than the query."""
+    return orjson.dumps(rounded(document), option=orjson.OPT_UTC_Z)
 
 
 def cached_read(

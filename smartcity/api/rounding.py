@@ -1,0 +1,53 @@
+"""Measures rounded to the precision of their unit in every API answer, in this one place.
+
+Sums and means of doubles carry binary noise (``28.131999999999998`` km/h) that no sensor measures; answers give
+each float the decimals its unit warrants, chosen by the name of the field holding it (a list's items by the
+list's name, GeoJSON ``coordinates`` included):
+
+- coordinates (``lon``, ``lat``, a bounding box's ``west``/``south``/``east``/``north``, ``coordinates``): 6
+  decimals, about 0.1 m;
+- fractions of 0..1 (``occupancy``, ``*_share``, ``congestion_index*``, ``coverage``, ``*_fraction``,
+  ``*punctuality``, the mobility index's ``*_score``): 3 decimals, 0.1 %;
+- speeds (``*_kmh``, ``speed``), flows (``*_per_hour``), headings, seconds (``*_s``), the mobility
+  index (0..100), fares, errors (``mae``) and forecast quantiles (``p10``/``p50``/``p90``): 2 decimals;
+- any other float: 6 decimals.
+
+:func:`smartcity.api.caching.json_body` and :func:`~smartcity.api.caching.document_body` pass every answer through
+:func:`rounded`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+COORDINATES = frozenset({"lon", "lat", "longitude", "latitude", "west", "south", "east", "north", "coordinates",
+                         "centroid", "bbox"})
+FRACTIONS = ("occupancy", "_share", "congestion_index", "congestion_index_max", "coverage", "_fraction",
+             "punctuality", "_score")
+UNITS = ("_kmh", "speed", "_per_hour", "heading", "_s", "mobility_index", "fare", "mae", "p10",
+         "p50", "p90")
+OTHER_DECIMALS = 6
+
+
+@lru_cache(maxsize=1024)
+def decimals_of(name: str) -> int:
+    """The decimals a float under the field ``name`` keeps."""
+    if name in COORDINATES:
+        return 6
+    if name.endswith(FRACTIONS):
+        return 3
+    if name.endswith(UNITS):
+        return 2
+    return OTHER_DECIMALS
+
+
+def rounded(value: Any, name: str = "") -> Any:
+    """``value`` (JSON-ready data) with each float rounded by :func:`decimals_of` the field it is under."""
+    if isinstance(value, float):
+        return round(value, decimals_of(name))
+    if isinstance(value, dict):
+        return {key: rounded(item, key) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(item, name) for item in value]
+    return value
