@@ -146,10 +146,11 @@ def configure(settings: Settings, service: str) -> Shipper | None:
     if settings.logs_url:
         spool = Spool(settings.logs_spool_dir, settings.logs_spool_max_bytes)
         shipper = Shipper(spool, settings.logs_url)
-        handler = SpoolHandler(spool, jsonlog.JsonFormatter(service))
-        handler.addFilter(NotWhileShipping())
-        handlers.append(handler)
+        handlers.append(SpoolHandler(spool, jsonlog.JsonFormatter(service)))
         shipper.start()
         atexit.register(shipper.stop)
     jsonlog.configure(settings.log_level, service, handlers)
+    if shipper is not None:
+        for handler in logging.getLogger().handlers:  # stderr too: no line per post; failures are reported
+            handler.addFilter(NotWhileShipping())
     return shipper

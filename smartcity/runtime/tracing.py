@@ -36,7 +36,7 @@ class TraceContext(BaseModel):
 
     @property
     def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+        return _traceparent(self.trace_id, self.span_id, self.flags)
 
     def child(self) -> TraceContext:
         """A new span of the same trace (same flags and tracestate)."""
@@ -45,6 +45,10 @@ class TraceContext(BaseModel):
     def attributes(self) -> dict[str, str]:
         """The CloudEvents extension attributes (distributed tracing extension) carrying this span."""
         return {"traceparent": self.traceparent, **({"tracestate": self.tracestate} if self.tracestate else {})}
+
+
+def _traceparent(trace_id: str, span_id: str, flags: str) -> str:
+    return f"00-{trace_id}-{span_id}-{flags}"
 
 
 def start_trace() -> TraceContext:
@@ -100,5 +104,11 @@ def outgoing_attributes(extensions: dict[str, Any]) -> dict[str, str]:
     span of the current trace, else a new trace."""
     if "traceparent" in extensions:
         return {}
+    # Strings made directly, not through TraceContext: this runs for every event the platform makes.
     parent = current()
-    return (parent.child() if parent is not None else start_trace()).attributes()
+    if parent is None:
+        return {"traceparent": _traceparent(secrets.token_hex(16), secrets.token_hex(8), SAMPLED)}
+    attributes = {"traceparent": _traceparent(parent.trace_id, secrets.token_hex(8), parent.flags)}
+    if parent.tracestate:
+        attributes["tracestate"] = parent.tracestate
+    return attributes
