@@ -87,7 +87,7 @@ class Roads:
 
 @lru_cache(maxsize=1)
 def city_roads() -> Roads:
-    """The city's road segments (``city.json``) and their joins (``network.json``)."""
+    """The city's road segments (the configured city file) and their joins (``network.json``)."""
     segments, topology = load_city().segments, network_data()["segments"]
     edges = tuple(sorted(topology))
     rng = np.random.default_rng(SEED)

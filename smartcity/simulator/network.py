@@ -3,7 +3,7 @@
 Read from the SUMO network of the scenario (``<scenario>.net.xml``) and kept in ``data/network.json``
 (committed), so that history generation and forecasting features need neither SUMO nor the XML at run time:
 
-- each road segment (a SUMO edge open to cars, as in ``city.json``) with its car lanes and the segments a
+- each road segment (a SUMO edge open to cars, as in the city file) with its car lanes and the segments a
   vehicle can come from (``upstream``) and go to (``downstream``), from the network's connections. U-turns are
   left out: they join the two directions of one street, whose traffic is not one flow;
 - the induction loops the live simulation places (:class:`smartcity.simulator.sumo.TrafficSimulation`): one in

@@ -3,8 +3,11 @@ refusals (exit 2 naming the file and field), ``city show``, and switching the co
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -167,3 +170,11 @@ def test_a_city_without_a_road_network_simulates_buses_and_says_why_not_traffic(
     buses = [e for tick in ticks for stream, events in tick.events if stream.topic == "public-transport" for e in events]
     assert buses and all(e.zone in {f"Z{r}{c}" for r in (1, 2, 3) for c in (1, 2, 3)} for e in buses)
     assert {e.routeId for e in buses} == set(LINES) and start + timedelta(seconds=120) >= buses[-1].dateObserved
+
+
+def test_the_city_package_is_the_bottom_layer():
+    probe = ("import sys, smartcity.city, smartcity.city.from_gtfs, smartcity.city.from_geojson; "
+             "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('smartcity.')}))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not {"simulator", "api", "storage", "events"} & set(ast.literal_eval(result.stdout.strip())), result.stdout
