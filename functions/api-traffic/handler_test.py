@@ -101,7 +101,10 @@ def test_history_at_5_minutes_reads_the_streaming_windows(api):
     assert city_wide["aggregated_until"] == query_time(window_start(sample.now) + timedelta(minutes=5))
     for item in city_wide["items"]:  # three segments of two lanes, 10 vehicles per lane and window
         assert (item["windows"], item["samples"], item["vehicles"], item["flow_per_hour"]) == (1, 6, 60, 720.0)
-        assert item["speed_p50_kmh"] is None  # percentiles of three segments' windows: not exact, not given
+        windows = [w for w in sample.segment_windows if query_time(w["window_start"]) == item["bucket_start"]]
+        for name in ("speed_p50_kmh", "speed_p85_kmh", "speed_p95_kmh"):  # three segments: their vehicles' mean
+            weighted = sum(w[name] * w["flow"] for w in windows) / sum(w["flow"] for w in windows)
+            assert item[name] == pytest.approx(weighted, abs=5e-3)
     s2 = history(client, sample, bucket="5m", sensor_id=S2)["items"]
     assert [item["occupancy"] for item in s2] == [0.6 if c else 0.2 for c in congested_steps()]
     # index = (speed deficit against 50 km/h + occupancy against 0.30, at most 1) / 2
@@ -121,12 +124,16 @@ def test_history_re_aggregates_windows_into_wider_buckets(api):
     assert sum(item["vehicles"] for item in hourly) == 20 * TRAFFIC_STEPS
     for item in hourly:
         assert item["bucket_start"].endswith(":00:00Z")
-        assert (item["average_speed_kmh"], item["flow_per_hour"], item["speed_p50_kmh"]) == (30.0, 240.0, None)
+        assert (item["average_speed_kmh"], item["flow_per_hour"]) == (30.0, 240.0)
+        # the windows' percentiles weighted by their vehicles: each window of A has the same ones
+        assert (item["speed_p50_kmh"], item["speed_p85_kmh"], item["speed_p95_kmh"]) == (30.0, 50.0, 50.0)
         windows = [w for w in sample.segment_windows if w["segment_id"] == SEGMENT_A
                    and query_time(w["window_start"].replace(minute=0)) == item["bucket_start"]]
         assert item["congestion_index"] == pytest.approx(sum(w["congestion_index"] for w in windows) / len(windows), abs=5e-4)
         assert item["congestion_index_max"] == pytest.approx(max(w["congestion_index"] for w in windows))
         assert item["occupancy"] == pytest.approx(sum(w["mean_occupancy"] for w in windows) / len(windows), abs=5e-4)
+    quarters = history(client, sample, bucket="15m", segment_id=SEGMENT_A)["items"]
+    assert quarters and {(i["speed_p50_kmh"], i["speed_p85_kmh"], i["speed_p95_kmh"]) for i in quarters} == {(30.0, 50.0, 50.0)}
     zone = history(client, sample, bucket="1d", zone="Z33")["items"]
     assert sum(item["samples"] for item in zone) == 2 * TRAFFIC_STEPS
     assert all((item["average_speed_kmh"], item["flow_per_hour"]) == (65.0, 240.0) for item in zone)

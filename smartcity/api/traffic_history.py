@@ -5,8 +5,11 @@ aggregates (``streaming/traffic_windows.py``): one sensor's from ``traffic_senso
 or the whole city's from ``traffic_segment_5min``. The windows are re-aggregated into the bucket where their rows
 allow it exactly: readings and vehicles are sums, the mean occupancy is weighted by each window's readings and the
 mean speed by its vehicles. A bucket's congestion index is its windows' mean (and worst), as the index of a whole
-bucket cannot be made from theirs; speed percentiles are given only where a bucket is one window of one sensor or
-segment. The aggregates hold what the streaming job has written so far: the newest minutes are missing until
+bucket cannot be made from theirs. Speed percentiles are exact where a bucket is one window of one sensor or
+segment; otherwise they are an approximation, the mean of the windows' percentiles weighted by their vehicles
+(a percentile of several windows cannot be made from theirs, and the raw readings are too many to rank for the
+API's busiest query): it is exact when the windows' speeds are alike, and lies between their lowest and highest
+percentile always. The aggregates hold what the streaming job has written so far: the newest minutes are missing until
 its next micro-batch, and ``aggregated_until`` says where they end. A window is in the range when it starts in it.
 
 A shorter bucket (``1m``) reads the raw readings (``traffic_flow``).
@@ -69,8 +72,10 @@ class AggregateBucket(HistoryBucket):
                     "for a zone or the city)")
     congestion_index_max: float = Field(description="The worst of those windows' congestion indexes")
     speed_p50_kmh: float | None = Field(
-        description="Median speed of the window's vehicles: only for one sensor or segment at 5m (a percentile of "
-                    "several windows cannot be made from theirs); null otherwise, or when no vehicle moved")
+        description="Median speed of the vehicles. Exact for one sensor or segment at 5m; for a wider bucket, a "
+                    "zone or the city, an approximation: the mean of the windows' medians weighted by their "
+                    "vehicles (a percentile of several windows cannot be made from theirs). Null when no vehicle "
+                    "moved")
     speed_p85_kmh: float | None = Field(description="85th percentile of the speeds, as speed_p50_kmh")
     speed_p95_kmh: float | None = Field(description="95th percentile of the speeds, as speed_p50_kmh")
 
@@ -159,19 +164,24 @@ def aggregate_sql(dialect: str, scope_kind: str, bucket_s: int) -> str:
     # A sensor or segment has one row per window; a zone or the city one per segment and window.
     windows = "COUNT(*)" if one_entity else "COUNT(DISTINCT window_start)"
     exact = one_entity and bucket_s == WINDOW_S
-    percentiles = ", ".join(f"{'MAX(' + name + ')' if exact else 'NULL'} AS {name}" for name in PERCENTILES)
+    percentiles = ", ".join(f"{f'MAX({name})' if exact else vehicle_weighted_mean(name)} AS {name}"
+                            for name in PERCENTILES)
     return f"""SELECT {bucket_sql(dialect, 'window_start', bucket_s)} AS bucket_start,
         CAST(SUM(event_count) AS bigint) AS samples, CAST(SUM(flow) AS bigint) AS vehicles,
         CAST(SUM(mean_occupancy * event_count) AS double precision) / SUM(event_count) AS occupancy,
-        CAST(SUM(mean_speed_kmh * flow) AS double precision)
-            / NULLIF(SUM(CASE WHEN mean_speed_kmh IS NOT NULL THEN flow END), 0) AS average_speed_kmh,
-        {windows} AS windows,
+        {vehicle_weighted_mean('mean_speed_kmh')} AS average_speed_kmh, {windows} AS windows,
         CAST(SUM(flow) AS double precision) * {3600 // WINDOW_S} / {windows} AS flow_per_hour,
         CAST(AVG(congestion_index) AS double precision) AS congestion_index,
         MAX(congestion_index) AS congestion_index_max, {percentiles}
     FROM {aggregate_table(scope_kind)}
     WHERE window_start >= :start AND window_start < :end{_condition(aggregate_column(scope_kind))}
     GROUP BY 1 ORDER BY 1 LIMIT :fetch"""
+
+
+def vehicle_weighted_mean(column: str) -> str:
+    """SQL for the mean of the windows' ``column`` weighted by their vehicles (null when none of them has it)."""
+    return (f"CAST(SUM({column} * flow) AS double precision) "
+            f"/ NULLIF(SUM(CASE WHEN {column} IS NOT NULL THEN flow END), 0)")
 
 
 def aggregated_until(database: Database, scope: Scope) -> datetime | None:
