@@ -20,7 +20,7 @@ from smartcity.backends.database import open_database
 from smartcity.backends.documents import open_documents
 from smartcity.backends.objects import ObjectStore, open_objects
 from smartcity.settings import Settings
-from smartcity.storage.backup import Backup, BackupError, Backups
+from smartcity.storage.backup import Backup, Backups
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,10 @@ class BackupSchedule:
             try:
                 self.run_once()
                 self.last_error = None
-            except (BackupError, OSError, ValueError) as error:  # a store down or a dump failing: try next period
-                self.last_error = str(error)
-                log.error("scheduled backup failed: %s", error)
+            except Exception as error:  # a store down or a dump failing: one failed backup must not end the schedule
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("scheduled backup failed")
+                self.say(f"backup failed, next in {self.every_s:g} s: {self.last_error}")
             self._stopping.wait(self.every_s)
 
     def start(self) -> BackupSchedule:
@@ -84,6 +85,10 @@ class BackupSchedule:
             self._thread = threading.Thread(target=self.run, name="backup-schedule", daemon=True)
             self._thread.start()
         return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the backup in progress (waiting for it at most ``timeout`` seconds)."""

@@ -55,6 +55,20 @@ def test_the_schedule_backs_up_every_period_and_keeps_the_newest(tmp_path):
         grafana_export()["provisioning/alerting/rules.yml"]
 
 
+def test_a_failed_backup_is_reported_and_the_schedule_goes_on(tmp_path):
+    settings = embedded_settings(tmp_path / "live").model_copy(
+        update={"database_url": "postgresql://smartcity@127.0.0.1:1/smartcity"})  # nothing listens there
+    said = []
+    schedule = BackupSchedule(settings, every_s=0.05, say=said.append).start()
+    try:
+        wait_for(lambda: len(said) >= 2)
+        assert schedule.running and schedule.runs == []
+        assert "SMARTCITY_DATABASE_URL" in schedule.last_error and said[0].startswith("backup failed")
+    finally:
+        schedule.stop(timeout=60)
+    assert not schedule.running
+
+
 def test_a_scheduled_backup_then_wipe_and_restore_gives_the_same_counts_and_checksums(tmp_path):
     settings = embedded_settings(tmp_path / "live")
     fill(settings)
