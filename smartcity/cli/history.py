@@ -44,8 +44,14 @@ def generate(
                                                                         "(env SMARTCITY_SIMULATOR_INCIDENTS_PER_DAY)"),
 ) -> None:
     """Simulate DAYS of city traffic, weather and incidents and write them to the database, idempotently."""
+    from smartcity.simulator.city import load_city
     from smartcity.simulator.history_store import generate_history
+    from smartcity.simulator.simulation import simulates_traffic
 
+    if not simulates_traffic(load_city()):  # the history is the SUMO network's traffic
+        console.print(f"[red]error:[/] SMARTCITY_CITY_FILE: the city {load_city().extent.name} has no road network "
+                      "the simulator runs: history generate needs one (smartcity city build --from-sumo)")
+        raise typer.Exit(2)
     moment = parse_end(end) if end is not None else None
     summary = generate_history(get_settings(), days, moment, seed, incidents_per_day,
                                progress=lambda message: console.print(message, highlight=False, soft_wrap=True))

@@ -178,3 +178,10 @@ def test_the_city_package_is_the_bottom_layer():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert not {"simulator", "api", "storage", "events"} & set(ast.literal_eval(result.stdout.strip())), result.stdout
+
+
+def test_history_of_a_city_without_a_road_network_is_refused(tmp_path):
+    assert build("--from-gtfs", montreal_feed(tmp_path / "stm.zip"), "--out", tmp_path / "montreal.json").exit_code == 0
+    with configured_city(tmp_path / "montreal.json"):
+        result = CliRunner().invoke(app, ["history", "generate", "--days", "1"])
+    assert result.exit_code == 2 and "the city stm has no road network" in result.output
