@@ -4,7 +4,8 @@
 :mod:`smartcity.runtime.callbacks` refuses (not http(s), not on the allowlist, or resolving to a loopback, private
 or link-local address) is refused (400) up front, and checked again when the result is sent, to the address
 checked then; a redirect is not followed. An async call needs the same rights as a direct one: the caller's
-rate (``rate_refusal``) and the function's own ``app.state.authorize`` are checked before the 202."""
+rate and the role the function needs (``guard``), and the function's own ``app.state.authorize`` are checked
+before the 202."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Awaitable, Callable, Iterable
+from typing import Callable, Iterable
 
 import httpx
 from fastapi import FastAPI
@@ -22,6 +23,7 @@ from starlette.responses import Response
 
 from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
 from smartcity.runtime.callbacks import CallbackTarget, resolve_callback
+from smartcity.runtime.guard import GatewayGuard
 from smartcity.runtime.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -34,10 +36,10 @@ class AsyncRoutes:
 
     def __init__(self, gateway: FastAPI, names: Iterable[str], max_body_bytes: int = MAX_BODY_BYTES,
                  callback_allowed_hosts: str = "", callback_allow_private: bool = False,
-                 rate_refusal: Callable[[dict], Awaitable[Response | None]] | None = None) -> None:
+                 guard: GatewayGuard | None = None) -> None:
         self.gateway = gateway
         self.names = set(names)
-        self.rate_refusal = rate_refusal
+        self.guard = guard or GatewayGuard()
         self.max_body_bytes = max_body_bytes
         self.callback_allowed_hosts = callback_allowed_hosts
         self.callback_allow_private = callback_allow_private
@@ -57,8 +59,10 @@ class AsyncRoutes:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         response = self._refusal(scope)
-        if response is None and self.rate_refusal is not None:
-            response = await self.rate_refusal(scope)
+        if response is None:
+            response = await self.guard.rate_refusal(scope)
+        if response is None:
+            response = self.guard.caller_refusal(get_route_path(scope).lstrip("/").partition("/")[0], scope)
         if response is None:
             response = self._authorization_refusal(scope)
         if response is None:

@@ -21,7 +21,8 @@ Every error it answers is a problem document (:mod:`smartcity.runtime.problems`)
 path, 405 for a method a route lacks, 400 for an ``X-Callback-Url`` that :mod:`smartcity.runtime.callbacks`
 refuses, 413 for a body over ``max_body_bytes`` (declared by ``Content-Length``, or counted when the body comes
 chunked); 404 too for a function marked internal, 401/403 for ``/system`` without an admin token, 429 over a
-caller's rate, 504 past the time limit (:mod:`smartcity.runtime.guard`). A function app may set
+caller's rate, 401/403 without a token of the role a function's ``smartcity.io/caller-role`` names, 504 past
+the time limit (:mod:`smartcity.runtime.guard`). A function app may set
 ``app.state.authorize`` (headers, path -> refusal or None): the ingest functions' credentials, asked before an
 async call is accepted.
 
@@ -79,6 +80,8 @@ class FunctionRoutes:
         if refusal is None:
             refusal = await self.guard.rate_refusal(scope)
         if refusal is None:
+            refusal = self.guard.caller_refusal(name, scope)
+        if refusal is None:
             refusal, receive = await admit_body(scope, receive, self.max_body_bytes)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -135,11 +138,6 @@ def function_status(function: LoadedFunction, metrics: Metrics, available: bool)
     }
 
 
-def internal_names(functions: Sequence[LoadedFunction]) -> frozenset[str]:
-    """The functions ``stack.yml`` marks internal: served to their triggers, not from outside."""
-    return frozenset(function.name for function in functions if function.spec.internal)
-
-
 def public_path_of(app: ASGIApp | None) -> str | None:
     """The public path a function app declares (``app.state.public_path``), if any."""
     return getattr(getattr(app, "state", None), "public_path", None)
@@ -193,7 +191,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     functions, the admin check, rate and time limits (none given: the functions' internal marks only, and
     ``/system`` shut)."""
     metrics = metrics or Metrics()
-    guard = guard or GatewayGuard(internal=internal_names(functions))
+    guard = guard or GatewayGuard.for_functions(functions)
     started = asyncio.Event()
     apps = {function.name: function_app(function) for function in functions}
     by_name = {function.name: function for function in functions}
@@ -218,7 +216,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     gateway.add_middleware(RequestContext)  # X-Request-Id and the W3C trace of every request, in its log lines
     function_routes = FunctionRoutes(apps, metrics, max_body_bytes, guard)
     async_routes = AsyncRoutes(gateway, function_routes.public, max_body_bytes, callback_allowed_hosts,
-                               callback_allow_private, guard.rate_refusal)
+                               callback_allow_private, guard)
     for name in apps:
         metrics.register(name)
     gateway.state.functions = by_name
@@ -261,7 +259,7 @@ def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (
                           max_body_bytes=settings.gateway_max_body_bytes,
                           callback_allowed_hosts=settings.callback_allowed_hosts,
                           callback_allow_private=settings.callback_allow_private,
-                          guard=GatewayGuard.from_settings(settings, internal_names(functions)))
+                          guard=GatewayGuard.for_functions(functions, settings))
 
 
 def gateway_from_settings() -> FastAPI:

@@ -3,7 +3,8 @@ rate limits and time limits.
 
 - a function marked internal in ``stack.yml`` (:attr:`~smartcity.runtime.stackfile.FunctionSpec.internal`) is
   not served at ``/function`` or ``/async-function`` (404, as if it did not exist): its trigger calls it in-process;
-- ``/system/*`` needs an ``admin`` JWT (401 without a valid one, 403 for another role);
+- ``/system/*`` needs an ``admin`` JWT (401 without a valid one, 403 for another role), and a function whose
+  ``stack.yml`` entry names a ``smartcity.io/caller-role`` a JWT of that role or above;
 - every function route is limited per caller (:mod:`smartcity.runtime.ratelimit`): 429 with ``Retry-After``;
 - a function that has not started answering after ``timeout_s`` is cut off: 504.
 """
@@ -11,15 +12,17 @@ rate limits and time limits.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Awaitable
+from dataclasses import dataclass, field
+from typing import Awaitable, Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from smartcity.api.auth import KeyRing, Role, caller_with_role, unauthorized
 from smartcity.api.problems import ProblemError
+from smartcity.errors import ConfigurationError
 from smartcity.runtime.credentials import Refusal
+from smartcity.runtime.loader import LoadedFunction
 from smartcity.runtime.problems import problem_response
 from smartcity.runtime.ratelimit import RateLimiter, rate_limiter
 from smartcity.settings import Settings
@@ -31,21 +34,36 @@ class GatewayGuard:
 
     internal: frozenset[str] = frozenset()
     keyring: KeyRing | None = None
+    roles: Mapping[str, Role] = field(default_factory=dict)  # function -> the role its callers need
     limiter: RateLimiter | None = None
     timeout_s: float | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, internal: frozenset[str]) -> GatewayGuard:
-        return cls(internal, KeyRing(settings),
+    def for_functions(cls, functions: Sequence[LoadedFunction], settings: Settings | None = None) -> GatewayGuard:
+        """The guard of these functions: their internal marks and caller roles; with ``settings``, also the JWT
+        keys (without them ``/system`` and role-guarded functions stay shut) and the rate and time limits."""
+        internal = frozenset(function.name for function in functions if function.spec.internal)
+        roles = {function.name: caller_role(function) for function in functions if function.spec.caller_role}
+        if settings is None:
+            return cls(internal, roles=roles)
+        return cls(internal, KeyRing(settings), roles,
                    rate_limiter(settings.gateway_rate_per_s, settings.gateway_rate_burst, settings.cache_url),
                    settings.gateway_timeout_s)
 
     def admin_refusal(self, request: Request) -> Response | None:
         """The problem refusing a ``/system`` request without an admin token, or None."""
+        return self._role_refusal(request, Role.admin)
+
+    def caller_refusal(self, name: str, scope: dict) -> Response | None:
+        """The problem refusing a call of function ``name`` without a token of the role it needs, or None."""
+        role = self.roles.get(name)
+        return self._role_refusal(Request(scope), role) if role is not None else None
+
+    def _role_refusal(self, request: Request, role: Role) -> Response | None:
         try:
             if self.keyring is None:
-                raise unauthorized("this gateway has no JWT keys: its /system routes are shut")
-            caller_with_role(self.keyring, request.headers.get("authorization"), Role.admin)
+                raise unauthorized("this gateway has no JWT keys: routes that need a role are shut")
+            caller_with_role(self.keyring, request.headers.get("authorization"), role)
         except ProblemError as error:
             return Refusal(error.status, error.detail).as_response(request.url.path)
         return None
@@ -82,6 +100,15 @@ class GatewayGuard:
     async def close(self) -> None:
         if self.limiter is not None:
             await self.limiter.close()
+
+
+def caller_role(function: LoadedFunction) -> Role:
+    """The role of the function's ``smartcity.io/caller-role`` label; an unknown one is a ConfigurationError."""
+    try:
+        return Role(function.spec.caller_role)
+    except ValueError:
+        raise ConfigurationError(f"stack.yml {function.name}", f"caller-role {function.spec.caller_role!r} is not a "
+                                 f"role: {', '.join(role.value for role in Role)}") from None
 
 
 def timed_out(name: str, timeout_s: float | None, instance: str) -> Response:

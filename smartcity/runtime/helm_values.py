@@ -31,7 +31,7 @@ def function_values(spec: FunctionSpec) -> dict[str, Any]:
         "secrets": list(spec.entry.secrets),
         "resources": _resources(spec),
         "scale": {SCALE_LABELS[k]: int(v) for k, v in sorted(spec.entry.labels.items()) if k in SCALE_LABELS},
-        "internal": spec.internal,
+        "clusterLocal": spec.cluster_local,
     }
     if spec.topics:
         delivery = spec.delivery

@@ -83,7 +83,7 @@ def service(spec: FunctionSpec, namespace: str) -> dict[str, Any]:
         template = {"metadata": {"annotations": scale}, **template}
     metadata = _metadata(spec.name, namespace)
     metadata["labels"].update(spec.entry.labels)
-    if spec.internal:  # no route from outside the cluster: only the KafkaSource and other pods reach it
+    if spec.cluster_local:  # no route from outside the cluster: only the KafkaSource and other pods reach it
         metadata["labels"][CLUSTER_LOCAL[0]] = CLUSTER_LOCAL[1]
     return {"apiVersion": SERVICE_API, "kind": "Service", "metadata": metadata, "spec": {"template": template}}
 

@@ -16,7 +16,8 @@ annotations, which faas-cli passes through untouched:
 ==================================  =======================================================================
 
 Scale is in OpenFaaS's labels (``com.openfaas.scale.min``, ``.max``, ``.target``); the label
-``smartcity.io/internal: "true"`` marks a function served to the platform only (:attr:`FunctionSpec.internal`).
+``smartcity.io/internal: "true"`` marks a function served to the platform only (:attr:`FunctionSpec.internal`),
+``smartcity.io/caller-role: operator`` one whose HTTP route needs a JWT of that role (:attr:`FunctionSpec.caller_role`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ANNOTATION_PREFIX = "smartcity.io/"
 OUTPUT_TOPIC = f"{ANNOTATION_PREFIX}output-topic"
 DEAD_LETTER = f"{ANNOTATION_PREFIX}dead-letter-topic"
 INTERNAL_LABEL = f"{ANNOTATION_PREFIX}internal"
+CALLER_ROLE_LABEL = f"{ANNOTATION_PREFIX}caller-role"
 DELIVERY_ANNOTATIONS = {
     "retry": f"{ANNOTATION_PREFIX}delivery-retry",
     "backoff_policy": f"{ANNOTATION_PREFIX}delivery-backoff-policy",
@@ -138,6 +140,18 @@ class FunctionSpec(BaseModel):
         ``smartcity.io/internal: "true"`` label. The gateway does not serve it from outside (404), Knative keeps it
         cluster-local."""
         return self.entry.labels.get(INTERNAL_LABEL, "").lower() == "true"
+
+    @property
+    def caller_role(self) -> str | None:
+        """The JWT role an outside caller of the function's HTTP route needs (checked by the gateway), if any: a
+        Kafka-triggered function that may also be called by hand, such as forecast-traffic."""
+        return self.entry.labels.get(CALLER_ROLE_LABEL) or None
+
+    @property
+    def cluster_local(self) -> bool:
+        """Whether a cluster keeps the function off its external routes: an internal one, and one whose callers
+        need a role (in a cluster no gateway checks it)."""
+        return self.internal or self.caller_role is not None
 
     @property
     def trigger(self) -> str:

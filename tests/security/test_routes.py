@@ -4,6 +4,8 @@ route is covered by itself), called without credentials, with a wrong role and w
 - ingest functions: 401 without credentials; 403 with a token of an API role, or a key or ``ingest`` token
   scoped to another stream; the same at ``/async-function``;
 - internal functions: 404 from outside, whatever the credentials;
+- functions with a ``smartcity.io/caller-role`` (forecast-traffic, detect-anomalies): 401 without a token, 403
+  below the role, direct and async;
 - API functions and every OpenAPI operation: 401 without a token, 403 with an ``ingest`` token (below viewer),
   403 for a viewer on a write;
 - ``/system/*``: 401 without a token, 403 for every role but admin.
@@ -19,6 +21,7 @@ from tests.problem_assertions import answered_problem
 from tests.security.conftest import KEYED_STREAM, OTHER_STREAM
 
 API_ROLES = ("viewer", "operator", "admin")
+ROLE_HEADERS = ("ingest-token:weather", "viewer", "operator", "admin")  # credentials of each role, lowest first
 
 
 def _ingest_streams(doors) -> list[str]:
@@ -70,6 +73,22 @@ def test_internal_functions_are_not_found_from_outside_whatever_the_credentials(
                 _refused(doors.client.post(f"{prefix}/{name}", json={}, headers=headers), 404)
     listed = answered_problem(doors.client.post("/function/nope"), 404)["path.function"]
     assert not any(name in listed for name in internal)  # the 404 lists the public functions only
+
+
+def test_role_guarded_functions_refuse_no_token_and_a_lower_role(doors):
+    guarded = {spec.name: spec.caller_role for spec in doors.specs if spec.caller_role}
+    assert guarded
+    for name, role in guarded.items():
+        below = ROLE_HEADERS[: [header.split("-")[0] for header in ROLE_HEADERS].index(role)]
+        assert below
+        for route in (f"/function/{name}", f"/async-function/{name}"):
+            _refused(doors.client.post(route, json={}), 401)
+            _refused(doors.client.post(route, json={}, headers=doors.headers[f"api-key:{KEYED_STREAM}"]), 401)
+            for header in below:
+                _refused(doors.client.post(route, json={}, headers=doors.headers[header]), 403)
+        # with the role, the function itself answers: a body that is no CloudEvent is its 400, not the gateway's
+        answer = doors.client.post(f"/function/{name}", json={}, headers=doors.headers[role])
+        assert answer.status_code == 400, answer.text
 
 
 def test_every_api_operation_refuses_no_token_and_a_wrong_role(doors):

@@ -69,13 +69,15 @@ def test_missing_fields_are_named():
                                                               "['KafkaSink', 'KafkaSource', 'Service']"]
 
 
-def test_internal_functions_and_only_they_are_cluster_local():
+def test_internal_and_role_guarded_functions_and_only_they_are_cluster_local():
     _, specs = read_stack(STACK)
     visibility = {}
     for spec in specs:
         service = _documents((KNATIVE_DIR / f"{spec.name}.yaml").read_text())[0]
         visibility[spec.name] = service["metadata"]["labels"].get("networking.knative.dev/visibility")
     internal = {spec.name for spec in specs if spec.internal}
-    assert internal >= {"store-timeseries", "archive-raw", "dead-letter-archive"}
-    assert {name for name, value in visibility.items() if value == "cluster-local"} == internal
-    assert not any(spec.internal for spec in specs if spec.name.startswith(("ingest-", "api-")))
+    guarded = {spec.name: spec.caller_role for spec in specs if spec.caller_role}
+    assert internal >= {"store-timeseries", "archive-raw", "dead-letter-archive", "cluster-hotspots"}
+    assert guarded == {"forecast-traffic": "operator", "detect-anomalies": "operator"}
+    assert {name for name, value in visibility.items() if value == "cluster-local"} == internal | set(guarded)
+    assert not any(spec.cluster_local for spec in specs if spec.name.startswith(("ingest-", "api-")))
