@@ -34,6 +34,7 @@ from typing import Callable
 
 import uvicorn
 
+from smartcity.demo_clock import city_start, off_the_clock
 from smartcity.demo_forecasting import DemoForecasting, forecast_status
 from smartcity.settings import PLATFORM_TOPICS, PROJECT_ROOT, Settings
 
@@ -50,6 +51,7 @@ class DemoOptions:
     streaming: bool = True
     status_every_s: float = 15.0
     history_days: float = 0.0  # simulated history made sure of before the start (0: none)
+    start: str = "now"  # when the city starts: now, busy, HH:MM or ISO 8601 (smartcity.demo_clock)
     training_models: str = ""  # trained on a schedule: "xgboost", "xgboost,lstm", "all" ("": no training)
     training_every_s: float = 6 * 3600
 
@@ -102,6 +104,7 @@ class Demo:
     def prepare(self) -> None:
         from smartcity.api.auth import create_local_keys
         from smartcity.backends.bus import open_bus
+        from smartcity.simulator.city import load_city
         from smartcity.storage.prepare import prepare_storage
 
         if self.options.fresh and self.options.data_dir.exists():
@@ -111,12 +114,27 @@ class Demo:
         create_local_keys(self.settings.secrets_dir)
         self.ingest_key = demo_ingest_key(self.settings.secrets_dir)
         applied = prepare_storage(self.settings)
+        self.start = city_start(self.options.start, datetime.now(timezone.utc), load_city().timezone,
+                                self.stored_until())
+        self.forecasting.start_time = self.start  # the history ends where the live city starts
         bus = open_bus(self.settings.bus_url)
         try:
             bus.create_topics(list(PLATFORM_TOPICS), self.settings.topic_partitions)
         finally:
             bus.close()
         self.say(f"data in {self.options.data_dir}; {len(applied)} migrations applied; topics ready")
+
+    def stored_until(self) -> datetime | None:
+        """The newest traffic reading stored (a resumed demo's city goes on after it)."""
+        from smartcity.api.timeseries import stored_time
+        from smartcity.backends.database import open_database
+
+        database = open_database(self.settings.database_url)
+        try:
+            newest = database.query("SELECT MAX(observed_at) AS newest FROM traffic_flow")[0]["newest"]
+        finally:
+            database.close()
+        return stored_time(newest) if newest is not None else None
 
     def start_gateway(self, stack: ExitStack) -> None:
         from smartcity.runtime.gateway import build_gateway
@@ -200,8 +218,11 @@ class Demo:
             sink.close()
 
         stack.callback(stop)
-        self.say(f"simulator: the city from {options.start:%H:%M:%S %Z} at x{self.options.speed:g}, "
+        self.say(f"simulator: the city from {options.start:%a %H:%M:%S %Z} at x{self.options.speed:g}, "
                  f"posting to {self.base_url}/function/ingest-<stream>")
+        if off_the_clock(self.start, datetime.now(timezone.utc)):
+            self.say("  (not the wall-clock hour: a busy hour, or where this data folder's city stopped; "
+                     "--start now runs the city at the wall clock, --fresh starts over)")
 
     def how_to_call(self) -> str:
         from smartcity.api.auth import KeyRing, Role, issue_token
@@ -211,7 +232,8 @@ class Demo:
 
         token = issue_token(KeyRing(self.settings), "demo", Role.viewer, ttl=timedelta(hours=1))
         segment = ngsi_id("RoadSegment", network_data()["detectors"][0]["edge"])  # one with a loop: forecast
-        return how_to_call(self.base_url, token, segment_id=segment)
+        at = self.start if off_the_clock(self.start, datetime.now(timezone.utc)) else None
+        return how_to_call(self.base_url, token, segment_id=segment, city_start=at)
 
     def watch(self) -> None:
         """Print what has reached each stage every few seconds, until the end."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 EXAMPLE_PATHS = (
@@ -13,13 +14,16 @@ EXAMPLE_PATHS = (
     "/v1/analytics/kpis",
     "/v1/traffic/forecast/accuracy?hours=1",
 )
+# Paths whose time range defaults to the hour before now: given the city's day when it runs off the wall clock.
+TIME_RANGED = ("/v1/traffic/history", "/v1/transport/delays/lines", "/v1/analytics/kpis")
 
 
-def how_to_call(base_url: str, token: str, segment_id: str | None = None) -> str:
+def how_to_call(base_url: str, token: str, segment_id: str | None = None, city_start: datetime | None = None) -> str:
     """Lines for a person: where the docs are, the token to send, and curl commands to copy (with the forecast of
-    ``segment_id`` if given)."""
+    ``segment_id`` if given; with ``from``/``to`` over the day from ``city_start`` where the city does not run at
+    the wall clock's time)."""
     base_url = base_url.rstrip("/")
-    paths = list(EXAMPLE_PATHS)
+    paths = [_in_city_time(path, city_start) for path in EXAMPLE_PATHS]
     if segment_id is not None:  # ids hold '%' (SUMO's '#' escaped): quoted, the API reads back the same id
         paths.insert(-1, f"/v1/traffic/forecast?segment_id={quote(segment_id, safe=':')}")
     lines = [
@@ -35,3 +39,11 @@ def how_to_call(base_url: str, token: str, segment_id: str | None = None) -> str
         f'"location": {{"type": "Point", "coordinates": [6.955, 50.965]}}}}\''
     )
     return "\n".join(lines)
+
+
+def _in_city_time(path: str, city_start: datetime | None) -> str:
+    if city_start is None or not path.startswith(TIME_RANGED):
+        return path
+    start = city_start.astimezone(timezone.utc).replace(microsecond=0)
+    span = f"from={start:%Y-%m-%dT%H:%M:%SZ}&to={start + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"
+    return f"{path}{'&' if '?' in path else '?'}{span}"

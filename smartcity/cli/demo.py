@@ -16,6 +16,7 @@ from rich.console import Console
 
 from smartcity.cli.simulate import parse_duration
 from smartcity.demo import DEFAULT_DATA_DIR, Demo, DemoOptions, demo_settings
+from smartcity.demo_clock import check_start
 from smartcity.settings import get_settings
 
 app = typer.Typer(help="Run the live simulated city: simulator -> functions -> streaming -> storage -> API.")
@@ -25,6 +26,10 @@ app = typer.Typer(help="Run the live simulated city: simulator -> functions -> s
 def demo(
     duration: str = typer.Option(None, help="Wall time to run: 90s, 10m, 2h (default: until Ctrl-C)."),
     speed: float = typer.Option(1.0, min=0.1, help="City seconds per wall second."),
+    start: str = typer.Option("busy", help="When the city starts: busy (the wall clock from 06:00 to 22:00 city "
+                                           "time, otherwise 07:30, the morning peak, ahead of the clock; never "
+                                           "before what the data folder holds), now (the wall clock), HH:MM today "
+                                           "(city time), or an ISO 8601 moment with its offset."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="Folder of the embedded stores, secrets and checkpoints."),
     fresh: bool = typer.Option(False, help="Delete the data folder first (otherwise a run resumes the last one)."),
     streaming: bool = typer.Option(True, help="Run the Spark streaming jobs (--no-streaming: lighter, no aggregates, "
@@ -50,7 +55,8 @@ def demo(
     models = check_models(training_models if training_models is not None else base.demo_training_models) \
         if training else ""
     every = training_every if training_every is not None else base.demo_training_every
-    options = DemoOptions(data_dir=data_dir.resolve(), fresh=fresh, speed=speed, streaming=streaming,
+    options = DemoOptions(data_dir=data_dir.resolve(), fresh=fresh, speed=speed, start=check_city_start(start),
+                          streaming=streaming,
                           duration_s=parse_duration(duration) if duration else None, status_every_s=status_every,
                           history_days=days, training_models=models, training_every_s=check_every(every))
     raise typer.Exit(Demo(settings, options, say=console.print).run())
@@ -68,6 +74,13 @@ def check_models(choice: str) -> str:
     except BadSeriesInput as error:
         raise typer.BadParameter(error.reason, param_hint="--training-models") from None
     return choice
+
+
+def check_city_start(choice: str) -> str:
+    try:
+        return check_start(choice)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--start") from None
 
 
 def check_every(text: str) -> float:
