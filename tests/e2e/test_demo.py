@@ -131,6 +131,7 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
         token = re.search(r"export TOKEN=(\S+)", instructions)[1]
         forecast_url = re.search(r'"(http\S+/v1/traffic/forecast\?segment_id=\S+)"', instructions)[1]
         client = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        operator = issue_token(KeyRing(settings), "test", Role.operator)
         segment = httpx.URL(forecast_url).params["segment_id"]
 
         def window_closes(start: str) -> None:
@@ -139,7 +140,8 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
                                       "window_start = :start LIMIT 1", {"segment": segment, "start": start})
             posted = client.post(f"{demo.base_url}/function/forecast-traffic",
                                  content=TrafficWindow.model_validate(window).model_dump_json(),
-                                 headers={"ce-specversion": "1.0", "ce-type": TRAFFIC_WINDOWS.ce_type,
+                                 headers={"authorization": f"Bearer {operator}",  # its caller-role in stack.yml
+                                          "ce-specversion": "1.0", "ce-type": TRAFFIC_WINDOWS.ce_type,
                                           "ce-source": "/tests", "ce-id": uuid.uuid4().hex,
                                           "content-type": "application/json"})
             assert posted.status_code < 300, posted.text
