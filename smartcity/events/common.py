@@ -26,9 +26,6 @@ _URN_LOCAL_PATTERN = r"[A-Za-z0-9\-._~!$&'()*+,;=:@%]+"
 _URN_LOCAL_ID = re.compile(_URN_LOCAL_PATTERN)
 
 
-City = CityDefinition
-
-
 def city() -> CityDefinition:
     """The configured city (``SMARTCITY_CITY_FILE``; read once per file)."""
     return configured_city()
