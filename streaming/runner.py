@@ -140,7 +140,11 @@ def summarized(error: BaseException) -> str:
     each cut at :data:`BATCH_ERROR_LINE_CHARS`, so Spark still recognizes a cancelled or interrupted batch; when
     they are too many, the first two (the error) and the last ones (its root cause) are kept.
     """
-    text = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - a py4j error asks the JVM for its text, which may be gone at shutdown
+        message = "(its message could not be read)"
+    text = f"{type(error).__module__}.{type(error).__qualname__}: {message}"
     lines = [line[:BATCH_ERROR_LINE_CHARS] for line in text.splitlines() if line.strip() and not _STACK_FRAME.match(line)]
     first, last = lines[:2], []
     budget = BATCH_ERROR_CHARS - sum(len(line) + 1 for line in first)

@@ -59,6 +59,13 @@ def test_a_summary_keeps_the_error_lines_and_drops_the_stack_frames():
     assert summarized(ValueError("bad row")) == "builtins.ValueError: bad row"
 
 
+    class Unreadable(Exception):
+        def __str__(self) -> str:
+            raise ConnectionError("the JVM is gone")
+
+    assert summarized(Unreadable()).endswith("Unreadable: (its message could not be read)")
+
+
 def test_a_failed_write_raises_its_summary_to_spark():
     def write(ctx, batch, batch_id):
         raise java_error()
