@@ -25,6 +25,7 @@ from smartcity.errors import ConfigurationError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "data"
 
+# The platform's own streams (smartcity/streams/), in this order; smartcity.events.STREAMS holds every registered one.
 TOPICS = (
     "traffic-sensors",
     "public-transport",
@@ -75,6 +76,11 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "smartcity" / "city" / "data" / "cologne-nippes.json",
         description="The city the platform serves (`smartcity city build` makes one): its time zone, boundary, zones, "
         "road segments, sites and transit feed. Default: the bundled Cologne district.",
+    )
+    streams_dir: Path | None = Field(
+        default=None,
+        description="A folder of the city's own stream descriptors (`*.py` files, each a `STREAM = Stream(...)`, "
+        "see docs/adding-a-sensor-type.md), registered beside the platform's eight; empty: none.",
     )
     stack_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "stack",

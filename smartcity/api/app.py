@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Mapping, Protocol, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -94,6 +94,10 @@ def create_api_app(group: str, description: str, context: ApiContext) -> FastAPI
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(CachedReadShortcut, api=app)
+    # the streams whose descriptor asks for a listing in this group; imported here, as its routes need this module
+    from smartcity.api.stream_routes import add_stream_routes
+
+    add_stream_routes(app, group, dependencies=[Depends(viewer)], responses=READ_ERRORS)
     return app
 
 

@@ -13,7 +13,11 @@ annotations, which faas-cli passes through untouched:
 ``smartcity.io/delivery-backoff-policy``  ``exponential`` or ``linear``
 ``smartcity.io/delivery-backoff-delay``   ISO 8601 duration, e.g. ``PT0.2S``
 ``smartcity.io/dead-letter-topic``  where events go when retries are used up (default ``dead-letter``)
+``smartcity.io/every-stream``       ``"true"``: also the topics of the ``SMARTCITY_STREAMS_DIR`` streams
 ==================================  =======================================================================
+
+A ``SMARTCITY_STREAMS_DIR`` stream without an ``ingest-<topic>`` entry gets one generated from its descriptor
+(:mod:`smartcity.runtime.stream_entries`), so a city's own stream needs no edit of this file.
 
 Scale is in OpenFaaS's labels (``com.openfaas.scale.min``, ``.max``, ``.target``); the label
 ``smartcity.io/internal: "true"`` marks a function served to the platform only (:attr:`FunctionSpec.internal`),
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from smartcity.errors import ConfigurationError
 from smartcity.events import errors_by_field
 from smartcity.runtime.delivery import DeliverySpec
+from smartcity.runtime.stream_entries import EVERY_STREAM, folder_topics, generated_entries
 
 TOPIC_ANNOTATION = "topic"
 ANNOTATION_PREFIX = "smartcity.io/"
@@ -45,7 +50,7 @@ DELIVERY_ANNOTATIONS = {
     "backoff_delay": f"{ANNOTATION_PREFIX}delivery-backoff-delay",
     "dead_letter_topic": DEAD_LETTER,
 }
-KNOWN_ANNOTATIONS = {TOPIC_ANNOTATION, OUTPUT_TOPIC, *DELIVERY_ANNOTATIONS.values()}
+KNOWN_ANNOTATIONS = {TOPIC_ANNOTATION, OUTPUT_TOPIC, EVERY_STREAM, *DELIVERY_ANNOTATIONS.values()}
 FUNCTION_NAME_BUILD_ARG = "FUNCTION_NAME"
 # Kubernetes (DNS-1123 label) names, as OpenFaaS and Knative require of a function.
 FUNCTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -195,6 +200,8 @@ def _spec(name: str, entry: StackFunction, base: Path) -> FunctionSpec:
             f"{where}.build_args", f"must set {FUNCTION_NAME_BUILD_ARG}: {name} (the template bakes it into the image)"
         )
     topics = tuple(t.strip() for t in entry.annotations.get(TOPIC_ANNOTATION, "").split(",") if t.strip())
+    if entry.annotations.get(EVERY_STREAM, "").lower() == "true":
+        topics += tuple(topic for topic in folder_topics() if topic not in topics)
     delivery_values = {field: entry.annotations[key] for field, key in DELIVERY_ANNOTATIONS.items() if key in entry.annotations}
     try:
         delivery = DeliverySpec(**delivery_values)
@@ -227,5 +234,7 @@ def read_stack(path: Path) -> tuple[StackFile, list[FunctionSpec]]:
     except ValidationError as error:
         fields = errors_by_field(error)
         raise ConfigurationError(f"stack file {path}", "; ".join(f"{k}: {v}" for k, v in fields.items())) from None
+    generated = {name: StackFunction.model_validate(entry) for name, entry in generated_entries(stack.functions).items()}
+    stack = stack.model_copy(update={"functions": {**stack.functions, **generated}})
     base = path.resolve().parent
     return stack, [_spec(name, entry, base) for name, entry in stack.functions.items()]

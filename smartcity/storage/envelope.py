@@ -18,8 +18,8 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-# Whose latest state the cache keeps, when it is not the stream's record key: a taxi's, not a trip's.
-LATEST_STATE_FIELD = {"taxi-vtc": "vehicleId"}
+# Whose latest state the cache keeps (each descriptor's ``latest_field``): a taxi's, not a trip's.
+LATEST_STATE_FIELD = {topic: stream.latest_field for topic, stream in STREAMS.items()}
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class StoredEvent:
     @property
     def entity_id(self) -> str:
         """The entity whose latest state this event is (sensor, vehicle, station, parking, incident)."""
-        field = LATEST_STATE_FIELD.get(self.stream, STREAMS[self.stream].key_field)
+        field = STREAMS[self.stream].latest_field
         return str(getattr(self.event, field))
 
     @cached_property
@@ -58,7 +58,7 @@ class StoredEvent:
 class AnyStreamEvent(RootModel):
     """The data of an event of any stream, validated into its stream's model (told apart by its NGSI ``type``).
 
-    The store functions take all eight topics; with this as their data model the runtime validates each event
+    The store functions take every stream's topic; with this as their data model the runtime validates each event
     and dead-letters, naming the field, any whose data fits no stream.
     """
 

@@ -9,6 +9,9 @@ advisory lock, so that concurrent migrators wait for each other and the second f
   already that of the baseline revision 0001, which is stamped; the data stays as it is; the old ledger is kept;
 - **under Alembic**: the pending revisions run in order (``alembic/versions/``, one file per revision).
 
+Then the table of a stream registered since (a new descriptor, :mod:`smartcity.streams`) is created if absent,
+so adding a stream needs no revision; changing an existing stream's model still does.
+
 A failure anywhere rolls the whole upgrade back and raises :class:`MigrationError`. After it, :func:`migrate`
 creates the daily partitions of the stream tables ahead of time (:func:`smartcity.storage.partitions.ensure_partitions`).
 
@@ -35,6 +38,7 @@ from smartcity.backends.database import Database
 from smartcity.storage.engine import connection_to
 from smartcity.storage.partitions import ensure_partitions
 from smartcity.storage.schema import metadata_for
+from smartcity.storage.tables import STREAM_TABLES
 
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 VERSIONS_DIR = ALEMBIC_DIR / "versions"
@@ -112,12 +116,23 @@ def migrate(
             for revision in pending:
                 on_apply(revision)
             command.upgrade(config, "head")
+            added = _add_stream_tables(connection)
     except MigrationError:
         raise
     except Exception as error:
         raise MigrationError(f"the upgrade failed and was rolled back: {error}") from error
     ensure_partitions(db, days_ahead=partitions_days_ahead)
-    return applied + pending
+    return applied + pending + added
+
+
+def _add_stream_tables(connection: Connection) -> list[Revision]:
+    """Create the table of each stream registered since the database was built (a new descriptor: see
+    :mod:`smartcity.streams`), as ``schema.py`` has it; an existing table is never altered here."""
+    metadata = metadata_for(connection.dialect.name)
+    present = set(inspect(connection).get_table_names())
+    missing = [metadata.tables[table.table] for table in STREAM_TABLES.values() if table.table not in present]
+    metadata.create_all(connection, tables=missing)
+    return [Revision("stream", f"table {table.name}") for table in missing]
 
 
 def _current(connection: Connection) -> tuple[str, ...]:

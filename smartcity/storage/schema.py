@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import REAL
 from sqlalchemy.types import TypeEngine
 
+from smartcity.events import STREAMS
 from smartcity.storage.tables import STREAM_TABLES, Column as StreamColumn
 
 DIALECTS = ("postgresql", "sqlite")
@@ -47,17 +48,9 @@ TYPE_OF_KIND: dict[str, TypeEngine] = {
     "text": Text(), "integer": Integer(), "double": DOUBLE, "boolean": FLAG, "timestamp": UTC_TIME, "json": Text(),
 }
 
-# The columns each stream table is read by, each indexed with observed_at (``<table>_<column>_time``).
-STREAM_INDEXES = {
-    "traffic_flow": ("entity_id", "segment_id", "zone_id"),
-    "transport_positions": ("route_id", "stop_id", "vehicle_id", "zone_id"),
-    "taxi_trips": ("entity_id", "zone_id"),
-    "parking_occupancy": ("entity_id", "zone_id"),
-    "bike_station_status": ("entity_id", "zone_id"),
-    "incident_reports": ("entity_id", "zone_id", "segment_id"),
-    "weather_observations": ("entity_id", "zone_id"),
-    "air_quality_observations": ("entity_id", "zone_id"),
-}
+# The columns each stream table is read by (its descriptor's ``indexes``), each indexed with observed_at
+# (``<table>_<column>_time``).
+STREAM_INDEXES = {STREAMS[topic].table: STREAMS[topic].indexes for topic in STREAM_TABLES}
 
 
 def required(name: str, type_: TypeEngine, *constraints: ForeignKey, **options) -> Column:

@@ -25,16 +25,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from smartcity.events import STREAMS, CityEvent, Location
 
-TABLE_OF_STREAM = {
-    "traffic-sensors": "traffic_flow",
-    "public-transport": "transport_positions",
-    "taxi-vtc": "taxi_trips",
-    "parking": "parking_occupancy",
-    "bike-share": "bike_station_status",
-    "incidents": "incident_reports",
-    "weather": "weather_observations",
-    "air-quality": "air_quality_observations",
-}
+TABLE_OF_STREAM = {topic: stream.table for topic, stream in STREAMS.items()}  # each descriptor's `table`
 RENAMED = {"id": "entity_id", "dateObserved": "observed_at", "zone": "zone_id", "refRoadSegment": "segment_id"}
 SKIPPED = {"type"}
 
