@@ -55,7 +55,8 @@ class TransitSource(Source):
         if outside:
             raise ConfigurationError(
                 "--gtfs", f"{len(outside)} of {len(self.feed.stops)} stops lie outside the city "
-                          f"{self.city.extent.name} (first: {outside[0]}); use a feed of the simulated city")
+                          f"{self.city.extent.name} (first: {outside[0]}); use a feed of the city, or make the feed's "
+                          "city the configured one (smartcity city build --from-gtfs, SMARTCITY_CITY_FILE)")
         self._days: dict[date, list[Trip]] = {}
         self._delays: dict[tuple[date, str], float] = {}
         self._finished: set[tuple[date, str]] = set()
