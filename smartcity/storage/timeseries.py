@@ -1,7 +1,8 @@
 """Batch writes of events into their stream's time-series table, idempotent on the event id.
 
-One ``INSERT ... ON CONFLICT DO NOTHING`` per stream per batch, run with ``executemany`` in one transaction
-(psycopg pipelines it): a redelivered event hits the primary key ``(event_id, observed_at)`` and changes nothing.
+One :meth:`Database.insert_new` per stream per batch, in one transaction (on PostgreSQL a ``COPY`` into a staging
+table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``): a redelivered event hits the primary key
+``(event_id, observed_at)`` and changes nothing, whether it comes again in a later batch or twice in one.
 On PostgreSQL the daily partitions a batch needs are created first (:class:`PartitionKeeper`). A traffic sensor
 seen for the first time is added to the ``sensors`` reference table.
 """
@@ -18,17 +19,9 @@ from smartcity.events import TrafficFlowObserved
 from smartcity.storage.envelope import StoredEvent
 from smartcity.storage.partitions import PartitionKeeper
 from smartcity.storage.reference import sensor_rows, write_rows
-from smartcity.storage.tables import StreamTable, stream_table
+from smartcity.storage.tables import stream_table
 
 SENSOR_STREAM = "traffic-sensors"
-
-
-def insert_sql(table: StreamTable) -> str:
-    names = [column.name for column in table.columns]
-    return (
-        f"INSERT INTO {table.table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
-        "ON CONFLICT DO NOTHING"
-    )
 
 
 def _utc(value: Any) -> Any:
@@ -51,8 +44,9 @@ class TimeSeriesWriter:
         for stream, batch in by_stream.items():
             table = stream_table(stream)
             self.partitions.ensure(table.table, [event.time for event in batch])
-            rows = [{name: _utc(value) for name, value in table.row(e.event_id, e.event).items()} for e in batch]
-            inserted += self.db.executemany(insert_sql(table), rows)
+            names = [column.name for column in table.columns]
+            rows = [[_utc(row[name]) for name in names] for row in (table.row(e.event_id, e.event) for e in batch)]
+            inserted += self.db.insert_new(table.table, names, rows)
         self._add_sensors([e.event for e in by_stream.get(SENSOR_STREAM, []) if e.event.id not in self._known_sensors])
         return inserted
 

@@ -115,3 +115,22 @@ def test_named_parameters_become_psycopg_placeholders(sql, expected):
     translated, has_params = to_psycopg(sql)
     assert translated == (expected or sql)
     assert has_params == (expected is not None)
+
+
+def test_insert_new_skips_rows_already_there_and_repeats_within_the_batch(database, table):
+    columns = ("id", "name", "speed")
+    assert database.insert_new(table, columns, [(1, "a", 1.5), (2, "b", None)]) == 2
+    # a redelivered batch: 1 and 2 again, 3 twice, 4 new
+    assert database.insert_new(table, columns, [(1, "changed", 9.0), (2, "b", None), (3, "c", 3.0),
+                                                (3, "c-again", 3.0), (4, "d", 4.0)]) == 2
+    rows = database.query(f"SELECT id, name, speed FROM {table} ORDER BY id")
+    assert rows == [{"id": 1, "name": "a", "speed": 1.5}, {"id": 2, "name": "b", "speed": None},
+                    {"id": 3, "name": "c", "speed": 3.0}, {"id": 4, "name": "d", "speed": 4.0}]
+
+
+def test_insert_new_rolls_back_with_its_transaction(database, table):
+    with pytest.raises(RuntimeError), database.transaction():
+        database.insert_new(table, ("id", "name"), [(1, "lost")])
+        raise RuntimeError("handler failed")
+    assert database.insert_new(table, ("id", "name"), [(1, "kept")]) == 1
+    assert database.query(f"SELECT name FROM {table}") == [{"name": "kept"}]

@@ -20,6 +20,10 @@ class Database(Protocol):
     def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run one statement for every row, in one transaction; return the rows changed in all."""
 
+    def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert the rows (values in ``columns`` order), skipping any whose key is already there (or twice among
+        them), in one transaction; return how many were new. PostgreSQL does it with ``COPY``."""
+
     def executescript(self, sql: str) -> None:
         """Run several ``;``-separated statements with no parameters (a schema file), in one transaction."""
 

@@ -113,6 +113,20 @@ class PostgresDatabase:
             cursor.executemany(query, rows)
             return max(cursor.rowcount, 0)
 
+    def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        # COPY cannot skip conflicts: copy into a session-local staging table, then move the new rows over.
+        names = ", ".join(columns)
+        staging = f"_staging_{table}"
+        with self.transaction(), self._connection() as connection:
+            connection.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+                               f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            with connection.cursor().copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor = connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
+                                        "ON CONFLICT DO NOTHING")
+            return max(cursor.rowcount, 0)
+
     def executescript(self, sql: str) -> None:
         with self.transaction(), self._connection() as connection:
             connection.execute(sql)  # no parameters: the simple protocol runs every statement

@@ -63,6 +63,11 @@ class SqliteDatabase:
         with self.transaction():
             return max(self.connection().executemany(sql, rows).rowcount, 0)
 
+    def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
+        with self.transaction():
+            return max(self.connection().executemany(sql, rows).rowcount, 0)
+
     def executescript(self, sql: str) -> None:
         # sqlite3's own executescript() commits first and cannot run inside our transaction: split instead.
         with self.transaction():
