@@ -113,7 +113,10 @@ class Shipper:
             print(f"log shipper: {message} (keeping the lines in {self.spool.directory})", file=sys.stderr)
 
     def stop(self, flush: bool = True) -> None:
-        """Stop the thread; with ``flush``, try once more to post what is spooled (what fails stays spooled)."""
+        """Stop the thread; with ``flush``, try once more to post what is spooled (what fails stays spooled).
+        Stopping a stopped shipper does nothing."""
+        if self._client.is_closed:
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(POST_TIMEOUT_S + 1)
@@ -138,9 +141,17 @@ def _bulk_errors(response: httpx.Response) -> bool:
         return False
 
 
+_running: list[Shipper] = []  # the shipper configure started in this process: one at a time
+
+
 def configure(settings: Settings, service: str) -> Shipper | None:
     """JSON log lines of this process (``service`` names it in every line) on stderr, and shipped to
-    ``settings.logs_url`` through the spool when it is set; returns the running shipper, if any."""
+    ``settings.logs_url`` through the spool when it is set; returns the running shipper, if any. Called again, it
+    stops the shipper it started before (two would post the same batches)."""
+    while _running:
+        previous = _running.pop()
+        atexit.unregister(previous.stop)
+        previous.stop()
     shipper = None
     handlers: list[logging.Handler] = []
     if settings.logs_url:
@@ -149,6 +160,7 @@ def configure(settings: Settings, service: str) -> Shipper | None:
         handlers.append(SpoolHandler(spool, jsonlog.JsonFormatter(service)))
         shipper.start()
         atexit.register(shipper.stop)
+        _running.append(shipper)
     jsonlog.configure(settings.log_level, service, handlers)
     if shipper is not None:
         for handler in logging.getLogger().handlers:  # stderr too: no line per post; failures are reported

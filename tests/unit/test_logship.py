@@ -138,6 +138,22 @@ def test_configure_spools_every_log_line_as_json_with_the_service(tmp_path, stor
     assert (line["message"], line["service"], line["level"]) == ("shipped line", "gateway", "INFO")
 
 
+def test_configuring_again_stops_the_shipper_started_before(tmp_path, store):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings(logs_url=store.url, logs_spool_dir=tmp_path, log_level="INFO")
+    try:
+        first = logship.configure(settings, "gateway")
+        logging.getLogger("smartcity.tests").info("before")
+        second = logship.configure(settings, "gateway")
+        assert not first._thread.is_alive() and second._thread.is_alive()
+        second.stop()
+        atexit.unregister(second.stop)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert [json.loads(body.splitlines()[1])["message"] for body in store.bodies] == ["before"]
+
+
 def test_without_a_logs_url_nothing_is_spooled(tmp_path):
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
