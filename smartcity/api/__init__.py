@@ -3,4 +3,5 @@ the FastAPI app factory, and the merged OpenAPI document the gateway serves."""
 
 from smartcity.extras import require
 
-require("api", "jwt", "swagger_ui")
+require("runtime", "jwt")  # pyjwt: the runtime extra (ingest tokens and /system use it too)
+require("api", "swagger_ui")
