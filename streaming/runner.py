@@ -145,7 +145,8 @@ def summarized(error: BaseException) -> str:
     except Exception:  # noqa: BLE001 - a py4j error asks the JVM for its text, which may be gone at shutdown
         message = "(its message could not be read)"
     text = f"{type(error).__module__}.{type(error).__qualname__}: {message}"
-    lines = [line[:BATCH_ERROR_LINE_CHARS] for line in text.splitlines() if line.strip() and not _STACK_FRAME.match(line)]
+    lines = [line[:BATCH_ERROR_LINE_CHARS] for line in text.splitlines()
+             if line.strip() and not _STACK_FRAME.match(line)]
     first, last = lines[:2], []
     budget = BATCH_ERROR_CHARS - sum(len(line) + 1 for line in first)
     for line in reversed(lines[2:]):

@@ -89,8 +89,10 @@ class MemoryCache:
     def keys(self, prefix: str) -> list[str]:
         with self._store.lock:
             now = time.monotonic()
-            live = [key for key in list(self._store.entries) if key.startswith(prefix) and self._live(key, now) is not None]
-            return sorted(live + [name for name, members in self._store.indexes.items() if name.startswith(prefix) and members])
+            live = [key for key in list(self._store.entries)
+                    if key.startswith(prefix) and self._live(key, now) is not None]
+            indexes = [name for name, members in self._store.indexes.items() if name.startswith(prefix) and members]
+            return sorted(live + indexes)
 
     def index_add(self, index: str, members: Sequence[str]) -> None:
         with self._store.lock:
