@@ -44,10 +44,17 @@ def decimals_of(name: str) -> int:
 
 def rounded(value: Any, name: str = "") -> Any:
     """``value`` (JSON-ready data) with each float rounded by :func:`decimals_of` the field it is under."""
-    if isinstance(value, float):
+    kind = type(value)
+    if kind is float:
         return round(value, decimals_of(name))
-    if isinstance(value, dict):
-        return {key: rounded(item, key) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if kind is dict:
+        # inline for the common leaves: answers hold thousands of them
+        return {key: round(item, decimals_of(key)) if type(item) is float
+                else rounded(item, key) if type(item) in _CONTAINERS else item
+                for key, item in value.items()}
+    if kind in _CONTAINERS:
         return [rounded(item, name) for item in value]
     return value
+
+
+_CONTAINERS = (dict, list, tuple)
