@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -22,23 +21,12 @@ from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.migrate import migrate
-from tests.storage_samples import MOMENT, drain, drop_real_stores, prefixed_stack, real_settings, sample_events
+from tests.integration.test_storage_real import settings, unique  # noqa: F401 - its fixtures: a database of the test's own
+from tests.storage_samples import MOMENT, drain, prefixed_stack, sample_events
 
 pytestmark = pytest.mark.real
 STREAM = "traffic-sensors"
 EVENTS = 600
-
-
-@pytest.fixture
-def unique():
-    return uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def settings(real_stack, unique):
-    settings = real_settings(real_stack, unique)
-    yield settings
-    drop_real_stores(settings)
 
 
 @pytest.fixture
