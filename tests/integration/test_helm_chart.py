@@ -332,3 +332,13 @@ def test_the_strict_schemas_refuse_an_unknown_field(rendered):
         broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
         assert list(_validator(broken).iter_errors(broken)), kind
 
+
+def test_internal_and_role_guarded_functions_are_cluster_local_in_knative(rendered):
+    _, specs = read_stack(PROJECT_ROOT / "stack.yml")
+    services = {doc["metadata"]["name"]: doc for doc in rendered["default"]
+                if doc["kind"] == "Service" and doc["apiVersion"] == knative.SERVICE_API}
+    local = {name for name, doc in services.items()
+             if doc["metadata"]["labels"].get("networking.knative.dev/visibility") == "cluster-local"}
+    assert local == {spec.name for spec in specs if spec.cluster_local}
+    assert {"store-timeseries", "archive-raw", "forecast-traffic"} <= local
+    assert not any(name.startswith(("ingest-", "api-")) for name in local)
