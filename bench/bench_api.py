@@ -194,13 +194,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="How long each scenario runs.")
     parser.add_argument("--connections", type=int, default=64, help="Keep-alive connections of the load generator.")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="Worker processes of each server (each with its own database pool).")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Worker processes of each server (each with its own database pool); default: one per CPU.")
     parser.add_argument("--cached-rate", type=float, default=5000, help="Fixed rate of the bare and cached reads.")
     parser.add_argument("--history-rate", type=float, default=100_000 / 60, help="Fixed rate of the history query.")
     args = parser.parse_args()
 
     from smartcity.api.auth import KeyRing, Role, issue_token
+    from smartcity.cli.functions import worker_count
+
+    args.workers = worker_count(args.workers, 0)
 
     directory = Path(tempfile.mkdtemp(prefix="bench-api-"))
     stores = Stores(directory)

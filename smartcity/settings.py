@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
     gateway_workers: int = Field(
-        default=1, ge=1, description="Processes of the local function gateway (each loads every function).")
+        default=0, ge=0,
+        description="Processes of the local function gateway (each loads every function); 0: one per CPU it may run on.")
     gateway_functions: str = Field(
         default="", description="Comma-separated functions the local gateway serves; empty: all of the stack file.")
     gateway_max_body_bytes: int = Field(

@@ -62,7 +62,7 @@ def gateway(
     stack: Path | None = StackOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int | None = typer.Option(None, help="Port; default: SMARTCITY_GATEWAY_PORT."),
-    workers: int | None = typer.Option(None, min=1, help="Processes; default: SMARTCITY_GATEWAY_WORKERS."),
+    workers: int | None = typer.Option(None, min=1, help="Processes; default: SMARTCITY_GATEWAY_WORKERS (0: one per CPU)."),
 ) -> None:
     """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
     import uvicorn
@@ -71,7 +71,7 @@ def gateway(
 
     settings = get_settings()
     logship.configure(settings, "gateway")
-    workers = workers or settings.gateway_workers
+    workers = worker_count(workers, settings.gateway_workers)
     port = port or settings.gateway_port
     if workers > 1:
         # Each worker process builds its own gateway from the settings, which these variables hand down to it.
@@ -85,6 +85,12 @@ def gateway(
         app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))
     console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_config=None)
+
+
+def worker_count(option: int | None, setting: int) -> int:
+    """``--workers``, else ``SMARTCITY_GATEWAY_WORKERS``, else (0) one per CPU this process may run on (its
+    affinity, which ``taskset`` and cpusets narrow)."""
+    return option or setting or len(os.sched_getaffinity(0))
 
 
 @app.command()
