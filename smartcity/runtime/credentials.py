@@ -67,11 +67,12 @@ def read_ingest_keys(path: Path) -> list[IngestKey]:
         raise ConfigurationError(f"secret {INGEST_KEYS_SECRET}", f"{path}: {error}") from None
 
 
-def add_ingest_key(secrets_dir: Path, source: str, streams: Sequence[str], replace: bool = False) -> str:
-    """A new API key for ``source`` writing ``streams``: its digest is appended to ``ingest-api-keys`` (made with
-    mode 0600 when missing; ``replace``: the source's former keys are dropped); the key itself is returned once and
-    stored nowhere."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
+def add_ingest_key(secrets_dir: Path, source: str, streams: Sequence[str], replace: bool = False,
+                   key: str | None = None) -> str:
+    """A new API key for ``source`` writing ``streams`` (``key``, or a random one): its digest is appended to
+    ``ingest-api-keys`` (made with mode 0600 when missing; ``replace``: the source's former keys are dropped); the
+    key itself is returned once and stored nowhere."""
+    key = key or KEY_PREFIX + secrets.token_urlsafe(32)
     path = secrets_dir / INGEST_KEYS_SECRET
     kept = [entry for entry in read_ingest_keys(path) if not (replace and entry.source == source)]
     entries = kept + [IngestKey(source=source, sha256=key_digest(key), streams=list(streams))]

@@ -35,6 +35,7 @@ API_READS = {
     "api-analytics": "/v1/analytics/kpis?from=2025-03-01T08:00:00Z&to=2025-03-01T09:00:00Z",
 }
 STORED_STREAM = "traffic-sensors"  # what the store functions and archive-raw are sent
+INGEST_API_KEY = "sck_packaging-test"  # in every folder's ingest-api-keys: the in-process and image answers compare
 
 
 def function_environment(folder: Path, stack_file: Path) -> dict[str, str]:
@@ -60,12 +61,15 @@ def settings_of(folder: Path, stack_file: Path) -> Settings:
 
 
 def write_secrets(folder: Path) -> Path:
-    """The pseudonym key and the JWT keys in ``folder/secrets``; returns that folder."""
+    """The pseudonym key, the JWT keys and the ingest key list (holding :data:`INGEST_API_KEY`) in
+    ``folder/secrets``; returns that folder."""
     from smartcity.api.auth import create_local_keys
+    from smartcity.runtime.credentials import ALL_STREAMS, add_ingest_key
 
     secrets = folder / "secrets"
     create_local_keys(secrets)
     (secrets / PSEUDONYM_KEY_SECRET).write_text(uuid.uuid4().hex)
+    add_ingest_key(secrets, "packaging-test", [ALL_STREAMS], key=INGEST_API_KEY)
     return secrets
 
 
@@ -98,8 +102,9 @@ def sample_calls(token: str) -> dict[str, dict[str, Any]]:
     """One valid call of every function, by kind (ingest, store, dead letters, models, API)."""
     readings = {topic: event.model_dump(mode="json") for topic, event in sample_events().items()}
     stored_type = stream_for_topic(STORED_STREAM).ce_type
-    calls = {f"ingest-{topic}": _call("POST", "/", {"content-type": "application/json"},
-                                      json.dumps(readings[topic]).encode()) for topic in TOPICS}
+    ingest_headers = {"content-type": "application/json", "x-api-key": INGEST_API_KEY}
+    calls = {f"ingest-{topic}": _call("POST", "/", ingest_headers, json.dumps(readings[topic]).encode())
+             for topic in TOPICS}
     for name in ("store-timeseries", "store-latest", "store-documents", "archive-raw"):
         calls[name] = _cloudevent_call(stored_type, readings[STORED_STREAM], f"{name}-1")
     error = base64.b64encode(json.dumps({"title": "failed", "status": 500}).encode()).decode()
