@@ -13,7 +13,7 @@ import yaml
 
 from smartcity.events import (
     AirQualityObserved, Alert, BikeHireDockingStation, CityEvent, OffStreetParking, PublicTransportVehicle,
-    TaxiTrip, TrafficFlowObserved, WeatherObserved, city,
+    STREAMS, TaxiTrip, TrafficFlowObserved, WeatherObserved, city,
 )
 from smartcity.backends.bus import EventBus, Record
 from smartcity.privacy import PSEUDONYM_KEY_SECRET
@@ -35,6 +35,19 @@ def sample_events(moment: datetime = MOMENT, n: int = 1) -> dict[str, CityEvent]
     """The ``n``-th sample event of each stream at ``moment``, keyed by topic (entity ids end with ``n``)."""
     at, here, zone = moment, centre(), city().zone_of(*centre()["coordinates"])
     common = {"dateObserved": at, "location": here, "zone": zone}
+    return {**_the_eight(at, n, zone, common), **_from_descriptors(n, common)}
+
+
+def _from_descriptors(n: int, common: dict[str, Any]) -> dict[str, CityEvent]:
+    """A sample of each other stream: its descriptor's ``example`` at ``common``'s time and place."""
+    def sample(model: type[CityEvent], example: dict[str, Any]) -> CityEvent:
+        where = {name: value for name, value in common.items() if name in model.model_fields}
+        return model.model_validate({"id": model.make_id(f"sample-{n}"), **where, **example})
+
+    return {topic: sample(stream.model, dict(stream.example)) for topic, stream in STREAMS.items() if stream.example}
+
+
+def _the_eight(at: datetime, n: int, zone: str, common: dict[str, Any]) -> dict[str, CityEvent]:
     return {
         "traffic-sensors": TrafficFlowObserved(
             id=f"urn:ngsi-ld:TrafficFlowObserved:loop-{n}", dateObservedFrom=at - timedelta(seconds=5),

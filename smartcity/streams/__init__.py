@@ -12,6 +12,7 @@ registry (:mod:`smartcity.streams._registry`) finds them all, and every part of 
 - the **ingest function** ``ingest-<topic>`` is the generic one (:func:`smartcity.ingest.ingest_app`), in its
   stack.yml entry or, when it has none, served as generated from the descriptor (:mod:`smartcity.runtime.stackfile`);
 - the **latest state** is kept per ``latest_field`` (default the record key) by store-latest;
+- a sample reading (``example``) for its tests;
 - an **API listing** ``/v1/<api_group>/<topic>`` (a page of latest states and one by id) when ``api_group`` names
   an API function's group (:mod:`smartcity.api.stream_routes`).
 
@@ -22,8 +23,9 @@ says the rest.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # smartcity.events imports this package: no import of it at run time here
     from smartcity.events.common import CityEvent
@@ -52,6 +54,8 @@ class Stream:
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     latest_field: str = ""  # whose latest state the cache keeps; default: key_field
     api_group: str | None = None  # serve /v1/<api_group>/<topic> from that group's API function
+    # A reading's own values (no id, time, location or zone): the sample of tests and docs; the eight's are in tests/.
+    example: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not TOPIC_NAME.fullmatch(self.topic):

@@ -36,21 +36,21 @@ def folder_modules(folder: Path) -> list[ModuleType]:
     """The descriptor modules of a user folder: each ``*.py`` file (not ``_*``), imported under its own name."""
     if not folder.is_dir():
         raise ConfigurationError(SETTING, f"{folder} is not a folder")
-    modules = []
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        name = f"{USER_PACKAGE}.{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as error:
-            del sys.modules[name]
-            raise ConfigurationError(SETTING, f"{path}: {type(error).__name__}: {error}") from error
-        modules.append(module)
-    return modules
+    return [load_file(path) for path in sorted(folder.glob("*.py")) if not path.name.startswith("_")]
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import one descriptor file under its own name; ConfigurationError naming it when it fails."""
+    name = f"{USER_PACKAGE}.{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise ConfigurationError(SETTING, f"{path}: {type(error).__name__}: {error}") from error
+    return module
 
 
 def descriptor_of(module: ModuleType) -> Stream:

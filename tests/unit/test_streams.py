@@ -21,10 +21,10 @@ from smartcity.streams._registry import discover
 SCHEMAS = PROJECT_ROOT / "smartcity" / "events" / "schemas"
 
 
-def test_the_package_holds_the_eight_streams_in_the_order_of_topics():
+def test_the_package_holds_the_eight_streams_first_in_the_order_of_topics():
     streams, from_folder = discover(None)
-    assert tuple(streams) == TOPICS and from_folder == set()
-    assert tuple(STREAMS) == TOPICS  # no SMARTCITY_STREAMS_DIR in the tests' environment
+    assert tuple(streams)[:len(TOPICS)] == TOPICS and from_folder == set()  # then any added by new-stream
+    assert tuple(STREAMS) == tuple(streams)  # no SMARTCITY_STREAMS_DIR in the tests' environment
 
 
 def test_every_stream_has_its_ingest_function_and_the_store_functions_read_it():
