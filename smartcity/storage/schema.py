@@ -183,6 +183,7 @@ def _streaming_aggregates(metadata: MetaData) -> None:
     for table in (sensor, segment, mobility, anomalies):
         Index(f"{table.name}_window", table.c.window_start)
     Index("traffic_sensor_5min_segment", sensor.c.segment_id, sensor.c.window_start)
+    Index("traffic_segment_5min_zone", segment.c.zone_id, segment.c.window_start)  # a zone's history (0002)
 
 
 def _incident_cases(metadata: MetaData) -> None:

@@ -22,7 +22,7 @@ from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups, table_counts
 from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
 from smartcity.storage.latest_state import LatestState
-from smartcity.storage.migrate import BASELINE, migrate, schema_differences, status
+from smartcity.storage.migrate import alembic_config, migrate, revisions, schema_differences, status
 from smartcity.storage.partitions import partition_name
 from smartcity.storage.prepare import prepare_storage
 from smartcity.storage.schema import metadata_for
@@ -36,6 +36,7 @@ from tests.storage_samples import (
 )
 
 pytestmark = pytest.mark.real
+HEAD = revisions(alembic_config())[-1].id
 STORE_FUNCTIONS = ["store-timeseries", "store-latest", "store-documents", "archive-raw"]
 
 
@@ -141,9 +142,11 @@ def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows_and_pa
     load_reference(db)
     TimeSeriesWriter(db).write(sample_stored_events(datetime(2026, 3, 2, 8, tzinfo=timezone.utc)))
     before = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in table_counts(db)}
-    assert migrate(db) == []
-    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [BASELINE]
+    assert [r.id for r in migrate(db)] == ["0002"]  # stamped at the baseline, then the revisions since run
+    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [HEAD]
     assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in before} == before
+    assert db.query("SELECT indexdef AS d FROM pg_indexes WHERE indexname = 'traffic_segment_5min_zone'") == [
+        {"d": "CREATE INDEX traffic_segment_5min_zone ON public.traffic_segment_5min USING btree (zone_id, window_start)"}]
     assert catalog(db) == built_from_schema_py  # the same schema, in PostgreSQL's own words
     assert schema_differences(db) == []
     assert TimeSeriesWriter(db).write(sample_stored_events(n=2)) == len(STREAM_TABLES)
@@ -159,8 +162,8 @@ def test_two_migrators_at_once_build_the_schema_once(settings, db):
     finally:
         for migrator in migrators:
             migrator.close()
-    assert sorted(len(revisions) for revisions in applied) == [0, 1]
-    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [BASELINE]
+    assert sorted(len(done) for done in applied) == [0, len(revisions(alembic_config()))]
+    assert [row["version_num"] for row in db.query("SELECT version_num FROM alembic_version")] == [HEAD]
 
 
 def test_prepare_storage_creates_the_partitions_its_settings_ask_for(settings, db):

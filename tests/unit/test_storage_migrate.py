@@ -16,6 +16,8 @@ from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.legacy_schema import migrate_the_old_way
 from tests.storage_samples import sample_stored_events
 
+HEAD = revisions(alembic_config())[-1].id  # the newest revision of alembic/versions/
+
 
 @pytest.fixture
 def db(tmp_path):
@@ -33,12 +35,12 @@ def version(db) -> list[str]:
 
 
 def revision_file(folder: Path, revision: str, body: str) -> Path:
-    """A revision after the baseline, in a folder of its own (given to ``migrate(versions=...)``)."""
+    """A revision after the head, in a folder of its own (given to ``migrate(versions=...)``)."""
     folder.mkdir(exist_ok=True)
     path = folder / f"{revision}_test.py"
     path.write_text(
         f'"""A test revision."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
-        f'revision = "{revision}"\ndown_revision = "{BASELINE}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f'revision = "{revision}"\ndown_revision = "{HEAD}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         f"def upgrade():\n{body}\n\n\ndef downgrade():\n    pass\n"
     )
     return folder
@@ -47,19 +49,19 @@ def revision_file(folder: Path, revision: str, body: str) -> Path:
 def test_an_empty_database_is_built_from_the_schema_once_and_a_second_run_changes_nothing(db):
     seen = []
     applied = migrate(db, on_apply=seen.append)
-    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE] and seen == applied
-    assert set(metadata_for("sqlite").tables) | {"alembic_version"} == tables(db)
-    assert migrate(db) == [] and version(db) == [BASELINE]
+    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE, "0002"]
+    assert seen == applied and set(metadata_for("sqlite").tables) | {"alembic_version"} == tables(db)
+    assert migrate(db) == [] and version(db) == [HEAD]
     assert all(item.applied for item in status(db)) and schema_differences(db) == []
 
 
 def test_a_pending_revision_runs_once_in_batch_mode_and_the_difference_it_makes_is_reported(tmp_path, db):
     migrate(db)
-    folder = revision_file(tmp_path / "versions", "0002",
+    folder = revision_file(tmp_path / "versions", "0900",
                            '    with op.batch_alter_table("zones") as batch:\n'
                            '        batch.add_column(sa.Column("label", sa.Text(), nullable=True))')
-    assert [item.applied for item in status(db, [folder])] == [True, False]
-    assert [r.id for r in migrate(db, versions=[folder])] == ["0002"] and version(db) == ["0002"]
+    assert [item.applied for item in status(db, [folder])][-2:] == [True, False]
+    assert [r.id for r in migrate(db, versions=[folder])] == ["0900"] and version(db) == ["0900"]
     assert migrate(db, versions=[folder]) == []
     assert "label" in {row["name"] for row in db.query("PRAGMA table_info(zones)")}
     (difference,) = schema_differences(db)  # schema.py does not have it: the revision without its definition
@@ -68,12 +70,12 @@ def test_a_pending_revision_runs_once_in_batch_mode_and_the_difference_it_makes_
 
 def test_a_failing_revision_applies_nothing_of_itself(tmp_path, db):
     migrate(db)
-    folder = revision_file(tmp_path / "versions", "0002",
+    folder = revision_file(tmp_path / "versions", "0900",
                            '    op.create_table("half", sa.Column("x", sa.Integer()))\n'
                            '    op.execute("CREATE TABLE broken (x INTEGER,)")')
     with pytest.raises(MigrationError, match="rolled back"):
         migrate(db, versions=[folder])
-    assert "half" not in tables(db) and version(db) == [BASELINE]
+    assert "half" not in tables(db) and version(db) == [HEAD]
 
 
 def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
@@ -82,9 +84,10 @@ def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
     events = sample_stored_events()
     TimeSeriesWriter(db).write(events)
     rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db)}
-    assert migrate(db) == [] and version(db) == [BASELINE]
+    assert [r.id for r in migrate(db)] == ["0002"] and version(db) == [HEAD]  # stamped 0001, then upgraded
     assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db) - {"alembic_version"}} == rows
-    assert schema_differences(db) == []  # the old SQL made the same tables, columns, keys and indexes
+    assert schema_differences(db) == []  # the old SQL and the revisions since made the schema.py has
+    assert "traffic_segment_5min_zone" in {row["name"] for row in db.query("PRAGMA index_list(traffic_segment_5min)")}
     assert TimeSeriesWriter(db).write(events + sample_stored_events(n=2)) == len(STREAM_TABLES)
 
 
@@ -123,7 +126,7 @@ def test_the_db_commands_migrate_once_show_the_revisions_and_fail_with_the_reaso
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = CliRunner().invoke(app, ["migrate", "--database-url", url])
-    assert first.exit_code == 0 and "applying 0001" in first.output and "1 revision(s) applied" in first.output
+    assert first.exit_code == 0 and "applying 0001" in first.output and "2 revision(s) applied" in first.output
     assert "0 revision(s) applied" in CliRunner().invoke(app, ["migrate", "--database-url", url]).output
     shown = CliRunner().invoke(app, ["status", "--database-url", url])
     assert shown.exit_code == 0 and "0001" in shown.output and "applied" in shown.output
