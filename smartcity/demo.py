@@ -36,7 +36,8 @@ import uvicorn
 
 from smartcity.demo_clock import city_start, off_the_clock
 from smartcity.demo_forecasting import DemoForecasting, forecast_status
-from smartcity.settings import PLATFORM_TOPICS, PROJECT_ROOT, Settings
+from smartcity.events import platform_topics
+from smartcity.settings import PROJECT_ROOT, Settings
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "demo"
 Say = Callable[[str], None]
@@ -119,7 +120,7 @@ class Demo:
         self.forecasting.start_time = self.start  # the history ends where the live city starts
         bus = open_bus(self.settings.bus_url)
         try:
-            bus.create_topics(list(PLATFORM_TOPICS), self.settings.topic_partitions)
+            bus.create_topics(list(platform_topics()), self.settings.topic_partitions)
         finally:
             bus.close()
         self.say(f"data in {self.options.data_dir}; {len(applied)} migrations applied; topics ready")

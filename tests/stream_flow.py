@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from smartcity.api.auth import Role
 from smartcity.backends.bus import open_bus
 from smartcity.backends.database import open_database
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, platform_topics
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
@@ -39,7 +39,7 @@ def flow(folder: Path, topic: str, reading: dict) -> dict:
     db = open_database(settings.database_url)
     migrate(db)
     load_reference(db)
-    result: dict = {"streams": list(STREAMS)}
+    result: dict = {"streams": list(STREAMS), "platform_topics": list(platform_topics())}
     ingest = f"/function/ingest-{topic}"
     with TestClient(build_gateway(STACK_FILE, settings, [f"ingest-{topic}"])) as client:
         result["anonymous"] = client.post(ingest, json=reading).status_code

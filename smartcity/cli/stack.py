@@ -12,7 +12,8 @@ from rich.table import Table
 
 from smartcity import stack
 from smartcity.errors import ConfigurationError
-from smartcity.settings import PLATFORM_TOPICS, get_settings
+from smartcity.events import platform_topics
+from smartcity.settings import get_settings
 from smartcity.stack.kafka import create_platform_topics
 
 app = typer.Typer(help="The real local services, run as this project's own processes (no Docker needed).")
@@ -81,7 +82,7 @@ def topics() -> None:
         create_platform_topics(settings.bus_url, settings.topic_partitions)
     except ConfigurationError as error:
         _fail(error)
-    typer.echo(f"{len(PLATFORM_TOPICS)} topics present on {settings.bus_url}, new ones with {settings.topic_partitions} partitions")
+    typer.echo(f"{len(platform_topics())} topics present on {settings.bus_url}, new ones with {settings.topic_partitions} partitions")
 
 
 def _print_status(rows: list[stack.ServiceStatus]) -> None:

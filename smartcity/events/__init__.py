@@ -18,6 +18,7 @@ from smartcity.events.taxi import TaxiTrip
 from smartcity.events.traffic import TrafficFlowObserved
 from smartcity.events.transport import PublicTransportVehicle
 from smartcity.events.weather import WeatherObserved
+from smartcity.settings import PLATFORM_TOPICS
 from smartcity.streams import Stream, UnknownStreamError
 from smartcity.streams._registry import Registry
 
@@ -41,6 +42,11 @@ def stream_for_type(ce_type: str) -> Stream:
         raise UnknownStreamError(f"unknown CloudEvent type {ce_type!r}; known types: {known}") from None
 
 
+def platform_topics() -> tuple[str, ...]:
+    """Every topic the platform creates: :data:`smartcity.settings.PLATFORM_TOPICS`, then any other stream's."""
+    return tuple(dict.fromkeys((*PLATFORM_TOPICS, *STREAMS)))
+
+
 def model_for_type(ce_type: str) -> type[CityEvent]:
     """The pydantic model of CloudEvent type ``ce_type``."""
     return stream_for_type(ce_type).model
@@ -50,5 +56,5 @@ __all__ = [
     "STREAMS", "AirQualityObserved", "Alert", "BikeHireDockingStation", "CityEvent", "Location",
     "OffStreetParking", "PublicTransportVehicle", "Stream", "TaxiTrip", "TrafficFlowObserved",
     "UnknownStreamError", "WeatherObserved", "city", "errors_by_field", "model_for_type", "ngsi_id",
-    "personal_fields", "stream_for_topic", "stream_for_type",
+    "personal_fields", "platform_topics", "stream_for_topic", "stream_for_type",
 ]

@@ -1,7 +1,7 @@
 """Apache Kafka 4.x, one node in KRaft mode (broker and controller in one process), with the platform's topics.
 
 The jars come from Maven Central (``infra/local/kafka/pom.xml``); the storage is formatted once, with a cluster id
-kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every topic of :data:`smartcity.settings.PLATFORM_TOPICS`
+kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every topic of :func:`smartcity.events.platform_topics`
 (streams, derived topics, dead letters) exists, made with ``settings.topic_partitions`` partitions (the one place that says how many).
 """
 
@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from smartcity.settings import PLATFORM_TOPICS
+from smartcity.events import platform_topics
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, StackError, port_open
 from smartcity.stack.java import JavaService
 
@@ -109,6 +109,6 @@ def create_platform_topics(bus_url: str, partitions: int) -> None:
 
     bus = open_bus(bus_url)
     try:
-        bus.create_topics(list(PLATFORM_TOPICS), partitions)
+        bus.create_topics(list(platform_topics()), partitions)
     finally:
         bus.close()

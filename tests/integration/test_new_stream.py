@@ -86,6 +86,7 @@ def test_a_noise_stream_from_one_descriptor_flows_from_ingest_to_the_store_and_t
     assert "noise-levels" not in STREAMS  # this process has no such stream: only the flow's environment had it
 
     assert result["streams"][-1] == "noise-levels" and len(result["streams"]) == len(STREAMS) + 1
+    assert "noise-levels" in result["platform_topics"]  # smartcity stack up and the demo create its topic
     assert result["anonymous"] == 401  # the generated ingest function asks for credentials as the others do
     status, accepted = result["accepted"]
     assert (status, accepted["accepted"]) == (202, 1), accepted
