@@ -1,20 +1,27 @@
 """Per-caller rate limits of the gateway: a token bucket per caller (``rate`` tokens a second, ``burst`` at most).
 
 A caller is its credential (the SHA-256 of its bearer token or API key: one bucket per token, per source key), or,
-without one, its client address. The buckets live in this process (:class:`MemoryBuckets`) or, when the cache is
-Redis, in Redis (:class:`RedisBuckets`, one atomic script per request), so that several gateway workers share them.
+without one, its client address. A client address also has a bucket of :data:`ADDRESS_FACTOR` times the rate for
+all it sends, so that made-up credentials, each a fresh bucket, do not lift the limit of one address.
+
+The buckets live in this process (:class:`MemoryBuckets`) or, when the cache is Redis, in Redis
+(:class:`RedisBuckets`, one atomic script per request), so that several gateway workers share them. When Redis
+cannot be reached the request goes on (logged): a cache outage must not shut every door.
 :meth:`RateLimiter.retry_after` says how many seconds a refused caller should wait (the 429's ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
 from typing import Mapping, Protocol
 
+logger = logging.getLogger(__name__)
 BUCKETS_KEPT = 100_000
+ADDRESS_FACTOR = 10  # an address's bucket, whatever credentials it sends: e.g. many sensors behind one gateway
 REDIS_PREFIX = "smartcity:ratelimit:"
 # KEYS[1]: the bucket; ARGV: rate, burst, now (s). Returns 0 when a token was taken, else the ms to wait.
 TAKE_SCRIPT = """
@@ -31,7 +38,9 @@ return wait
 
 
 class Buckets(Protocol):
-    """Where the buckets are kept."""
+    """Where the buckets are kept; ``outages``: the errors of a store that cannot be reached."""
+
+    outages: tuple[type[Exception], ...]
 
     async def take(self, caller: str, rate: float, burst: int) -> float:
         """Take a token of ``caller``'s bucket: 0 when there was one, else the seconds until there is."""
@@ -39,6 +48,8 @@ class Buckets(Protocol):
 
 class MemoryBuckets:
     """The buckets of this process."""
+
+    outages: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -61,8 +72,10 @@ class RedisBuckets:
 
     def __init__(self, url: str) -> None:
         import redis.asyncio
+        import redis.exceptions
 
-        self._client = redis.asyncio.Redis.from_url(url)
+        self.outages = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._client = redis.asyncio.Redis.from_url(url, socket_timeout=1.0)
         self._script = self._client.register_script(TAKE_SCRIPT)
 
     async def take(self, caller: str, rate: float, burst: int) -> float:
@@ -89,7 +102,15 @@ class RateLimiter:
 
     async def retry_after(self, headers: Mapping[str, str], client: str) -> int | None:
         """None when the caller may go on, else the whole seconds it should wait."""
-        wait = await self.buckets.take(caller_of(headers, client), self.rate, self.burst)
+        caller = caller_of(headers, client)
+        try:
+            wait = await self.buckets.take(caller, self.rate, self.burst)
+            if caller.startswith("credential:"):
+                wait = max(wait, await self.buckets.take(f"all-from:{client}", self.rate * ADDRESS_FACTOR,
+                                                         self.burst * ADDRESS_FACTOR))
+        except self.buckets.outages as error:
+            logger.warning("rate limit not checked: %s", error)
+            return None
         return max(1, math.ceil(wait)) if wait > 0 else None
 
     async def close(self) -> None:

@@ -1,5 +1,5 @@
 """The gateway's limits: oversize bodies (413) at every ingest route, per-caller rate limits (429 with
-Retry-After; in Redis, shared by two gateways as by two workers), functions that do not answer in time (504),
+Retry-After; per address too; in Redis, shared by two gateways as by two workers, and open when Redis is down), functions that do not answer in time (504),
 malformed JSON to ingest (problem+json 400), and production mode's refusal of demo or default secrets."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from smartcity.runtime.gateway import build_gateway, invoke
 from smartcity.runtime.guard import GatewayGuard
 from smartcity.runtime.metrics import Metrics
 from smartcity.runtime.production import DEMO_MARK, refuse_unsafe_production
-from smartcity.runtime.ratelimit import RateLimiter, RedisBuckets
+from smartcity.runtime.ratelimit import ADDRESS_FACTOR, MemoryBuckets, RateLimiter, RedisBuckets
 from smartcity.simulator.sinks import HttpSink
 from tests.credentials import ingest_headers
+from tests.ports import free_port
 from tests.problem_assertions import answered_problem
 from tests.security.conftest import KEYED_STREAM, STACK_FILE
 from tests.stream_functions import prepared_settings, reading
@@ -130,3 +131,23 @@ def test_production_mode_refuses_demo_or_default_secrets_naming_them(tmp_path, p
     with pytest.raises(ConfigurationError, match=expected):
         build_gateway(STACK_FILE, settings, [f"ingest-{KEYED_STREAM}"])
     build_gateway(STACK_FILE, settings.model_copy(update={"mode": "development"}), [f"ingest-{KEYED_STREAM}"])
+
+
+def test_made_up_credentials_do_not_lift_the_limit_of_one_address():
+    async def spend() -> list[int | None]:
+        limiter = RateLimiter(1.0, 1, MemoryBuckets())  # an address: 10 at once whatever it sends
+        return [await limiter.retry_after({"x-api-key": f"made-up-{i}"}, "192.0.2.7") for i in range(12)]
+
+    waits = asyncio.run(spend())
+    assert waits[:ADDRESS_FACTOR] == [None] * ADDRESS_FACTOR and waits[ADDRESS_FACTOR] is not None
+
+
+def test_an_unreachable_redis_lets_requests_through():
+    async def take() -> int | None:
+        limiter = RateLimiter(1.0, 1, RedisBuckets(f"redis://127.0.0.1:{free_port()}/0"))
+        try:
+            return await limiter.retry_after({}, "127.0.0.1")
+        finally:
+            await limiter.close()
+
+    assert asyncio.run(take()) is None
