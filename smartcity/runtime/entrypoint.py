@@ -31,11 +31,11 @@ def container_app(settings: Settings, handler_dir: Path) -> Any:
     """The ASGI app of the function ``settings.function_name`` of ``settings.stack_file``, its code in ``handler_dir``."""
     if not settings.function_name:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", "is not set: the image serves no function")
-    refuse_unsafe_production(settings)  # production mode: no demo or default secrets
     _, specs = read_stack(settings.stack_file)
     spec = next((spec for spec in specs if spec.name == settings.function_name), None)
     if spec is None:
         raise ConfigurationError("SMARTCITY_FUNCTION_NAME", f"{settings.function_name!r} is not in {settings.stack_file}")
+    refuse_unsafe_production(settings, spec.entry.secrets)  # production mode: no demo or default secrets
     return RequestContext(function_app(load_function(spec, settings, handler_dir=handler_dir)))
 
 

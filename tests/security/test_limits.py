@@ -19,6 +19,7 @@ from smartcity.runtime.guard import GatewayGuard
 from smartcity.runtime.metrics import Metrics
 from smartcity.runtime.production import DEMO_MARK, refuse_unsafe_production
 from smartcity.runtime.ratelimit import ADDRESS_FACTOR, MemoryBuckets, RateLimiter, RedisBuckets
+from smartcity.runtime.stackfile import read_stack
 from smartcity.simulator.sinks import HttpSink
 from tests.credentials import ingest_headers
 from tests.ports import free_port
@@ -151,3 +152,13 @@ def test_an_unreachable_redis_lets_requests_through():
             await limiter.close()
 
     assert asyncio.run(take()) is None
+
+
+def test_a_function_container_checks_the_secrets_it_has(tmp_path):
+    """An API function (no ingest key list mounted) starts in production with its JWT keys alone."""
+    settings = prepared_settings(tmp_path).model_copy(update={"mode": "production"})
+    create_local_keys(settings.secrets_dir)
+    api_secrets = next(spec for spec in read_stack(STACK_FILE)[1] if spec.name == "api-traffic").entry.secrets
+    refuse_unsafe_production(settings, api_secrets)
+    with pytest.raises(ConfigurationError, match="ingest-api-keys"):
+        refuse_unsafe_production(settings)  # the gateway serves ingest too: it needs the list
