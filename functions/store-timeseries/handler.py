@@ -1,7 +1,8 @@
 """store-timeseries: the events of all eight streams into their time-series tables, in batches.
 
-Idempotent on the event id (``INSERT ... ON CONFLICT DO NOTHING`` on ``(event_id, observed_at)``); the daily
-partitions a batch needs are created on the way. See :mod:`smartcity.storage.timeseries`.
+Idempotent on the event id (``COPY``, then ``INSERT ... ON CONFLICT DO NOTHING`` on ``(event_id, observed_at)``),
+so it is marked ``idempotent`` and the runtime keeps no dedup marks for it; the daily partitions a batch needs are
+created on the way. See :mod:`smartcity.storage.timeseries`.
 """
 
 from functools import cache
@@ -16,7 +17,7 @@ def writer(context: Context) -> TimeSeriesWriter:
     return TimeSeriesWriter(context.database)
 
 
-@cloudevent_function(data=AnyStreamEvent, batch=500)
+@cloudevent_function(data=AnyStreamEvent, batch=500, idempotent=True)
 def handle(events: list[Event[AnyStreamEvent]], context: Context) -> None:
     inserted = writer(context).write(stored_events(events))
     context.logger.debug("stored %d new rows of %d events", inserted, len(events))

@@ -18,8 +18,9 @@ _HANDLED = b"1"
 
 
 class Deduplicator:
-    def __init__(self, cache: Callable[[], Cache], function: str, ttl_s: float) -> None:
+    def __init__(self, cache: Callable[[], Cache], function: str, ttl_s: float, enabled: bool = True) -> None:
         self._cache = cache  # opened on first use, like every backend of a function
+        self.enabled = enabled  # False for an idempotent handler: every event passes, nothing is marked
         self._prefix = f"dedup:{function}:"
         self._ttl_s = ttl_s
 
@@ -29,6 +30,8 @@ class Deduplicator:
 
     def unseen(self, events: Sequence[Event]) -> list[Event]:
         """The events not handled before, in order, each (source, id) once."""
+        if not self.enabled:
+            return list(events)
         keys = [self.key(event) for event in events]
         marks = self._cache().get_many(keys) if keys else []
         fresh: dict[str, Event] = {}
@@ -38,5 +41,5 @@ class Deduplicator:
         return list(fresh.values())
 
     def mark(self, events: Sequence[Event]) -> None:
-        if events:
+        if events and self.enabled:
             self._cache().set_many({self.key(event): _HANDLED for event in events}, ttl_s=self._ttl_s)

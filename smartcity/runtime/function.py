@@ -8,6 +8,8 @@ A CloudEvent function (triggered by Kafka topics or by HTTP)::
 
 With ``batch=N`` the handler takes ``list[Event[...]]`` (up to N at once) and is called once per batch, which
 is how the store functions write to PostgreSQL in bulk. Whatever CloudEvents it returns, the runtime publishes.
+With ``idempotent=True`` the handler keeps each event once by its id itself (a primary key) and returns nothing,
+so the runtime skips its own dedup marks (two cache round trips per batch) for it.
 
 An HTTP function is a factory of an ASGI app (a FastAPI app), served under ``/function/<name>``::
 
@@ -44,6 +46,7 @@ class CloudEventHandler:
     handle: Callable[..., Any]
     data_model: type[BaseModel] | None
     batch_size: int | None
+    idempotent: bool = False
 
     @property
     def is_batch(self) -> bool:
@@ -68,10 +71,17 @@ class CloudEventHandler:
     def call(self, events: list[Event[Any]], context: Context) -> list[CloudEvent]:
         """Run the handler on ``events`` (once for a batch handler, once per event otherwise); its result events."""
         if self.is_batch:
-            return _result_events(self.handle(events, context), self.handle)
+            return self._checked(_result_events(self.handle(events, context), self.handle))
         results: list[CloudEvent] = []
         for event in events:
             results.extend(_result_events(self.handle(event, context), self.handle))
+        return self._checked(results)
+
+    def _checked(self, results: list[CloudEvent]) -> list[CloudEvent]:
+        # Without dedup marks a redelivery would publish an idempotent handler's results again.
+        if results and self.idempotent:
+            raise TypeError(f"{self.handle.__module__}.{self.handle.__qualname__} is marked idempotent and "
+                            "returned events: only a handler that returns none may skip the runtime's dedup")
         return results
 
 
@@ -98,17 +108,19 @@ def _result_events(result: Any, handler: Callable[..., Any]) -> list[CloudEvent]
 
 
 def cloudevent_function(
-    data: type[BaseModel] | None = None, *, batch: int | None = None
+    data: type[BaseModel] | None = None, *, batch: int | None = None, idempotent: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a CloudEvent handler. ``data``: the pydantic model of the events' data (None: raw data).
-    ``batch``: the most events handed at once to a handler that takes a list (None: one event per call)."""
+    ``batch``: the most events handed at once to a handler that takes a list (None: one event per call).
+    ``idempotent``: a redelivered event changes nothing in what the handler writes, and it returns no events, so
+    the runtime's dedup marks are not needed."""
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     if data is not None and not (isinstance(data, type) and issubclass(data, BaseModel)):
         raise TypeError(f"data must be a pydantic model class, got {data!r}")
 
     def mark(handle: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(handle, HANDLER_ATTRIBUTE, CloudEventHandler(handle, data, batch))
+        setattr(handle, HANDLER_ATTRIBUTE, CloudEventHandler(handle, data, batch, idempotent))
         return handle
 
     return mark

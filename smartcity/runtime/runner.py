@@ -27,7 +27,8 @@ class FunctionRunner:
         self.function = function
         self.handler: CloudEventHandler = function.handler
         context = function.context
-        self.dedup = Deduplicator(lambda: context.cache, function.name, context.settings.dedup_ttl_s)
+        self.dedup = Deduplicator(lambda: context.cache, function.name, context.settings.dedup_ttl_s,
+                                  enabled=not self.handler.idempotent)
         self.publisher = Publisher(lambda: context.bus, function.spec.output_topic, context.settings.topic_partitions)
 
     @property

@@ -76,6 +76,32 @@ def test_a_handler_returning_something_else_than_events_is_an_error_naming_it():
         _handler(handle).call([Event(_ce(1), 1)], None)
 
 
+def test_an_idempotent_handler_skips_the_dedup_marks_and_may_not_return_events():
+    from smartcity.backends.cache import open_cache
+    from smartcity.runtime.dedup import Deduplicator
+
+    @cloudevent_function(batch=10, idempotent=True)
+    def store(events, context):
+        return None
+
+    @cloudevent_function(idempotent=True)
+    def publishing(event, context):
+        return new_event("city.test.out.v1", "/t", {"of": event.id})
+
+    events = [Event(_ce(1), 1), Event(_ce(1), 1)]
+    assert _handler(store).idempotent and _handler(store).call(events, None) == []
+    with pytest.raises(TypeError, match="publishing is marked idempotent and returned events"):
+        _handler(publishing).call(events[:1], None)
+    cache = open_cache("memory://")
+    skipping, marking = (Deduplicator(lambda: cache, name, 60, enabled=enabled)
+                         for name, enabled in (("store", False), ("other", True)))
+    for dedup in (skipping, marking):
+        dedup.mark(events[:1])
+    assert skipping.unseen(events) == events  # nothing marked, nothing dropped: the store keeps it once
+    assert marking.unseen(events) == []
+    assert cache.get_many([skipping.key(events[0]), marking.key(events[0])]) == [None, b"1"]
+
+
 def test_a_module_must_mark_exactly_one_handler():
     @http_function
     def create_app(context):
