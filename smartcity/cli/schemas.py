@@ -9,7 +9,7 @@ import typer
 
 from smartcity.events import STREAMS, Stream
 
-app = typer.Typer(help="Event schemas of the eight data streams.", no_args_is_help=True)
+app = typer.Typer(help="Event schemas of the data streams (each stream's descriptor: smartcity/streams/).", no_args_is_help=True)
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "events" / "schemas"
 
