@@ -19,9 +19,10 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
 
 from smartcity.backends.bus import Record
-from smartcity.runtime.events import InvalidEvent, build_event, check_required
+from smartcity.runtime.events import JSON_CONTENT_TYPE, InvalidEvent, build_event, check_required
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -112,31 +113,58 @@ def is_cloudevent_record(record: Record) -> bool:
     return False
 
 
-def event_from_record(record: Record, source_prefix: str) -> CloudEvent:
+def event_from_record(record: Record, source_prefix: str, raw_json: bool = False) -> CloudEvent:
     """The CloudEvent a record carries, or (for a plain record) the one Knative's KafkaSource would make of it.
 
     ``source_prefix`` is the KafkaSource's URI (``/apis/v1/namespaces/<ns>/kafkasources/<name>``); the wrapped
     event's source is ``<source_prefix>#<topic>``. :class:`InvalidEvent` when a CloudEvent record is malformed.
+    ``raw_json``: the JSON data of a binary-mode record stays the record's bytes, for a handler's model to parse
+    and validate in one pass (pydantic's ``model_validate_json``) rather than ``json.loads`` and then validation.
     """
     if not is_cloudevent_record(record):
         return wrap_record(record, source_prefix)
     headers = {name.lower(): value for name, value in record.headers}
     message = ce_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value)
-    if any(name.startswith(ce_kafka.CE_PREFIX) for name in headers):
-        check_required({name[len(ce_kafka.CE_PREFIX):]: value.decode("utf-8", "replace")
-                        for name, value in headers.items()})
-        decode = ce_kafka.from_binary
-    else:
-        decode = ce_kafka.from_structured
-        item = _parse_json(record.value)
-        if isinstance(item, dict):
-            check_required(item)
+    binary = any(name.startswith(ce_kafka.CE_PREFIX) for name in headers)
+    if not binary and isinstance(item := _parse_json(record.value), dict):
+        check_required(item)
     try:
-        return decode(message, JSON_FORMAT, build_event)
+        if binary:
+            attributes = _binary_attributes(message)
+            check_required(attributes)
+            return build_event(attributes, _binary_data(message, attributes, raw_json))
+        return ce_kafka.from_structured(message, JSON_FORMAT, build_event)
     except InvalidEvent:
         raise
     except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
         raise InvalidEvent("invalid CloudEvent record", {"record": str(error)}) from None
+
+
+def _binary_attributes(message: ce_kafka.KafkaMessage) -> dict[str, Any]:
+    """The attributes of a binary-mode record as the SDK's ``from_binary`` reads them (``ce_*`` headers,
+    ``content-type``, the key as ``partitionkey``), in one pass; the time parsed by ``datetime.fromisoformat``
+    (ten times dateutil's speed), dateutil kept for the ISO forms it alone reads."""
+    attributes: dict[str, Any] = {}
+    for name, raw in message.headers.items():
+        if name.startswith(ce_kafka.CE_PREFIX):
+            attributes[name[len(ce_kafka.CE_PREFIX):]] = raw.decode("utf-8")
+        elif name == "content-type":
+            attributes["datacontenttype"] = raw.decode("utf-8")
+    if "time" in attributes:
+        try:
+            attributes["time"] = datetime.fromisoformat(attributes["time"])
+        except ValueError:
+            attributes["time"] = isoparse(attributes["time"])
+    if message.key is not None:
+        attributes["partitionkey"] = message.key.decode("utf-8") if isinstance(message.key, bytes) else message.key
+    return attributes
+
+
+def _binary_data(message: ce_kafka.KafkaMessage, attributes: Mapping[str, Any], raw_json: bool) -> Any:
+    content_type = attributes.get("datacontenttype")
+    if raw_json and message.value and _media_type(content_type or JSON_CONTENT_TYPE).endswith("json"):
+        return bytes(message.value)
+    return JSON_FORMAT.read_data(message.value, content_type)
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")

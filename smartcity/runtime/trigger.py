@@ -71,6 +71,8 @@ class FunctionTrigger:
         self._bus = lambda: function.context.bus
         self.dead_letters = Publisher(self._bus, self.delivery.dead_letter_topic, settings.topic_partitions)
         self.stop_event = threading.Event()
+        # a model parses the JSON data once, from the record's bytes (2 in the module docstring)
+        self.raw_json = self.runner.handler.data_model is not None
 
     @property
     def name(self) -> str:
@@ -128,7 +130,7 @@ class FunctionTrigger:
     def _decode(self, record: Record) -> tuple[Event[Any] | None, CloudEvent | None]:
         """The record's typed event, or the dead-letter event saying why it has none."""
         try:
-            cloudevent = event_from_record(record, self.source_prefix)
+            cloudevent = event_from_record(record, self.source_prefix, raw_json=self.raw_json)
         except InvalidEvent as error:
             logger.warning("%s: record %s/%s@%s is not a valid event: %s", self.name, record.topic, record.partition,
                            record.offset, error)

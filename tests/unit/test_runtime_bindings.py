@@ -97,6 +97,19 @@ def test_records_published_in_binary_mode_decode_with_the_sdk_and_back():
     assert event_from_record(_record(value, headers, key), PREFIX).get_id() == "x-1"
 
 
+@pytest.mark.parametrize("moment", ["2025-03-01T08:30:00.123456Z", "2025-03-01T09:30:00+01:00", "20250301T083000Z"])
+def test_a_binary_record_decodes_as_the_sdk_decodes_it_and_raw_json_keeps_the_data_bytes(moment):
+    event = new_event("city.test.done.v1", "/tests", {"a": 1}, id="x-1", partitionkey="sensor-3", trace="t")
+    key, value, headers = record_of(event)
+    headers = [(name, moment.encode()) if name == "ce_time" else (name, raw) for name, raw in headers]
+    sdk = sdk_kafka.from_binary(sdk_kafka.KafkaMessage(dict(headers), key, value), JSONFormat())
+    ours = event_from_record(_record(value, headers, key), PREFIX)
+    assert ours.get_attributes() == sdk.get_attributes() and ours.get_data() == sdk.get_data() == {"a": 1}
+    raw = event_from_record(_record(value, headers, key), PREFIX, raw_json=True)
+    assert raw.get_attributes() == sdk.get_attributes() and raw.get_data() == value
+    assert raw.get_time() == datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc).replace(microsecond=raw.get_time().microsecond)
+
+
 def test_structured_records_pass_through():
     message = sdk_kafka.to_structured(_event(id="s-1"), JSONFormat())
     event = event_from_record(_record(message.value, message.headers.items()), PREFIX)
