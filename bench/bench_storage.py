@@ -2,6 +2,7 @@
 of the latest state in Redis under that load; beside plain PostgreSQL writes of the same rows, in one run.
 
     .venv/bin/python bench/bench_storage.py [--events 20000] [--sensors 500] [--rate 0] [--seconds 20]
+                                            [--consumers 3] [--ingest-only]
 
 Needs the local stack (``smartcity stack up``). Everything runs on a database, a Redis database and topics of
 the bench's own, removed afterwards. Rows are traffic-sensors events (the busiest stream), ``--sensors`` sensors
@@ -12,7 +13,13 @@ reporting in turn. Figures:
 2. capacity: ``--events`` records waiting on Kafka, then ``store-timeseries`` and ``store-latest`` (the real
    functions, through the runtime's Kafka trigger, in this process) drain them: events/s until every row is in
    PostgreSQL; the row count must equal the events sent (zero loss) and nothing may be dead-lettered;
-3. under load: events produced at ``--rate`` per second (default: 70 % of the capacity measured) for
+3. ingest (issue 17's target: 50,000 events/s on 2 cores): ``--events`` records waiting on Kafka, drained into
+   PostgreSQL by ``--consumers`` trigger processes of ``store-timeseries`` (``smartcity functions trigger``, one
+   consumer group, one consumer per partition: the topic has as many partitions), beside its ceiling in the same
+   run: a bare consumer that turns each record into its row (``model_validate_json``) and ``COPY``s the rows.
+   Both figures run from the first row stored to the last; 0 lost and 0 duplicate rows are checked; the load
+   average is printed with them, since other work on the machine lowers both;
+4. under load: events produced at ``--rate`` per second (default: 70 % of the capacity measured) for
    ``--seconds``, while Redis is sampled every 50 ms: the age of a state is when it was read minus the event's
    time (each sensor reports every ``sensors / rate`` seconds, so ages include that period), and its store lag
    is when it was stored minus the event's time. Zero loss again at the end.
@@ -21,11 +28,16 @@ reporting in turn. Figures:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -45,9 +57,13 @@ from smartcity.storage.migrate import migrate
 from smartcity.storage.tables import stream_table
 from smartcity.storage.timeseries import TimeSeriesWriter
 
+sys.path.insert(0, str(PROJECT_ROOT))
+from tests.storage_samples import prefixed_stack  # noqa: E402
+
 STREAM = "traffic-sensors"
 FUNCTIONS = ("store-timeseries", "store-latest")
 REDIS_DB = 14
+SMARTCITY = Path(sys.executable).with_name("smartcity")
 SEGMENT = "urn:ngsi-ld:RoadSegment:bench"
 
 
@@ -164,7 +180,69 @@ class Bench:
         if self.rows() != rows or dead:
             raise RuntimeError(f"loss: {rows} rows expected, {self.rows()} stored, {dead:.0f} dead-lettered")
 
-    # 3. under load
+    # 3. ingest: trigger processes of store-timeseries beside a bare consumer -> COPY
+    def ceiling(self, count: int) -> float:
+        """Events/s of a bare consumer that turns each record into its row and COPYs the rows, 500 at a time."""
+        table = stream_table(STREAM)
+        columns = [c.name for c in table.columns]
+        self.db.execute("CREATE TABLE bench_ceiling (LIKE traffic_flow INCLUDING DEFAULTS INCLUDING INDEXES)")
+        consumer = self.bus.consumer(f"{self.prefix}ceiling", [self.prefix + STREAM], from_beginning=True)
+        done, started = 0, None
+        try:
+            with psycopg.connect(self.settings.database_url) as connection:
+                while done < count:
+                    records = consumer.poll(timeout_s=1.0, max_records=500)
+                    if not records:
+                        continue
+                    started = started or time.perf_counter()  # from the first record: the group's join not counted
+                    with connection.cursor().copy(f"COPY bench_ceiling ({', '.join(columns)}) FROM STDIN") as copy:
+                        for record in records:
+                            row = table.row(dict(record.headers)["ce_id"].decode(),
+                                            TrafficFlowObserved.model_validate_json(record.value))
+                            copy.write_row([row[c] for c in columns])
+                    connection.commit()
+                    consumer.commit(records)
+                    done += len(records)
+            return count / (time.perf_counter() - started)
+        finally:
+            consumer.close()
+            self.db.execute("DROP TABLE bench_ceiling")
+
+    def ingest(self, count: int, consumers: int) -> tuple[float, int]:
+        """Events/s of ``consumers`` trigger processes draining the topic into traffic_flow; the distinct rows."""
+        with tempfile.TemporaryDirectory() as folder:
+            stack = prefixed_stack(Path(folder), self.prefix, ["store-timeseries"])
+            env = {**os.environ, **{f"SMARTCITY_{k.upper()}": str(v) for k, v in (
+                ("database_url", self.settings.database_url), ("bus_url", self.settings.bus_url),
+                ("cache_url", self.settings.cache_url))}, "SMARTCITY_LOG_LEVEL": "WARNING"}
+            command = [str(SMARTCITY), "functions", "trigger", "store-timeseries", "--stack", str(stack),
+                       "--metrics-port", "0"]
+            log = open(Path(folder) / "triggers.log", "wb")
+            processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                         for _ in range(consumers)]
+            try:
+                deadline = time.monotonic() + 600
+                while (first := self.rows()) == 0:  # the processes' start and the group's join are not counted
+                    if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                        raise RuntimeError("the trigger processes stored nothing:\n"
+                                           + (Path(folder) / "triggers.log").read_text()[-3000:])
+                    time.sleep(0.01)
+                started = time.perf_counter()
+                while (rows := self.rows()) < count:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"only {rows} of {count} rows after 600 s")
+                    time.sleep(0.02)
+                rate = (count - first) / (time.perf_counter() - started)
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(60)
+                log.close()
+        distinct = int(self.db.query("SELECT count(DISTINCT event_id) AS n FROM traffic_flow")[0]["n"])
+        return rate, distinct
+
+    # 4. under load
     def under_load(self, rate: float, seconds: float, sensors: int, already: int) -> tuple[int, list[float], list[float]]:
         ages: list[float] = []
         lags: dict[str, float] = {}
@@ -206,17 +284,39 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else float("nan")
 
 
+def report_ingest(bench: Bench, events: list[TrafficFlowObserved], consumers: int) -> None:
+    """Issue 17's ingest figure beside its ceiling, from the same records, with the machine's load average."""
+    for event in events:
+        send(bench.bus, bench.prefix + STREAM, event)
+    bench.bus.flush()
+    ceiling = bench.ceiling(len(events))
+    load_before = os.getloadavg()[0]
+    rate, distinct = bench.ingest(len(events), consumers)
+    rows = bench.rows()
+    print(f"{'ceiling: bare consumer -> row -> COPY (1 process)':<58} {ceiling:>10,.0f}")
+    print(f"{f'Kafka -> trigger x{consumers} -> store-timeseries -> PostgreSQL':<58} {rate:>10,.0f}  "
+          f"({len(events)} sent, {distinct} stored, {rows - distinct} duplicates, {len(events) - distinct} lost)")
+    print(f"load average (1 min) {load_before:.2f} before the ingest run, {os.getloadavg()[0]:.2f} after; "
+          f"{os.cpu_count()} CPUs")
+    if distinct != len(events) or rows != distinct:
+        raise RuntimeError(f"ingest: {len(events)} sent, {distinct} stored, {rows - distinct} duplicates")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events of the capacity run")
     parser.add_argument("--sensors", type=int, default=500)
     parser.add_argument("--rate", type=float, default=0, help="events/s under load; 0: 70%% of the capacity")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--consumers", type=int, default=3, help="trigger processes of the ingest run (3 partitions)")
+    parser.add_argument("--ingest-only", action="store_true", help="only the ingest run and its ceiling")
     args = parser.parse_args()
     bench = Bench(args)
     try:
         start = datetime.now(timezone.utc) - timedelta(hours=1)
         events = [reading(i % args.sensors, start + timedelta(milliseconds=i)) for i in range(args.events)]
+        if args.ingest_only:
+            return report_ingest(bench, events, args.consumers)
         copied, written = bench.baseline(events)
         print(f"{args.events} traffic-sensors events, {args.sensors} sensors; PostgreSQL, Kafka and Redis of the local stack")
         print(f"{'path':<58} {'events/s':>10}")
@@ -225,6 +325,8 @@ def main() -> None:
         capacity = bench.capacity(events)
         print(f"{'Kafka -> store-timeseries + store-latest -> PostgreSQL':<58} {capacity:>10,.0f}  (zero loss: "
               f"{args.events} sent, {args.events} rows, 0 dead letters)")
+        bench.db.execute("TRUNCATE traffic_flow")
+        report_ingest(bench, events, args.consumers)
         rate = args.rate or 0.7 * capacity
         sent, ages, lags = bench.under_load(rate, args.seconds, args.sensors, args.events)
         print(f"under load: {sent} events at {rate:,.0f}/s for {args.seconds:g} s, zero loss; each sensor every "
