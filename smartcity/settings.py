@@ -158,6 +158,17 @@ class Settings(BaseSettings):
     redis_port: int = Field(default=6379, description="Port of the local Redis server (`smartcity stack`).")
     ferretdb_port: int = Field(default=27017, description="Port of the local FerretDB, MongoDB wire protocol.")
     s3_port: int = Field(default=9000, description="Port of the local S3-compatible server (`smartcity stack`).")
+    stack_tls: bool = Field(
+        default=False,
+        description="`smartcity stack up` starts Kafka, PostgreSQL, Redis, FerretDB, S3 and the gateway with TLS, from "
+        "the project CA in `<stack_dir>/tls/` (made once); `smartcity stack env` then gives TLS URLs.",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM) the clients verify servers' certificates against, host name included, when a "
+        "backend URL asks for TLS (Kafka `?security.protocol=SSL`, `rediss://`, PostgreSQL `?sslmode=verify-full`, "
+        "MongoDB `?tls=true`, S3 `?secure=true`); empty: the system's CAs.",
+    )
     prometheus_port: int = Field(default=9090, description="Port of the local Prometheus (`smartcity stack`).")
     streaming_metrics_port: int = Field(
         default=9108, description="Port of the streaming jobs' /metrics endpoint, scraped by Prometheus."
