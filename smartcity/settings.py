@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         default=False,
         description="Let ingest functions take readings without an API key or token: for local development only "
         "(refused in production mode).")
+    encrypt_at_rest: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Envelope AES-256-GCM of raw archives, backups and model artifacts with the keys of the secret "
+        "`encryption-keyring` (docs/security.md): `auto` when that secret exists, `on` (refuse to run without it) "
+        "or `off` (write plaintext; encrypted objects are still read).")
     mode: Literal["development", "production"] = Field(
         default="development",
         description="`production` refuses to start with demo or default secrets (a JWT key or ingest key list that "
