@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from streaming.sources import BusSource
 WINDOW = "5 minutes"
 WINDOW_S = 300
 INPUT_METRICS = "input"  # suffix of the observation each job makes of its input
+AWAIT_POLL_S = 0.5
 # The most characters of a failed micro-batch's error that reach the JVM. Spark tells an interruption from a
 # failure by matching the py4j error's message with StreamExecution.PROXY_ERROR, whose `(.|\r\n|\r|\n)*` recurses
 # once per character after "Py4JJavaError: An error occurred while calling": in a thread of the JVM's default
@@ -190,10 +192,20 @@ def start(ctx: StreamingContext, job: Job, write: BatchWriter | None = None) -> 
 
 
 def await_all(queries: Sequence[StreamingQuery], timeout_s: float | None = None) -> None:
-    """Wait until every query has stopped (or ``timeout_s``); the first failure stops the others and is raised."""
+    """Wait until every query has stopped (or ``timeout_s``); the first failure stops the others and is raised.
+
+    The queries are polled from Python, a short sleep apart, instead of blocking in the JVM's awaitTermination:
+    Ctrl-C then interrupts a sleep, not a py4j call (which breaks its connection, and py4j logs it as errors).
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        for query in queries:
-            query.awaitTermination(timeout_s)
+        while True:
+            for query in queries:
+                if not query.isActive and (error := query.exception()) is not None:
+                    raise error
+            if not any(query.isActive for query in queries) or (deadline is not None and time.monotonic() > deadline):
+                return
+            time.sleep(AWAIT_POLL_S)
     except Exception:
         for query in queries:
             if query.isActive:
