@@ -31,6 +31,8 @@ import numpy as np
 from models import catalog
 from models.base import Forecaster
 from smartcity.backends.objects import ObjectStore
+from smartcity.settings import Settings
+from smartcity.storage.encryption import at_rest
 
 PREFIX = "models/"
 CARD = "card.json"
@@ -64,10 +66,11 @@ def _finite(value: Any) -> Any:
 
 
 class Registry:
-    """Forecasters by target and version in one object store."""
+    """Forecasters by target and version in one object store; files, cards and pointers encrypted as ``settings``
+    say (:func:`smartcity.storage.encryption.at_rest`)."""
 
-    def __init__(self, objects: ObjectStore, prefix: str = PREFIX) -> None:
-        self.objects = objects
+    def __init__(self, objects: ObjectStore, prefix: str = PREFIX, settings: Settings | None = None) -> None:
+        self.objects = at_rest(objects, settings)
         self.prefix = prefix
 
     def _folder(self, target: str, model: str, version: str) -> str:

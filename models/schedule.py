@@ -83,7 +83,7 @@ class TrainingSchedule:
             try:
                 if not self._enough_history(database):
                     return self.poll_s
-                result = train(database, Registry(objects), self.options, say=self.say)
+                result = train(database, Registry(objects, settings=self.settings), self.options, say=self.say)
             except TrainingError as error:
                 return self._failed(str(error), self.poll_s)
             except Exception as error:  # one bad run must not end the schedule

@@ -107,12 +107,14 @@ class Demo:
         from smartcity.backends.bus import open_bus
         from smartcity.simulator.city import load_city
         from smartcity.storage.prepare import prepare_storage
+        from smartcity.storage.encryption import ensure_keyring
 
         if self.options.fresh and self.options.data_dir.exists():
             shutil.rmtree(self.options.data_dir)
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.secrets_dir.mkdir(parents=True, exist_ok=True)
         create_local_keys(self.settings.secrets_dir)
+        ensure_keyring(self.settings)  # archives, backups and model artifacts encrypted at rest
         self.ingest_key = demo_ingest_key(self.settings.secrets_dir)
         applied = prepare_storage(self.settings)
         self.start = city_start(self.options.start, datetime.now(timezone.utc), load_city().timezone,

@@ -10,4 +10,4 @@ from smartcity.storage.envelope import AnyStreamEvent, stored_events
 
 @cloudevent_function(data=AnyStreamEvent, batch=1000)
 def handle(events: list[Event[AnyStreamEvent]], context: Context) -> None:
-    RawArchive(context.objects, context.cache).write(stored_events(events))
+    RawArchive(context.objects, context.cache, context.settings).write(stored_events(events))

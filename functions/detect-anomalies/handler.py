@@ -30,7 +30,7 @@ def service(context: Context):
     from models.anomaly.serving import AnomalyService
 
     settings = context.settings
-    return AnomalyService(context.database, AnomalyRegistry(context.objects), threshold=settings.anomaly_threshold,
+    return AnomalyService(context.database, AnomalyRegistry(context.objects, settings=context.settings), threshold=settings.anomaly_threshold,
                           reload_s=settings.anomaly_reload_s)
 
 

@@ -23,7 +23,7 @@ def service(context: Context):
     from models.registry import Registry
     from models.serving import ForecastService
 
-    return ForecastService(context.database, Registry(context.objects), reload_s=context.settings.forecast_reload_s)
+    return ForecastService(context.database, Registry(context.objects, settings=context.settings), reload_s=context.settings.forecast_reload_s)
 
 
 @cloudevent_function(data=TrafficWindow, batch=500)

@@ -20,7 +20,7 @@ GROUPS = {
     "settings": "settings", "token": "api", "schemas": "schemas", "simulate": "simulate", "stack": "stack",
     "db": "db", "backup": "backup", "functions": "functions", "streaming": "streaming", "grafana": "grafana",
     "demo": "demo", "history": "history", "models": "models", "connect": "connect", "city": "city",
-    "logs": "logs", "new-stream": "new_stream",
+    "logs": "logs", "new-stream": "new_stream", "keys": "keys",
 }
 
 

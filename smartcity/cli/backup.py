@@ -48,7 +48,7 @@ def stores(database_url: str | None, documents_url: str | None, backup_url: str 
     db = open_database(database_url) if with_data else None
     documents = open_documents(documents_url or settings.documents_url) if with_data else None
     try:
-        yield Stores(Backups(objects), db, database_url, documents)
+        yield Stores(Backups(objects, settings=settings), db, database_url, documents)
     except BackupError as error:
         console.print(f"[red]backup failed:[/red] {error}")
         raise typer.Exit(1) from None

@@ -31,6 +31,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from smartcity.backends.cache import Cache
 from smartcity.backends.objects import ObjectStore
+from smartcity.settings import Settings
+from smartcity.storage.encryption import at_rest
 from smartcity.storage.envelope import StoredEvent
 
 ARCHIVE_PREFIX = "raw"
@@ -80,10 +82,11 @@ def read_parquet(data: bytes) -> pa.Table:
 
 
 class RawArchive:
-    """Writes batches of events into the archive, each event once."""
+    """Writes batches of events into the archive, each event once; encrypted as ``settings`` say
+    (:func:`smartcity.storage.encryption.at_rest`)."""
 
-    def __init__(self, objects: ObjectStore, cache: Cache) -> None:
-        self.objects = objects
+    def __init__(self, objects: ObjectStore, cache: Cache, settings: Settings | None = None) -> None:
+        self.objects = at_rest(objects, settings)
         self.cache = cache
 
     def write(self, events: Sequence[StoredEvent]) -> list[str]:

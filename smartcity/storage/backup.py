@@ -40,6 +40,8 @@ from smartcity.backends.database.postgres import conninfo_from_url
 from smartcity.backends.documents import DocumentStore
 from smartcity.backends.documents.embedded import decode, encode
 from smartcity.backends.objects import ObjectStore
+from smartcity.settings import Settings
+from smartcity.storage.encryption import at_rest
 from smartcity.storage.checksums import checksum_differences, documents_checksum, table_checksums
 
 BACKUP_PREFIX = "backups/"
@@ -146,10 +148,11 @@ def documents_of(store: DocumentStore, collection: str) -> Iterator[dict[str, An
 
 
 class Backups:
-    """The backups kept in one object store, under ``prefix``."""
+    """The backups kept in one object store, under ``prefix``; every file encrypted as ``settings`` say
+    (:func:`smartcity.storage.encryption.at_rest`)."""
 
-    def __init__(self, objects: ObjectStore, prefix: str = BACKUP_PREFIX) -> None:
-        self.objects = objects
+    def __init__(self, objects: ObjectStore, prefix: str = BACKUP_PREFIX, settings: Settings | None = None) -> None:
+        self.objects = at_rest(objects, settings)
         self.prefix = prefix
 
     def _key(self, backup_id: str, name: str) -> str:

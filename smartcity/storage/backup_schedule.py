@@ -59,7 +59,7 @@ class BackupSchedule:
             target = open_objects(s.backup_url, "SMARTCITY_BACKUP_URL", settings=s)
             opened.callback(target.close)
             snapshots = enable_snapshots(target)
-            backups = Backups(target)
+            backups = Backups(target, settings=s)
             backup = backups.create(db, s.database_url, documents)
             removed = backups.prune(s.backup_keep, s.backup_keep_days)
         run = ScheduledRun(backup, removed, snapshots)
