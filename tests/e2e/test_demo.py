@@ -122,7 +122,7 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
     [version] = schedule.results[0].versions.values()
     if schedule.results[0].promoted is None:  # on 6 days XGBoost need not beat the historical average: an operator's
         objects = open_objects(settings.objects_url)  # `smartcity models promote`
-        Registry(objects).promote("segment-speed", version)
+        Registry(objects, settings=settings).promote("segment-speed", version)
         objects.close()
 
     with ExitStack() as stack:
