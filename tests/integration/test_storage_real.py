@@ -21,7 +21,8 @@ from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups, table_counts
 from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
-from smartcity.storage.latest_state import LatestState
+from smartcity.storage.envelope import StoredEvent
+from smartcity.storage.latest_state import LatestState, index_key
 from smartcity.storage.migrate import alembic_config, migrate, revisions, schema_differences, status
 from smartcity.storage.partitions import partition_name
 from smartcity.storage.prepare import prepare_storage
@@ -212,7 +213,6 @@ def test_the_store_functions_write_kafka_records_into_every_real_backend_once(se
         assert documents.count(DEVICE_PAYLOADS) == len(sent) and documents.count(INCIDENTS) == 2
         latest = LatestState(cache, settings.latest_state_ttl_s)
         for stream, event, cloudevent in sent:
-            from smartcity.storage.envelope import StoredEvent
             state = latest.read(stream, StoredEvent(stream, cloudevent.get_id(), "/tests", event).entity_id)
             assert state is not None and state["event_id"] == cloudevent.get_id()
         archive = RawArchive(objects, cache)
@@ -230,6 +230,8 @@ def test_the_store_functions_write_kafka_records_into_every_real_backend_once(se
         for stream, event, cloudevent in sent:
             cache.delete(f"archived:{stream}:{cloudevent.get_id()}")
         cache.delete(*[k for s, e, c in sent for k in cache.keys(f"latest:{s}:") if str(n) in k or str(n + 1) in k])
+        for stream, event, cloudevent in sent:  # and their entities from the streams' indexes
+            cache.index_remove(index_key(stream), StoredEvent(stream, cloudevent.get_id(), "/tests", event).entity_id)
         bus.delete_topics([prefix + t for t in STREAMS] + [prefix + DEAD_LETTER_TOPIC])
         bus.close()
 
