@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from smartcity.errors import ConfigurationError
-from smartcity.events import CityEvent, Stream
+from smartcity.events import STREAMS, CityEvent, Stream
 from smartcity.settings import TOPICS
 from smartcity.simulator.air_quality import AirQualitySource
 from smartcity.simulator.bikeshare import BikeShareSource
@@ -52,9 +52,14 @@ class SimulatorOptions:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
             raise ValueError("start: a timezone is required")
-        unknown = set(self.streams) - set(TOPICS)
+        unknown = set(self.streams) - set(simulated_topics())
         if unknown:
-            raise ValueError(f"streams: unknown {sorted(unknown)}; known: {', '.join(TOPICS)}")
+            raise ValueError(f"streams: unknown {sorted(unknown)}; known: {', '.join(simulated_topics())}")
+
+
+def simulated_topics() -> tuple[str, ...]:
+    """The eight, then each other stream whose descriptor has a simulator ``source`` (simulated when named)."""
+    return (*TOPICS, *(topic for topic, stream in STREAMS.items() if stream.source and topic not in TOPICS))
 
 
 def simulates_traffic(city: CityModel) -> bool:
@@ -118,6 +123,8 @@ class CitySimulation:
             "bike-share": lambda: BikeShareSource(context),
             "air-quality": lambda: AirQualitySource(context),
         }
+        makers |= {topic: lambda make=STREAMS[topic].source: make(context)
+                   for topic in simulated_topics() if topic not in makers}
         if "air-quality" in wanted or "bike-share" in wanted:
             wanted.add("weather")  # they read the weather; it is computed, published only if asked for
         return [make() for topic, make in makers.items() if topic in wanted]

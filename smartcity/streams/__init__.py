@@ -12,7 +12,7 @@ registry (:mod:`smartcity.streams._registry`) finds them all, and every part of 
 - the **ingest function** ``ingest-<topic>`` is the generic one (:func:`smartcity.ingest.ingest_app`), in its
   stack.yml entry or, when it has none, served as generated from the descriptor (:mod:`smartcity.runtime.stackfile`);
 - the **latest state** is kept per ``latest_field`` (default the record key) by store-latest;
-- a sample reading (``example``) for its tests;
+- a sample reading (``example``) for its tests, and a simulator ``source`` if it has one;
 - an **API listing** ``/v1/<api_group>/<topic>`` (a page of latest states and one by id) when ``api_group`` names
   an API function's group (:mod:`smartcity.api.stream_routes`).
 
@@ -23,7 +23,7 @@ says the rest.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,9 @@ class Stream:
     api_group: str | None = None  # serve /v1/<api_group>/<topic> from that group's API function
     # A reading's own values (no id, time, location or zone): the sample of tests and docs; the eight's are in tests/.
     example: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The simulator's source of the stream, if any: a class (or callable) taking the simulator's SourceContext and
+    # giving a smartcity.simulator.source.Source; `smartcity simulate --streams <topic>` runs it.
+    source: Callable[[Any], Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not TOPIC_NAME.fullmatch(self.topic):

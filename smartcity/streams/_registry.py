@@ -103,10 +103,18 @@ class Registry(Mapping[str, Stream]):
         self._streams: dict[str, Stream] | None = None
         self._by_type: dict[str, Stream] = {}
         self._from_folder: set[str] = set()
+        self._finding = False
 
     def _all(self) -> dict[str, Stream]:
         if self._streams is None:
-            self._streams, self._from_folder = discover(get_settings().streams_dir)
+            if self._finding:  # else a descriptor reading the streams while imported would recurse without end
+                raise ConfigurationError(SETTING, "a stream descriptor uses smartcity.events.STREAMS while it is "
+                                         "being imported; use it in functions only")
+            self._finding = True
+            try:
+                self._streams, self._from_folder = discover(get_settings().streams_dir)
+            finally:
+                self._finding = False
             self._by_type = {stream.ce_type: stream for stream in self._streams.values()}
         return self._streams
 
