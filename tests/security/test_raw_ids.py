@@ -1,0 +1,119 @@
+"""Issue 16, must show: a known raw vehicle id and driver id sent through ingest appear afterwards in no store,
+topic, archive, backup or log line.
+
+Taxi readings carrying known raw ids (two valid, one refused) go through ``ingest-taxi-vtc`` behind the real
+gateway, on embedded backends under the test's folder (file bus, SQLite, embedded documents, local object folder,
+an in-process cache, encryption at rest on); every function of ``stack.yml`` triggered by ``taxi-vtc`` or the
+dead-letter topic is fed the records as its trigger feeds them (store-timeseries, store-latest, store-documents,
+archive-raw, dead-letter-archive); a backup is taken. Then every byte of every file under the folder, every key,
+value and index of the cache and every captured log line (all loggers at DEBUG, and stdout/stderr) are scanned for
+the raw ids, in their text and JSON-escaped forms. A control value, the trip's entity id, is stored in plaintext:
+the same scan must find it (in the topic's files and the database), so a scan that reads nothing cannot pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+
+from smartcity.backends.bus import open_bus
+from smartcity.backends.cache import open_cache
+from smartcity.backends.database import open_database
+from smartcity.backends.documents import open_documents
+from smartcity.backends.objects import open_objects
+from smartcity.runtime.loader import load_stack
+from smartcity.runtime.stackfile import read_stack
+from smartcity.runtime.trigger import FunctionTrigger
+from smartcity.settings import DEAD_LETTER_TOPIC
+from smartcity.storage.backup import Backups
+from smartcity.storage.encryption import ensure_keyring
+from tests.storage_samples import drain
+from tests.stream_functions import STACK_FILE, ingest_function, reading
+
+RAW_VEHICLE = "RAW-VEH-4711-QX"
+RAW_DRIVER = "raw-driver-0815-kq"
+CONTROL = "urn:ngsi-ld:TaxiTrip:control-trip-5150"
+TOPICS = {"taxi-vtc", DEAD_LETTER_TOPIC}
+
+
+def forms(value: str) -> list[bytes]:
+    """The value as text, JSON-escaped, UTF-16 (SQLite may store text so) and in upper and lower case."""
+    return sorted({value.encode(), orjson.dumps(value)[1:-1], value.encode("utf-16-le"),
+                   value.lower().encode(), value.upper().encode()})
+
+
+def scan(files: dict[str, bytes], value: str) -> list[str]:
+    """The names of the files (or captured outputs) whose bytes hold any form of ``value``."""
+    return sorted(name for name, data in files.items() if any(form in data for form in forms(value)))
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def cache_bytes(cache_url: str) -> bytes:
+    """Every key, value, index name and index member of the in-process cache (its whole store, read directly)."""
+    store = open_cache(cache_url)._store
+    parts = [key.encode() + b"=" + value for key, (value, _) in store.entries.items()]
+    parts += [name.encode() + b":" + "\n".join(members).encode() for name, members in store.indexes.items()]
+    return b"\n".join(parts)
+
+
+def triggered_functions() -> list[str]:
+    _, specs = read_stack(STACK_FILE)
+    return [spec.name for spec in specs if TOPICS & set(spec.topics)]
+
+
+def send_readings(folder: Path):
+    """The three readings through ingest-taxi-vtc; the settings it ran on."""
+    with ingest_function(folder, "taxi-vtc") as ingest:
+        ensure_keyring(ingest.settings)
+        valid = [reading("taxi-vtc", id=CONTROL, vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER),
+                 reading("taxi-vtc", id=CONTROL + "-2", vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER, speed=12.0)]
+        assert ingest.post(valid).status_code == 202
+        refused = ingest.post([reading("taxi-vtc", vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER, speed=-3)])
+        assert refused.status_code == 422
+        return ingest.settings
+
+
+def run_triggered_functions(settings) -> dict[str, tuple[int, int]]:
+    bus = open_bus(settings.bus_url)
+    try:
+        outcomes = {}
+        for function in load_stack(STACK_FILE, settings, triggered_functions()):
+            records = drain(bus, [topic for topic in function.spec.topics if topic in TOPICS])
+            outcome = FunctionTrigger(function).process(records)
+            outcomes[function.name] = (outcome.handled, outcome.dead_lettered)
+        return outcomes
+    finally:
+        bus.close()
+
+
+def take_backup(settings, folder: Path) -> None:
+    db, documents = open_database(settings.database_url), open_documents(settings.documents_url)
+    try:
+        Backups(open_objects(f"file://{folder}/backups"), settings=settings).create(db, settings.database_url, documents)
+    finally:
+        db.close()
+        documents.close()
+
+
+def test_raw_ids_sent_through_ingest_appear_in_no_store_topic_archive_backup_or_log(tmp_path, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    settings = send_readings(tmp_path)
+    outcomes = run_triggered_functions(settings)
+    assert {"store-timeseries", "store-latest", "store-documents", "archive-raw"} <= set(outcomes)
+    assert all(outcomes[name][0] == 2 for name in ("store-timeseries", "store-documents", "archive-raw")), outcomes
+    take_backup(settings, tmp_path)
+    captured = capfd.readouterr()
+    everything = {**files_under(tmp_path), "cache": cache_bytes(settings.cache_url), "log records": caplog.text.encode(),
+                  "stdout": captured.out.encode(), "stderr": captured.err.encode()}
+    assert any(name.startswith("objects/raw/taxi-vtc/") for name in everything)  # the archive was written
+    assert any(name.startswith("backups/backups/") for name in everything)  # ... and the backup
+
+    assert scan(everything, RAW_VEHICLE) == []
+    assert scan(everything, RAW_DRIVER) == []
+    found = scan(everything, CONTROL)  # the control: a value stored in plaintext is found by the same scan
+    assert any(name.startswith("bus/") for name in found) and "smartcity.db" in " ".join(found), found
