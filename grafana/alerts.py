@@ -100,8 +100,10 @@ def city_rules() -> list[dict[str, Any]]:
 
 
 def provisioning() -> dict[str, Any]:
-    """``provisioning/alerting/rules.yml``: the rule groups, in the dashboards' folder."""
+    """``provisioning/alerting/rules.yml``: the rule groups, in the dashboards' folder; each rule labelled with its
+    group as ``area``, which the notification policies route on (grafana/access.py)."""
     groups = (("platform", platform_rules()), ("city", city_rules()))
     return {"apiVersion": 1,
-            "groups": [{"orgId": 1, "name": name, "folder": FOLDER, "interval": GROUP_INTERVAL, "rules": rules}
+            "groups": [{"orgId": 1, "name": name, "folder": FOLDER, "interval": GROUP_INTERVAL,
+                        "rules": [{**one, "labels": {**one["labels"], "area": name}} for one in rules]}
                        for name, rules in groups]}

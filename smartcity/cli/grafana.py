@@ -54,3 +54,32 @@ def env() -> None:
         raise typer.Exit(1) from None
     for name, value in variables.items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command("apply-rbac")
+def apply_rbac(
+    url: str = typer.Option(..., "--url", help="Grafana's address, e.g. https://grafana.example.org."),
+) -> None:
+    """Create the teams and set the folder and data source permissions of grafana/rbac/rbac.json in a Grafana,
+    through its HTTP API, with the service account token of the secret file grafana-api-token."""
+    from grafana.access import rbac
+    from grafana.apply_rbac import TOKEN_SECRET, GrafanaError, apply_rbac as apply
+    from smartcity.settings import read_secret
+
+    if not url.startswith(("http://", "https://")):
+        typer.echo(f"error: --url {url!r} is not an http(s) address", err=True)
+        raise typer.Exit(2)
+    try:
+        token = read_secret(TOKEN_SECRET).get_secret_value()
+    except ConfigurationError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        applied = apply(url, token, rbac())
+    except GrafanaError as error:
+        console.print(f"[red]error[/red] {error}")
+        raise typer.Exit(1) from None
+    for line in applied.done:
+        console.print(f"applied: {line}")
+    for line in applied.not_applied:
+        console.print(f"[yellow]not applied[/yellow]: {line}")
