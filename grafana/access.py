@@ -14,7 +14,7 @@ Grafana Enterprise / Cloud feature; on Grafana OSS every user of the organisatio
 
 Alert routing: every rule carries ``platform=smartcity``, a ``severity`` and an ``area`` (its group: ``platform``
 or ``city``). Platform alerts go to the platform team's address, city alerts to the operators', and critical ones
-(of either area) also to the on-call webhook. The addresses are the deployment's, read by Grafana from its
+(of either area) also to the on-call address. The addresses are the deployment's, read by Grafana from its
 environment when it loads the files (:data:`CONTACT_VARIABLES`).
 """
 
@@ -37,23 +37,21 @@ DATASOURCE_PERMISSIONS = {OPERATORS: "Query", ANALYSTS: "Query", ADMINS: "Admin"
 PAGER, PLATFORM, CITY = "smartcity-on-call", "smartcity-platform", "smartcity-city-operations"
 # Grafana expands $VARIABLES in provisioning files from its environment: the deployment sets these.
 CONTACT_VARIABLES = {
-    PAGER: "GRAFANA_ALERT_WEBHOOK_URL",
+    PAGER: "GRAFANA_ALERT_EMAIL_ON_CALL",
     PLATFORM: "GRAFANA_ALERT_EMAIL_PLATFORM",
     CITY: "GRAFANA_ALERT_EMAIL_OPERATORS",
 }
 
 
 def contact_points() -> dict[str, Any]:
-    """``provisioning/alerting/contact-points.yml``: the on-call webhook, the platform's and the operators' mail."""
+    """``provisioning/alerting/contact-points.yml``: the mail of the on-call rota, the platform team and the
+    operators (Grafana mails through its SMTP settings; an on-call service's address takes mail as pages)."""
     def email(name: str) -> dict[str, Any]:
         return {"orgId": 1, "name": name, "receivers": [{
             "uid": name, "type": "email", "disableResolveMessage": False,
             "settings": {"addresses": f"${CONTACT_VARIABLES[name]}", "singleEmail": True}}]}
 
-    pager = {"orgId": 1, "name": PAGER, "receivers": [{
-        "uid": PAGER, "type": "webhook", "disableResolveMessage": False,
-        "settings": {"url": f"${CONTACT_VARIABLES[PAGER]}", "httpMethod": "POST"}}]}
-    return {"apiVersion": 1, "contactPoints": [pager, email(PLATFORM), email(CITY)]}
+    return {"apiVersion": 1, "contactPoints": [email(PAGER), email(PLATFORM), email(CITY)]}
 
 
 def _route(receiver: str, *matchers: tuple[str, str, str], more: bool = False) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def _route(receiver: str, *matchers: tuple[str, str, str], more: bool = False) -
 
 
 def notification_policies() -> dict[str, Any]:
-    """``provisioning/alerting/notification-policies.yml``: critical alerts to the on-call webhook (and on), then
+    """``provisioning/alerting/notification-policies.yml``: critical alerts to the on-call address (and on), then
     each area to its team; anything else falls to the platform team (the root's receiver)."""
     ours = ("platform", "=", "smartcity")
     return {"apiVersion": 1, "policies": [{

@@ -74,8 +74,7 @@ def test_the_routing_check_catches_a_rule_no_route_matches():
 def test_contact_points_take_their_addresses_from_the_environment():
     for point in access.contact_points()["contactPoints"]:
         [receiver] = point["receivers"]
-        address = receiver["settings"].get("addresses") or receiver["settings"]["url"]
-        assert address == f"${access.CONTACT_VARIABLES[point['name']]}"
+        assert receiver["settings"]["addresses"] == f"${access.CONTACT_VARIABLES[point['name']]}"
 
 
 def test_every_folder_and_data_source_has_permissions_for_existing_teams():
