@@ -192,6 +192,14 @@ def test_the_streaming_checkpoints_are_on_a_persistent_volume(rendered):
         assert claim in _names(documents, "PersistentVolumeClaim")
 
 
+def test_production_volumes_are_on_an_encrypted_storage_class(rendered):
+    [storage_class] = [doc for doc in rendered["production"] if doc["kind"] == "StorageClass"]
+    assert storage_class["parameters"]["encrypted"] == "true" and storage_class["provisioner"]
+    [claim] = [doc for doc in rendered["production"] if doc["kind"] == "PersistentVolumeClaim"]
+    assert claim["spec"]["storageClassName"] == storage_class["metadata"]["name"]
+    assert not [doc for doc in rendered["default"] if doc["kind"] == "StorageClass"]
+
+
 def test_kafka_sources_carry_the_delivery_spec_of_stack_yml(rendered):
     _, specs = read_stack(PROJECT_ROOT / "stack.yml")
     sources = {doc["metadata"]["name"]: doc for doc in rendered["production"] if doc["kind"] == "KafkaSource"}
