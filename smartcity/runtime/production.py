@@ -6,7 +6,9 @@ Refused, each with a :class:`~smartcity.errors.ConfigurationError` naming the se
 - a JWT key (``jwt-hs256-key``, ``jwt-rs256-public.pem``) or the ingest key list (``ingest-api-keys``) that is
   missing, empty, or marked as made by ``smartcity demo`` (:data:`DEMO_MARK` beside it in the secrets folder);
   a function container checks those its ``stack.yml`` entry lists (the secrets it has), the gateway all;
-- an ingest key list holding no key, or the demo simulator's key.
+- an ingest key list holding no key, or the demo simulator's key;
+- the keyring of the encryption at rest (``encryption-keyring``) missing, empty or the demo's, where it is a secret
+  of the container; ``SMARTCITY_ENCRYPT_AT_REST=off``.
 
 The gateway checks this when it is built, every function server when it starts.
 """
@@ -19,11 +21,12 @@ from smartcity.api.auth import HS256_KEY_FILE, RS256_PUBLIC_KEY_FILE
 from smartcity.errors import ConfigurationError
 from smartcity.runtime.credentials import INGEST_KEYS_SECRET, read_ingest_keys
 from smartcity.settings import Settings
+from smartcity.storage.encryption import KEYRING_SECRET
 
 # `smartcity demo` writes this file into its secrets folder: its secrets are for the demo only.
 DEMO_MARK = ".made-by-smartcity-demo"
 DEMO_SOURCE = "demo-simulator"
-PRODUCTION_SECRETS = (HS256_KEY_FILE, RS256_PUBLIC_KEY_FILE, INGEST_KEYS_SECRET)
+PRODUCTION_SECRETS = (HS256_KEY_FILE, RS256_PUBLIC_KEY_FILE, INGEST_KEYS_SECRET, KEYRING_SECRET)
 
 
 def unsafe_production(settings: Settings, secrets: Sequence[str] = PRODUCTION_SECRETS) -> list[ConfigurationError]:
@@ -35,6 +38,9 @@ def unsafe_production(settings: Settings, secrets: Sequence[str] = PRODUCTION_SE
     if settings.ingest_allow_anonymous:
         problems.append(ConfigurationError("ingest_allow_anonymous", "anonymous ingest is refused in production "
                                            "mode (unset SMARTCITY_INGEST_ALLOW_ANONYMOUS)"))
+    if settings.encrypt_at_rest == "off":
+        problems.append(ConfigurationError("encrypt_at_rest", "archives, backups and model artifacts must be "
+                                           "encrypted in production mode (unset SMARTCITY_ENCRYPT_AT_REST)"))
     demo = (settings.secrets_dir / DEMO_MARK).exists()
     for name in (name for name in PRODUCTION_SECRETS if name in secrets):
         path = settings.secrets_dir / name

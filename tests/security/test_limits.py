@@ -18,6 +18,7 @@ from smartcity.runtime.gateway import build_gateway, invoke
 from smartcity.runtime.guard import GatewayGuard
 from smartcity.runtime.metrics import Metrics
 from smartcity.runtime.production import DEMO_MARK, refuse_unsafe_production
+from smartcity.storage.encryption import ensure_keyring
 from smartcity.runtime.ratelimit import ADDRESS_FACTOR, MemoryBuckets, RateLimiter, RedisBuckets
 from smartcity.runtime.stackfile import read_stack
 from smartcity.simulator.sinks import HttpSink
@@ -112,21 +113,28 @@ def test_a_function_that_does_not_answer_in_time_gets_504():
     assert "'slow' did not answer within 0.2 s" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("problem", ["demo secrets", "no ingest key", "empty JWT key", "anonymous ingest"])
+@pytest.mark.parametrize("problem", ["demo secrets", "no ingest key", "empty JWT key", "anonymous ingest",
+                                     "no keyring", "plaintext at rest"])
 def test_production_mode_refuses_demo_or_default_secrets_naming_them(tmp_path, problem):
     settings = prepared_settings(tmp_path).model_copy(update={"mode": "production"})
     secrets = settings.secrets_dir
     create_local_keys(secrets)
+    ensure_keyring(settings)
     ingest_headers(settings, [KEYED_STREAM], source="a-partner")
     refuse_unsafe_production(settings)  # real secrets: it starts
     expected = {"demo secrets": "jwt-hs256-key", "no ingest key": "ingest-api-keys",
-                "empty JWT key": "jwt-hs256-key", "anonymous ingest": "ingest_allow_anonymous"}[problem]
+                "empty JWT key": "jwt-hs256-key", "anonymous ingest": "ingest_allow_anonymous",
+                "no keyring": "encryption-keyring", "plaintext at rest": "encrypt_at_rest"}[problem]
     if problem == "demo secrets":
         (secrets / DEMO_MARK).write_text("demo")
     elif problem == "no ingest key":
         (secrets / "ingest-api-keys").write_text("[]")
     elif problem == "empty JWT key":
         (secrets / "jwt-hs256-key").write_text("")
+    elif problem == "no keyring":
+        (secrets / "encryption-keyring").unlink()
+    elif problem == "plaintext at rest":
+        settings = settings.model_copy(update={"encrypt_at_rest": "off"})
     else:
         settings = settings.model_copy(update={"ingest_allow_anonymous": True})
     with pytest.raises(ConfigurationError, match=expected):
