@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         default=400, ge=1, description="Requests a caller may send at once before `gateway_rate_per_s` applies.")
     gateway_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest a function may take to start answering through the gateway; then 504.")
+    gateway_drain_delay_s: float = Field(
+        default=0.0, ge=0,
+        description="After SIGTERM, how long the gateway still serves new requests while /healthz answers 503 (so load "
+        "balancers stop sending) before it stops listening; 0 where a preStop hook already waits (Kubernetes).")
+    gateway_drain_timeout_s: float = Field(
+        default=25.0, gt=0,
+        description="After SIGTERM (and the drain delay), how long in-flight requests may take to finish before the "
+        "gateway cancels them and exits; keep terminationGracePeriodSeconds above preStop + delay + this.")
     ingest_allow_anonymous: bool = Field(
         default=False,
         description="Let ingest functions take readings without an API key or token: for local development only "
