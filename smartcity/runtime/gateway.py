@@ -44,7 +44,6 @@ from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
 from smartcity.runtime.async_calls import AsyncRoutes
@@ -54,6 +53,7 @@ from smartcity.runtime.loader import LoadedFunction, load_stack
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.production import refuse_unsafe_production
+from smartcity.runtime.public_paths import GatewayApp
 from smartcity.runtime.request_context import RequestContext
 from smartcity.runtime.server import ASGIApp, Lifespan, function_app, json_response
 from smartcity.settings import Settings, get_settings
@@ -143,7 +143,7 @@ def public_path_of(app: ASGIApp | None) -> str | None:
     return getattr(getattr(app, "state", None), "public_path", None)
 
 
-def _mount_public_apps(gateway: FastAPI, functions: Sequence[LoadedFunction], apps: dict[str, ASGIApp],
+def _mount_public_apps(gateway: GatewayApp, functions: Sequence[LoadedFunction], apps: dict[str, ASGIApp],
                        metrics: Metrics, max_body_bytes: int, guard: GatewayGuard) -> None:
     """A function app that declares a public path answers there too; each ``on_gateway`` hook runs once."""
     public = {f.name: f.app for f in functions if public_path_of(f.app)}
@@ -155,11 +155,7 @@ def _mount_public_apps(gateway: FastAPI, functions: Sequence[LoadedFunction], ap
     for hook, sharing in hooks.items():
         hook(gateway, sharing)
     for name, app in public.items():
-        path = public_path_of(app).rstrip("/")
-        public_route = PublicRoute(apps[name], name, metrics, max_body_bytes, guard)
-        gateway.mount(path, public_route)
-        # A mount matches only below its prefix: the root itself (GET /v1/incidents) is a route of its own.
-        gateway.router.routes.append(Route(path, public_route))
+        gateway.add_public_path(public_path_of(app), PublicRoute(apps[name], name, metrics, max_body_bytes, guard))
 
 
 class PublicRoute:
@@ -211,7 +207,7 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
         if backends is not None:
             backends.close()
 
-    gateway = FastAPI(title="smartcity gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+    gateway = GatewayApp(title="smartcity gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     gateway.add_exception_handler(HTTPException, http_exception_problem)
     gateway.add_middleware(RequestContext)  # X-Request-Id and the W3C trace of every request, in its log lines
     function_routes = FunctionRoutes(apps, metrics, max_body_bytes, guard)
