@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Command name -> module of smartcity.cli holding its typer app.
+# Command name -> module of smartcity.cli holding its typer app, or its one command's function, as ``app``.
 GROUPS = {
     "settings": "settings", "token": "api", "schemas": "schemas", "simulate": "simulate", "stack": "stack",
     "db": "db", "backup": "backup", "functions": "functions", "streaming": "streaming", "grafana": "grafana",
@@ -36,7 +36,11 @@ def needs_extra(error: MissingExtra):
 
 for name, module in GROUPS.items():
     try:
-        app.add_typer(importlib.import_module(f"smartcity.cli.{module}").app, name=name)
+        command = importlib.import_module(f"smartcity.cli.{module}").app
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:  # one command with its own arguments (connect, new-stream): not a group, so no COMMAND in its usage
+            app.command(name)(command)
     except MissingExtra as error:  # the other commands still work
         app.command(name, help=f"Not installed: {escape(error.install_command)}", add_help_option=False,
                     context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(needs_extra(error))

@@ -20,13 +20,9 @@ from rich.console import Console
 from smartcity.errors import ConfigurationError
 from smartcity.settings import get_settings
 
-# One command with arguments, not a group of subcommands: options may follow the arguments.
-app = typer.Typer(help="Poll a GTFS-realtime, GBFS or open-data feed and publish it through the ingest functions.",
-                  context_settings={"allow_interspersed_args": True})
 console = Console(stderr=True)
 
 
-@app.callback(invoke_without_command=True)
 def connect(
     kind: str = typer.Argument(..., help="gtfs-rt, gbfs or http"),
     url: str = typer.Argument(..., help="The feed's URL (GBFS: its gbfs.json)"),
@@ -35,7 +31,8 @@ def connect(
     gateway: Optional[str] = typer.Option(None, help="Gateway of the ingest functions (default: the local one). (env SMARTCITY_CONNECTOR_GATEWAY_URL)"),
     once: bool = typer.Option(False, "--once", help="Poll once and exit: 0 when the poll worked, 1 when the feed or ingest failed."),
 ) -> None:
-    """Poll URL every interval; publish new and changed entities through the ingest functions."""
+    """Poll a GTFS-realtime, GBFS or open-data feed at URL every interval; publish new and changed entities
+    through the ingest functions."""
     from smartcity.backends.bus import open_bus
     from smartcity.connectors import feed_source, poller
     from smartcity.connectors.polling import Backoff, FeedUnavailable
@@ -73,3 +70,8 @@ def connect(
             console.print("stopped")
     finally:
         bus.close()
+
+
+# One command with arguments, not a group of subcommands: options may follow the arguments, and the usage
+# names no COMMAND.
+app = connect

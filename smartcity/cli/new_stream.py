@@ -22,16 +22,11 @@ from smartcity.streams._registry import descriptor_of, load_file
 from smartcity.streams._scaffold import descriptor_text, handler_test_text, handler_text, module_name, parse_fields
 from smartcity.streams._stack_text import add_ingest_entry, api_groups
 
-app = typer.Typer(help="Scaffold a new data stream: descriptor, ingest function, stack.yml entry, tests.",
-                  context_settings={"allow_interspersed_args": True})  # options after NAME too
-
-
 def _refuse(param: str, reason: str) -> None:
     typer.echo(f"error: {param}: {reason}", err=True)
     raise typer.Exit(2)
 
 
-@app.callback(invoke_without_command=True)
 def new_stream(
     name: str = typer.Argument(..., help="The stream's topic: lowercase words joined by '-', e.g. noise-levels."),
     fields: str = typer.Option(..., help="The reading's own fields, comma-separated name:type[:unit] "
@@ -40,7 +35,7 @@ def new_stream(
     api_group: Optional[str] = typer.Option(None, help="Serve /v1/<group>/<name> from that API function."),
     root: Path = typer.Option(PROJECT_ROOT, help="The project to write into."),
 ) -> None:
-    """Write a new stream's descriptor, ingest function and tests, and its stack.yml entry."""
+    """Scaffold a new data stream: its descriptor, ingest function and tests, and its stack.yml entry."""
     if not TOPIC_NAME.fullmatch(name):
         _refuse("NAME", f"{name!r} is not lowercase letters and digits in words joined by '-'")
     stack_file = root / "stack.yml"
@@ -67,3 +62,6 @@ def new_stream(
     schema.write_text(render(stream), encoding="utf-8")
     for path in (descriptor, function / "handler.py", function / "handler_test.py", stack_file, schema):
         typer.echo(f"wrote {path}")
+
+
+app = new_stream  # one command (smartcity.cli registers it so): options may follow NAME

@@ -157,6 +157,22 @@ def test_bad_arguments_exit_2_with_a_message(arguments, message, tmp_path, monke
     assert message in " ".join(result.output.split())
 
 
+def test_options_after_kind_and_url_parse_and_the_usage_names_no_subcommand(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMARTCITY_BUS_URL", f"file://{tmp_path}/bus")
+    given: dict[str, float] = {}
+
+    def poller(source, gateway, bus, partitions, interval_s, backoff, key):
+        given["interval_s"] = interval_s
+        raise RuntimeError("parsed")  # the command got this far: its arguments and options were read
+
+    monkeypatch.setattr("smartcity.connectors.poller", poller)
+    result = CliRunner().invoke(app, ["connect", "gbfs", "http://127.0.0.1:9/gbfs.json", "--once", "--interval", "5"])
+    assert str(result.exception) == "parsed", result.output
+    assert given == {"interval_s": 5.0}
+    usage = CliRunner().invoke(app, ["connect", "--help"]).output
+    assert "connect [OPTIONS] {kind} {url}" in usage and "COMMAND" not in usage
+
+
 def test_large_batches_go_in_several_requests_and_refusals_keep_their_index():
     sizes: list[int] = []
 
