@@ -114,10 +114,19 @@ class PostgresDatabase:
             return max(cursor.rowcount, 0)
 
     def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        # COPY cannot skip conflicts: copy into a session-local staging table, then move the new rows over.
+        # COPY cannot skip conflicts. Rows are nearly always new, so COPY straight into the table first; a batch
+        # with a key already there (a redelivery) rolls back to its savepoint and goes through a session-local
+        # staging table, whose new rows move over with INSERT ... SELECT ... ON CONFLICT DO NOTHING.
         names = ", ".join(columns)
         staging = f"_staging_{table}"
         with self.transaction(), self._connection() as connection:
+            try:
+                with connection.transaction(), connection.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return len(rows)
+            except psycopg.errors.UniqueViolation:
+                pass
             connection.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
                                f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             with connection.cursor().copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
