@@ -86,15 +86,27 @@ class GatewayGuard:
         if self.timeout_s is None:
             await call
             return True
-        task = asyncio.ensure_future(call)
-        waiter = asyncio.ensure_future(started.wait())
-        done, _ = await asyncio.wait({task, waiter}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if not done:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        # One timer on the running task, not a task and a waiter per request: the gateway's hot path.
+        task = asyncio.current_task()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not started.is_set():
+                expired = True
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.timeout_s, expire)
+        try:
+            await call
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+        finally:
+            timer.cancel()
+        if expired:  # cancelled by the timer, whether the call let the cancellation out or swallowed it
+            task.uncancel()
             return False
-        await task
         return True
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ class Metrics:
         )
         self.replicas = Gauge("gateway_service_count", "Replicas of each function", ["function_name"], registry=self.registry)
         self.registry.register(_FunctionMetrics())
+        self._children: dict[tuple[str, int], tuple] = {}  # labelled once per function and code: a hot path
 
     def register(self, function: str) -> None:
         self.replicas.labels(function_name=function).set(1)
@@ -48,9 +49,13 @@ class Metrics:
 
     def observe(self, function: str, code: int, seconds: float, count: int = 1) -> None:
         """Record ``count`` invocations (the events of a batch) that ended with ``code`` in ``seconds`` in all."""
-        labels = {"function_name": function, "code": str(code)}
-        self.invocations.labels(**labels).inc(count)
-        self.seconds.labels(**labels).observe(seconds)
+        children = self._children.get((function, code))
+        if children is None:
+            labels = {"function_name": function, "code": str(code)}
+            children = self._children[function, code] = (self.invocations.labels(**labels),
+                                                          self.seconds.labels(**labels))
+        children[0].inc(count)
+        children[1].observe(seconds)
 
     def invocation_count(self, function: str) -> int:
         total = 0.0
