@@ -13,7 +13,9 @@ topics of its ``topic`` annotation, and a thread that:
    before (dedup on source and id), retrying a failure with the function's backoff policy; a batch that still
    fails is split and each event tried alone, so one poisoned event does not sink the others; an event that
    still fails goes to the dead-letter topic with the error (``knativeerrorcode`` 500, ``knativeerrordata`` a 500
-   problem document with ``function`` and ``attempts``);
+   problem document with ``function`` and ``attempts``) — unless the error says a backend is out of reach
+   (:mod:`runtime.outages`): then nothing is dead-lettered or committed, and the consumer is reopened after a
+   pause, so the poll's records come again until the backend is back;
 4. flushes the poll's result events together, then marks its events handled (dedup);
 5. commits the polled offsets only once every record is handled or dead-lettered: at-least-once, nothing lost.
 
@@ -38,6 +40,7 @@ from smartcity.runtime.events import Event, InvalidEvent
 from smartcity.runtime.jsonlog import handling
 from smartcity.runtime.loader import LoadedFunction
 from smartcity.runtime.metrics import Metrics
+from smartcity.runtime.outages import is_outage
 from smartcity.runtime.publishing import Publisher
 from smartcity.runtime.runner import FunctionRunner
 
@@ -100,7 +103,8 @@ class FunctionTrigger:
                 if not records:
                     continue
                 outcome = self.process(records)
-                if not outcome.complete:
+                if not outcome.complete:  # stopping (the wait ends at once), or a backend is out of reach
+                    self.stop_event.wait(RECONNECT_DELAY_S)
                     return
                 consumer.commit(records)
         finally:
@@ -152,7 +156,7 @@ class FunctionTrigger:
             outcome.handled += len(chunk)
             outcome.pending.extend(result[0])
             return True
-        if result.stopped:
+        if result.stopped or self._outage(result):
             return False
         if len(chunk) > 1:
             logger.warning("%s: a batch of %d failed %d times (%s); trying its events one by one",
@@ -165,12 +169,21 @@ class FunctionTrigger:
         started = time.perf_counter()
         result = deliver(lambda: self.runner.handle([event]), self.delivery.model_copy(update={"retry": 0}))
         if isinstance(result, Failure):
+            if self._outage(result):
+                return False
             self._give_up(event, result, outcome)
         else:
             self.metrics.observe(self.name, 200, time.perf_counter() - started)
             outcome.handled += 1
             outcome.pending.extend(result[0])
         return not self.stop_event.is_set()
+
+    def _outage(self, failure: Failure) -> bool:
+        if not is_outage(failure.error):
+            return False
+        logger.error("%s: a backend is out of reach (%s: %s); nothing committed, the records come again in %ss",
+                     self.name, type(failure.error).__name__, failure.error, RECONNECT_DELAY_S)
+        return True
 
     def _give_up(self, event: Event[Any], failure: Failure, outcome: Outcome) -> None:
         error = problem(500, f"{type(failure.error).__name__}: {failure.error}", function=self.name,

@@ -171,6 +171,35 @@ def test_stopping_mid_stream_and_restarting_loses_nothing(env):
     assert seen == {e.get_id() for e in events}
 
 
+@pytest.mark.parametrize("outage", [ConnectionRefusedError("database down"), TimeoutError("no answer")])
+def test_a_backend_outage_dead_letters_nothing_and_commits_nothing_until_it_is_back(env, outage):
+    import dataclasses
+
+    [doomed] = env.functions("always-fails")
+    events = [reading(f"o{i}", i) for i in range(3)]
+    env.publish(f"doomed-{env.run}", events)
+    trigger = FunctionTrigger(doomed)
+    calls = []
+
+    def down(event, context):
+        calls.append(event.id)
+        raise outage
+
+    trigger.runner.handler = dataclasses.replace(trigger.runner.handler, handle=down)
+    consumer, records = _poll_all(trigger, 3)
+    outcome = trigger.process(records)
+    assert (outcome.complete, outcome.handled, outcome.dead_lettered) == (False, 0, 0)
+    assert len(calls) == 3  # the first event, retried: the others wait, in order, for the backend
+    assert read_all(env.bus, [f"dead-letter-{env.run}"]) == []
+    consumer.close()  # not committed: a new consumer of the group gets them all again
+
+    trigger.runner.handler = dataclasses.replace(trigger.runner.handler, handle=lambda event, context: None)
+    consumer, again = _poll_all(trigger, 3)
+    assert [r.offset for r in again] == [r.offset for r in records]
+    assert trigger.process(again).handled == 3
+    consumer.close()
+
+
 def test_only_kafka_triggered_functions_get_a_trigger(env):
     with pytest.raises(ValueError, match="hello-http"):
         Triggers(env.functions("echo", "hello-http"))
