@@ -142,9 +142,13 @@ def layout(sections: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> list[dic
 
 def dashboard(uid: str, title: str, description: str, sections: Iterable[tuple[str, Sequence[dict[str, Any]]]], *,
               variables: Sequence[dict[str, Any]] = (), time_from: str = "now-6h", refresh: str = "1m") -> dict[str, Any]:
-    """A whole dashboard, linked to the platform's other dashboards by the ``smartcity`` tag."""
+    """A whole dashboard, linked to the platform's other dashboards by the ``smartcity`` tag, shown in the local
+    time of the configured city (``SMARTCITY_CITY_FILE``) wherever the browser is."""
+    from smartcity.city.files import configured_city
+
     return {
-        "uid": uid, "title": title, "description": description, "tags": ["smartcity"], "timezone": "browser",
+        "uid": uid, "title": title, "description": description, "tags": ["smartcity"],
+        "timezone": configured_city().timezone,
         "editable": True, "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION, "version": 1, "refresh": refresh,
         "time": {"from": time_from, "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False,
         "annotations": {"list": []},

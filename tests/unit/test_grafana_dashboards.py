@@ -6,6 +6,7 @@ Grafana would read, and ``tests/integration/test_grafana_queries.py`` runs every
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import promql_parser
@@ -17,11 +18,13 @@ from typer.testing import CliRunner
 from grafana import build
 from grafana.datasources import EXPRESSIONS_UID, grafana_environment
 from grafana.interpolate import SCRAPE_INTERVAL, QueryContext, parse_duration
+from smartcity.city.files import configured_city, save_city
 from smartcity.cli import app
 from smartcity.errors import ConfigurationError
 from smartcity.runtime.metrics import Metrics
-from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity.settings import PROJECT_ROOT, Settings, get_settings
 
+DASHBOARD_FILES = [f"dashboards/{name}.json" for name in build.DASHBOARDS]
 # Series Prometheus itself adds for every target it scrapes.
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
                  "scrape_series_added"}
@@ -74,6 +77,25 @@ def test_build_writes_every_file_then_nothing(tmp_path):
     assert build.build(tmp_path) == []
     (tmp_path / "dashboards/traffic.json").write_text("{}")
     assert build.stale(tmp_path).keys() == {"dashboards/traffic.json"}
+
+
+def test_dashboards_show_the_configured_citys_local_time(tmp_path, monkeypatch):
+    committed = {name: json.loads((PROJECT_ROOT / "grafana" / name).read_text()) for name in DASHBOARD_FILES}
+    assert {document["timezone"] for document in committed.values()} == {configured_city().timezone}  # the default
+    other = save_city(configured_city().model_copy(update={"name": "Elsewhere", "timezone": "America/Sao_Paulo"}),
+                      tmp_path / "city.json")
+    monkeypatch.setenv("SMARTCITY_CITY_FILE", str(other))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["grafana", "build", "--check"])  # the build takes the city from the settings
+        written = build.build(tmp_path / "grafana")
+    finally:
+        monkeypatch.delenv("SMARTCITY_CITY_FILE")
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and {f"grafana/{name}" for name in DASHBOARD_FILES} <= set(result.output.split())
+    assert {json.loads((tmp_path / "grafana" / name).read_text())["timezone"] for name in DASHBOARD_FILES} == {
+        "America/Sao_Paulo"}
+    assert len(written) == len(build.render())
 
 
 def test_cli_build_check_reports_up_to_date():
