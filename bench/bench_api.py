@@ -12,7 +12,8 @@ Two servers on loopback, each with ``--workers`` processes (default: one per CPU
   baseline, measured in the same run);
 - the gateway, as ``smartcity functions gateway`` serves the five API functions, over the sample city plus
   ``HISTORY_SENSORS`` sensors with two days of 5-minute readings and the traffic job's windows of them. Its rate
-  limit is off (``SMARTCITY_GATEWAY_RATE_PER_S=0``): the bench measures the API, not the limiter.
+  limit is off (``SMARTCITY_GATEWAY_RATE_PER_S=0``): the bench measures the API, not the limiter; so is its access
+  log (``SMARTCITY_GATEWAY_ACCESS_LOG=false``), as the bare app's is (uvicorn at ``--log-level warning``).
 
 The scenarios, each ``--seconds`` long: ``bare FastAPI JSON`` (GET /json); ``gateway cached read`` (GET
 /v1/traffic/segments with a viewer token, JWT checked on every request, the body from Redis's read cache);
@@ -128,7 +129,8 @@ class Stores:
         """The gateway's settings as its environment (each worker process reads them)."""
         names = ("database_url", "cache_url", "documents_url", "bus_url", "objects_url", "secrets_dir")
         env = {f"SMARTCITY_{name.upper()}": str(getattr(self.settings, name)) for name in names}
-        return {**env, "SMARTCITY_GATEWAY_RATE_PER_S": "0", "SMARTCITY_LOGS_URL": ""}
+        return {**env, "SMARTCITY_GATEWAY_RATE_PER_S": "0", "SMARTCITY_GATEWAY_ACCESS_LOG": "false",
+                "SMARTCITY_LOGS_URL": ""}
 
     def close(self) -> None:
         import psycopg
@@ -178,7 +180,7 @@ def load_average() -> str:
 def print_table(results: list[Result], workers: int, load_before: str) -> None:
     generator = load_generator()
     note = "" if generator == "wrk" else " (wrk missing: the Python fallback, on the same CPUs, measures less)"
-    print(f"\nPostgreSQL + Redis; {workers} worker process(es) per server, loopback, {os.cpu_count()} CPUs; load "
+    print(f"\nPostgreSQL + Redis; {workers} worker process(es) per server, no access log, loopback, {os.cpu_count()} CPUs; load "
           f"generator: {generator}{note}; load average (1, 5, 15 min) {load_before} before, {load_average()} after\n")
     print(f"{'scenario':26} {'offered/s':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>7}  "
           f"p95 vs {TARGET_P95_MS:.0f} ms")
