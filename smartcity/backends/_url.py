@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from smartcity.errors import ConfigurationError
+from smartcity.settings import Settings, get_settings
 
 # A server that has not answered within this many seconds is taken as unreachable: fail fast, never hang.
 CONNECT_TIMEOUT_S = 5.0
@@ -58,3 +59,9 @@ def flag(options: dict[str, str], name: str, setting: str) -> bool:
     if value not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigurationError(setting, f"option {name}={value!r} is not true or false")
     return value in ("true", "1", "yes")
+
+
+def tls_ca_file(settings: Settings | None) -> str | None:
+    """The CA bundle a TLS client verifies the server against (``SMARTCITY_TLS_CA_FILE``); None: the system's CAs."""
+    ca_file = (settings or get_settings()).tls_ca_file
+    return str(ca_file) if ca_file is not None else None

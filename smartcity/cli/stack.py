@@ -3,6 +3,7 @@ Prometheus), and print the settings that point the platform at them."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 
@@ -15,6 +16,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.events import platform_topics
 from smartcity.settings import get_settings
 from smartcity.stack.kafka import create_platform_topics
+from smartcity.stack.tls import ensure_tls
 
 app = typer.Typer(help="The real local services, run as this project's own processes (no Docker needed).")
 console = Console()
@@ -32,9 +34,31 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(1)
 
 
+tls_app = typer.Typer(help="The project CA of the local stack and its server certificate (<stack_dir>/tls/).")
+app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("init")
+def tls_init() -> None:
+    """Make the CA and the server certificate for 127.0.0.1/localhost unless valid ones are there; print the CA."""
+    files = ensure_tls(get_settings().stack_dir)
+    typer.echo(f"CA (SMARTCITY_TLS_CA_FILE): {files.ca_cert}\nserver certificate: {files.cert}, key: {files.key}")
+
+
+def _use_tls(tls: bool) -> None:
+    """``--tls`` wins over SMARTCITY_STACK_TLS: the settings are read again with it on."""
+    if tls:
+        os.environ["SMARTCITY_STACK_TLS"] = "true"
+        get_settings.cache_clear()
+
+
+TLS_OPTION = typer.Option(False, "--tls", help="Run the servers with TLS from the project CA (SMARTCITY_STACK_TLS).")
+
+
 @app.command()
-def up(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False)) -> None:
+def up(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False), tls: bool = TLS_OPTION) -> None:
     """Install (first time only) and start the services not running; wait until each is healthy."""
+    _use_tls(tls)
     begun = time.monotonic()
     try:
         with console.status("starting the local services…"):
@@ -56,8 +80,9 @@ def down(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=F
 
 
 @app.command()
-def status(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False)) -> None:
+def status(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default=False), tls: bool = TLS_OPTION) -> None:
     """Print a table of the services (service, address, healthy, version); exit 1 if any is unhealthy."""
+    _use_tls(tls)
     try:
         rows = stack.status(names or None)
     except stack.StackError as error:
@@ -68,8 +93,9 @@ def status(names: list[str] = typer.Argument(None, help=NAMES_HELP, show_default
 
 
 @app.command()
-def env() -> None:
+def env(tls: bool = TLS_OPTION) -> None:
     """Print `export SMARTCITY_...=...` lines that point the platform at the local services (for `eval`)."""
+    _use_tls(tls)
     for name, value in stack.settings_env().items():
         typer.echo(f"export {name}={shlex.quote(value)}")
 

@@ -75,7 +75,9 @@ class RedisBuckets:
         import redis.exceptions
 
         self.outages = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-        self._client = redis.asyncio.Redis.from_url(url, socket_timeout=1.0)
+        from smartcity.backends.cache.redis import tls_options
+
+        self._client = redis.asyncio.Redis.from_url(url, socket_timeout=1.0, **tls_options(url))
         self._script = self._client.register_script(TAKE_SCRIPT)
 
     async def take(self, caller: str, rate: float, burst: int) -> float:

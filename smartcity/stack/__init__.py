@@ -26,6 +26,7 @@ from smartcity.stack.postgres_replica import PostgresReplicaService
 from smartcity.stack.prometheus import PrometheusService
 from smartcity.stack.redis import RedisService
 from smartcity.stack.s3 import BUCKET, S3Service, secrets_dir
+from smartcity.stack.tls import ensure_tls, tls_files
 from smartcity.stack.victorialogs import INSERT_PATH, VictoriaLogsService
 
 __all__ = ["OPTIONAL_SERVICES", "SERVICES", "ServiceStatus", "StackError", "down", "services", "settings_env", "status", "up"]
@@ -93,6 +94,8 @@ def up(names: list[str] | None = None, progress: Progress | None = None) -> list
     chosen = services(names, settings)
     with _stack_lock(settings):
         users.register(settings.stack_dir)
+        if settings.stack_tls:
+            report(f"TLS: the project CA is {ensure_tls(settings.stack_dir).ca_cert}")
         if packages := [package for service in chosen for package in service.debian_packages]:
             report(f"checking Debian packages: {', '.join(packages)}")
             install_debian_packages("stack", packages)
@@ -144,13 +147,17 @@ def status(names: list[str] | None = None) -> list[ServiceStatus]:
 def settings_env(settings: Settings | None = None) -> dict[str, str]:
     """The ``SMARTCITY_*`` settings that point the platform at the local services."""
     settings = settings or get_settings()
+    tls = settings.stack_tls
+    secure_s3 = "?secure=true" if tls else ""
     return {
-        "SMARTCITY_BUS_URL": f"kafka://{HOST}:{settings.kafka_port}",
-        "SMARTCITY_DATABASE_URL": f"postgresql://{ROLE}@{HOST}:{settings.postgres_port}/{DATABASE}",
-        "SMARTCITY_DOCUMENTS_URL": f"mongodb://{HOST}:{settings.ferretdb_port}/{DATABASE}",
-        "SMARTCITY_CACHE_URL": f"redis://{HOST}:{settings.redis_port}/0",
-        "SMARTCITY_OBJECTS_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}",
-        "SMARTCITY_BACKUP_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}-backups",
+        "SMARTCITY_BUS_URL": f"kafka://{HOST}:{settings.kafka_port}" + ("?security.protocol=SSL" if tls else ""),
+        "SMARTCITY_DATABASE_URL": f"postgresql://{ROLE}@{HOST}:{settings.postgres_port}/{DATABASE}"
+        + ("?sslmode=verify-full" if tls else ""),
+        "SMARTCITY_DOCUMENTS_URL": f"mongodb://{HOST}:{settings.ferretdb_port}/{DATABASE}" + ("?tls=true" if tls else ""),
+        "SMARTCITY_CACHE_URL": f"{'rediss' if tls else 'redis'}://{HOST}:{settings.redis_port}/0",
+        "SMARTCITY_OBJECTS_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}{secure_s3}",
+        "SMARTCITY_BACKUP_URL": f"s3://{HOST}:{settings.s3_port}/{BUCKET}-backups{secure_s3}",
+        **({"SMARTCITY_TLS_CA_FILE": str(tls_files(settings.stack_dir).ca_cert)} if tls else {}),
         "SMARTCITY_SECRETS_DIR": str(secrets_dir(settings.stack_dir)),
         "SMARTCITY_PROMETHEUS_URL": f"http://{HOST}:{settings.prometheus_port}",
         "SMARTCITY_LOGS_URL": f"http://{HOST}:{settings.victorialogs_port}{INSERT_PATH}",

@@ -3,6 +3,8 @@
 The jars come from Maven Central (``infra/local/kafka/pom.xml``); the storage is formatted once, with a cluster id
 kept in ``<stack_dir>/kafka/cluster-id``. Once healthy, every topic of :func:`smartcity.events.platform_topics`
 (streams, derived topics, dead letters) exists, made with ``settings.topic_partitions`` partitions (the one place that says how many).
+With ``SMARTCITY_STACK_TLS`` the clients' listener (and the broker's own traffic) is SSL instead of PLAINTEXT, from
+the project CA's PKCS#12 keystore; the KRaft controller listener stays plain on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from smartcity.events import platform_topics
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, StackError, port_open
 from smartcity.stack.java import JavaService
+from smartcity.stack.tls import ensure_tls, tls_files
 
 
 def _quiet_logger() -> logging.Logger:
@@ -42,17 +45,45 @@ class KafkaService(JavaService):
         """The JVM properties that point Kafka's tools and server at the project's log4j2 configuration."""
         return {"log4j2.configurationFile": self.config_dir / "log4j2.properties"}
 
+    @property
+    def listener(self) -> str:
+        """The security protocol, and the name, of the clients' listener."""
+        return "SSL" if self.settings.stack_tls else "PLAINTEXT"
+
+    def tls_properties(self) -> dict[str, str]:
+        """The broker's SSL keystore and truststore (the CA), when the stack runs with TLS."""
+        if not self.settings.stack_tls:
+            return {}
+        files = tls_files(self.settings.stack_dir)
+        return {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(files.keystore),
+            "ssl.keystore.password": files.keystore_password(),
+            "ssl.key.password": files.keystore_password(),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(files.ca_cert),
+            "ssl.client.auth": "none",
+        }
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's settings to reach this broker (SSL, verifying its certificate and host, when TLS is on)."""
+        if not self.settings.stack_tls:
+            return {"bootstrap.servers": self.address}
+        return {"bootstrap.servers": self.address, "security.protocol": "SSL",
+                "ssl.ca.location": str(tls_files(self.settings.stack_dir).ca_cert),
+                "ssl.endpoint.identification.algorithm": "https"}
+
     def server_properties(self) -> str:
         controller = f"{HOST}:{self.settings.kafka_controller_port}"
         lines = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{controller}",
-            "listeners": f"PLAINTEXT://{self.address},CONTROLLER://{controller}",
-            "advertised.listeners": f"PLAINTEXT://{self.address}",
+            "listeners": f"{self.listener}://{self.address},CONTROLLER://{controller}",
+            "advertised.listeners": f"{self.listener}://{self.address}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": self.listener,
+            "listener.security.protocol.map": f"{self.listener}:{self.listener},CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": str(self.settings.topic_partitions),
             "auto.create.topics.enable": "false",
@@ -65,10 +96,14 @@ class KafkaService(JavaService):
             "group.initial.rebalance.delay.ms": "0",
             "num.network.threads": "2",
             "num.io.threads": "2",
+            **self.tls_properties(),
         }
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def prepare(self) -> None:
+        if self.settings.stack_tls:
+            ensure_tls(self.settings.stack_dir)
+        self.properties_file.touch(mode=0o600)  # holds the keystore's password when TLS is on
         self.properties_file.write_text(self.server_properties())
         if (self.data_dir / "meta.properties").exists():
             return
@@ -91,7 +126,7 @@ class KafkaService(JavaService):
     def _admin(self):
         from confluent_kafka.admin import AdminClient
 
-        return AdminClient({"bootstrap.servers": self.address}, logger=_quiet_logger())
+        return AdminClient(self.client_config(), logger=_quiet_logger())
 
     def probe(self) -> bool:
         if not port_open(self.port):
@@ -99,7 +134,8 @@ class KafkaService(JavaService):
         return bool(self._admin().list_topics(timeout=PROBE_TIMEOUT_S).brokers)
 
     def after_start(self) -> None:
-        create_platform_topics(f"kafka://{self.address}", self.settings.topic_partitions)
+        options = "&".join(f"{key}={value}" for key, value in self.client_config().items() if key != "bootstrap.servers")
+        create_platform_topics(f"kafka://{self.address}" + (f"?{options}" if options else ""), self.settings.topic_partitions)
 
 
 def create_platform_topics(bus_url: str, partitions: int) -> None:

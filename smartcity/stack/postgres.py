@@ -2,7 +2,9 @@
 
 The cluster is made once by ``initdb`` in ``<stack_dir>/postgres/data`` (trust authentication, only on 127.0.0.1),
 run as the ``postgres`` OS user when we are root (PostgreSQL refuses to run as root). Once healthy, the role and
-database ``smartcity`` exist; the role may create databases, so tests can make their own.
+database ``smartcity`` exist; the role may create databases, so tests can make their own. With
+``SMARTCITY_STACK_TLS`` it runs with ``ssl=on`` from the project CA and an hba file that takes TCP clients over
+TLS only (``hostssl``); the certificate and key are copied for the server user, which must own its key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, LocalService, StackError
+from smartcity.stack.tls import ensure_tls, tls_files, write_private
 
 DATABASE = "smartcity"
 ROLE = "smartcity"
@@ -48,9 +51,27 @@ class PostgresService(LocalService):
             for path in paths:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.dir / "tls"
+
+    def _prepare_tls(self) -> None:
+        """The server's own copies of the certificate and key, and an hba file refusing TCP clients without TLS."""
+        files = ensure_tls(self.settings.stack_dir)
+        self.tls_dir.mkdir(mode=0o700, exist_ok=True)
+        for source in (files.cert, files.key):
+            write_private(self.tls_dir / source.name, source.read_bytes())
+        (self.tls_dir / "pg_hba.conf").write_text(
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"
+            "hostssl replication all 127.0.0.1/32 trust\n"
+        )
+        self._give_to_server_user(self.tls_dir, *self.tls_dir.iterdir())
+
     def prepare(self) -> None:
         self.socket_dir.mkdir(exist_ok=True)
         self._give_to_server_user(self.socket_dir)
+        if self.settings.stack_tls:
+            self._prepare_tls()
         if (self.data_dir / "PG_VERSION").exists():
             return
         if self.data_dir.exists():
@@ -77,14 +98,19 @@ class PostgresService(LocalService):
             "max_connections": "200",
             "shared_buffers": "128MB",
         }
+        if self.settings.stack_tls:
+            settings |= {"ssl": "on", "ssl_cert_file": str(self.tls_dir / "server.pem"),
+                         "ssl_key_file": str(self.tls_dir / "server-key.pem"), "hba_file": str(self.tls_dir / "pg_hba.conf")}
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
         return [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *flags]
 
     def _connect(self, dbname: str = "postgres", user: str = SUPERUSER):
         import psycopg
 
+        tls = {"sslmode": "verify-full", "sslrootcert": str(tls_files(self.settings.stack_dir).ca_cert)}
         return psycopg.connect(
-            host=HOST, port=self.port, user=user, dbname=dbname, connect_timeout=max(1, int(PROBE_TIMEOUT_S)), autocommit=True
+            host=HOST, port=self.port, user=user, dbname=dbname, connect_timeout=max(1, int(PROBE_TIMEOUT_S)), autocommit=True,
+            **(tls if self.settings.stack_tls else {}),
         )
 
     def probe(self) -> bool:

@@ -3,7 +3,8 @@
 The jars come from Maven Central (``infra/local/s3proxy/pom.xml``). Its access and secret keys are made once and
 kept as the secret files ``s3-access-key`` and ``s3-secret-key`` in ``<stack_dir>/secrets`` (the folder that
 ``SMARTCITY_SECRETS_DIR`` names for the platform). Objects are files under ``<stack_dir>/s3/data``. Once healthy,
-the platform's bucket exists.
+the platform's bucket exists. With ``SMARTCITY_STACK_TLS`` it serves HTTPS only (``s3proxy.secure-endpoint``), from
+the project CA's PKCS#12 keystore.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S
 from smartcity.stack.java import JavaService
+from smartcity.stack.tls import ensure_tls, tls_files
 
 BUCKET = "smartcity"
 ACCESS_KEY_SECRET = "s3-access-key"
@@ -56,13 +58,21 @@ class S3Service(JavaService):
         self.data_dir.mkdir(exist_ok=True)
         self.properties_file.touch(mode=0o600)
         self.properties_file.write_text(
-            f"s3proxy.endpoint=http://{self.address}\n"
+            self._endpoint_properties() +
             "s3proxy.authorization=aws-v2-or-v4\n"
             f"s3proxy.identity={access_key}\n"
             f"s3proxy.credential={secret_key}\n"
             "jclouds.provider=filesystem\n"
             f"jclouds.filesystem.basedir={self.data_dir}\n"
         )
+
+    def _endpoint_properties(self) -> str:
+        if not self.settings.stack_tls:
+            return f"s3proxy.endpoint=http://{self.address}\n"
+        files = ensure_tls(self.settings.stack_dir)
+        return (f"s3proxy.secure-endpoint=https://{self.address}\n"
+                f"s3proxy.keystore-path={files.keystore}\n"
+                f"s3proxy.keystore-password={files.keystore_password()}\n")
 
     def command(self) -> list[str]:
         return self.java_command(
@@ -76,8 +86,10 @@ class S3Service(JavaService):
         from minio import Minio
 
         access_key, secret_key = self.credentials()
-        http = urllib3.PoolManager(timeout=PROBE_TIMEOUT_S, retries=False)
-        return Minio(self.address, access_key=access_key, secret_key=secret_key, secure=False, http_client=http)
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(tls_files(self.settings.stack_dir).ca_cert)}
+        http = urllib3.PoolManager(timeout=PROBE_TIMEOUT_S, retries=False, **(tls if self.settings.stack_tls else {}))
+        return Minio(self.address, access_key=access_key, secret_key=secret_key, secure=self.settings.stack_tls,
+                     http_client=http)
 
     def probe(self) -> bool:
         self._client().list_buckets()  # answers, and accepts our keys

@@ -11,6 +11,7 @@ Keys and the password are readable by their owner only. They are kept while the 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import secrets
 from dataclasses import dataclass
@@ -75,12 +76,14 @@ def ensure_tls(stack_dir: Path) -> StackTLS:
     """Make the CA and the server certificate in ``<stack_dir>/tls/`` unless valid ones are there; return them."""
     files = tls_files(stack_dir)
     files.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not (files.ca_cert.exists() and files.ca_key.exists()):
-        _write_ca(files)
-    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
-    if not _server_current(files, ca_cert):
-        _write_server(files, ca_cert, ca_key)
+    with (files.folder / ".lock").open("w") as lock:  # services start at once, in threads or processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (files.ca_cert.exists() and files.ca_key.exists()):
+            _write_ca(files)
+        ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+        ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+        if not _server_current(files, ca_cert):
+            _write_server(files, ca_cert, ca_key)
     return files
 
 

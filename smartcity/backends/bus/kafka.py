@@ -4,7 +4,9 @@ The producer is idempotent with ``acks=all``: a record is written once, in order
 Keyed records are partitioned with ``murmur2_random``, the Java client's partitioner, so a key lands in the same
 partition whichever language published it. Consumers never auto-commit: :meth:`KafkaConsumer.commit` commits,
 per partition, the offset after the highest record handled. Query options of the URL are passed to librdkafka
-as they are (``?security.protocol=SSL``), for producer, consumer and admin client alike.
+as they are (``?security.protocol=SSL``), for producer, consumer and admin client alike. Over SSL the broker's
+certificate and host name are verified, against ``SMARTCITY_TLS_CA_FILE`` when set and the URL names no
+``ssl.ca.location``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from smartcity.backends._url import CONNECT_TIMEOUT_S, query_options, unreachable
+from smartcity.backends._url import CONNECT_TIMEOUT_S, query_options, tls_ca_file, unreachable
 from smartcity.backends.bus.base import DeliveryError, Record, check_headers, check_name, offsets_to_commit
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
@@ -33,6 +35,16 @@ def bootstrap_servers(url: str, setting: str) -> str:
     if not servers or not all(":" in server and server.rsplit(":", 1)[1].isdigit() for server in servers):
         raise ConfigurationError(setting, f"{url!r}: expected kafka://host:port[,host:port]")
     return ",".join(servers)
+
+
+def _with_tls(config: dict[str, str], settings: Settings | None) -> dict[str, str]:
+    """Over SSL: verify the broker's host name, against the CA of the settings unless the URL names one."""
+    if config.get("security.protocol", "").upper() not in ("SSL", "SASL_SSL"):
+        return config
+    tls = {"ssl.endpoint.identification.algorithm": "https"}
+    if (ca_file := tls_ca_file(settings)) is not None:
+        tls["ssl.ca.location"] = ca_file
+    return {**tls, **config}
 
 
 def _log_client_error(error: KafkaError) -> None:
@@ -65,8 +77,8 @@ class KafkaBus:
 
     @classmethod
     def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> KafkaBus:
-        return cls({"bootstrap.servers": bootstrap_servers(url, setting), **query_options(url)}, setting,
-                   settings.kafka_replication_factor if settings is not None else -1)
+        config = {"bootstrap.servers": bootstrap_servers(url, setting), **query_options(url)}
+        return cls(_with_tls(config, settings), setting, settings.kafka_replication_factor if settings is not None else -1)
 
     def create_topics(self, topics: Sequence[str], partitions: int) -> None:
         for topic in topics:

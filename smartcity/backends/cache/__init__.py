@@ -1,10 +1,11 @@
-"""Cache backends: ``redis://`` (redis-py) and ``memory://`` (in-process)."""
+"""Cache backends: ``redis://`` and ``rediss://`` (TLS) on redis-py, and ``memory://`` (in-process)."""
 
 from smartcity.backends import load_backend
 from smartcity.backends.cache.base import Cache
 
 SCHEMES = {
     "redis": "smartcity.backends.cache.redis:RedisCache",
+    "rediss": "smartcity.backends.cache.redis:RedisCache",
     "memory": "smartcity.backends.cache.memory:MemoryCache",
 }
 

@@ -1,5 +1,7 @@
 """The Redis cache (``redis://[:password@]host:port/db`` or ``rediss://`` for TLS), on redis-py.
 
+Over ``rediss://`` the server's certificate and host name are verified, against ``SMARTCITY_TLS_CA_FILE`` when set.
+
 ``*_many`` calls are one round trip each (MGET, a pipeline of SETs); TTLs are set in milliseconds.
 """
 
@@ -11,12 +13,19 @@ from typing import Mapping, Sequence
 
 import redis
 
-from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, unreachable
+from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, tls_ca_file, unreachable
 from smartcity.backends.cache.base import check_ttl
 from smartcity.settings import Settings
 
 SCAN_BATCH = 1000
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def tls_options(url: str, settings: Settings | None = None) -> dict[str, object]:
+    """redis-py's options for a ``rediss://`` URL: verify the certificate and host name (against the settings' CA)."""
+    if not url.startswith("rediss://"):
+        return {}
+    return {"ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": tls_ca_file(settings)}
 
 
 class RedisCache:
@@ -26,7 +35,8 @@ class RedisCache:
     @classmethod
     def from_url(cls, url: str, setting: str, settings: Settings | None = None) -> RedisCache:
         host, port = host_port(url, setting, 6379)
-        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=30, health_check_interval=30)
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=30, health_check_interval=30,
+                                      **tls_options(url, settings))
         try:
             client.ping()
         except redis.RedisError as error:

@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, unreachable
+from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, query_options, tls_ca_file, unreachable
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings, read_secret
 
@@ -60,9 +60,13 @@ def to_psycopg(sql: str) -> tuple[str, bool]:
 
 
 def conninfo_from_url(url: str, setting: str, settings: Settings | None = None) -> str:
-    """The libpq connection string: the URL, a connect timeout, and the secret password if the URL has none."""
+    """The libpq connection string: the URL, a connect timeout, the secret password if the URL has none, and
+    ``SMARTCITY_TLS_CA_FILE`` as the root certificate when ``?sslmode=verify-ca|verify-full`` names none."""
     host_port(url, setting, 5432)
     extra: dict[str, Any] = {"connect_timeout": max(1, int(CONNECT_TIMEOUT_S))}
+    options = query_options(url)
+    if options.get("sslmode", "").startswith("verify-") and "sslrootcert" not in options and (ca := tls_ca_file(settings)):
+        extra["sslrootcert"] = ca
     if urlsplit(url).password is None:
         try:
             extra["password"] = read_secret(PASSWORD_SECRET, settings).get_secret_value()

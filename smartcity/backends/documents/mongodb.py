@@ -2,6 +2,8 @@
 
 It speaks only what FerretDB 1.x serves too: plain CRUD commands, ``$push`` and ``$set`` updates, ``find`` with
 sort and limit, and ``count``; no transactions, no aggregation beyond counting. The database is the URL's path.
+With ``?tls=true`` the server's certificate and host name are verified, against ``SMARTCITY_TLS_CA_FILE`` when set
+and the URL names no ``tlsCAFile``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from urllib.parse import urlsplit
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, PyMongoError, WriteError
 
-from smartcity.backends._url import CONNECT_TIMEOUT_S, unreachable
+from smartcity.backends._url import CONNECT_TIMEOUT_S, flag, query_options, tls_ca_file, unreachable
 from smartcity.backends.documents.base import Document, check_collection, check_document, check_filter
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
@@ -32,8 +34,11 @@ class MongoDocumentStore:
         if not database:
             raise ConfigurationError(setting, f"{url!r} names no database; expected mongodb://host:port/database")
         timeout_ms = int(CONNECT_TIMEOUT_S * 1000)
+        options = query_options(url)
+        ca_file = tls_ca_file(settings)
+        tls = {"tlsCAFile": ca_file} if flag(options, "tls", setting) and "tlsCAFile" not in options and ca_file else {}
         try:
-            client = MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True)
+            client = MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True, **tls)
             client.admin.command("ping")
         except PyMongoError as error:
             raise unreachable(setting, "MongoDB", parts.hostname or url, error) from None

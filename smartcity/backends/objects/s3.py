@@ -2,7 +2,8 @@
 
 The bucket is the URL's path; it is created when absent. The access and secret keys are the secret files
 ``s3-access-key`` and ``s3-secret-key`` (never the URL), so a missing one fails at once, naming it. The
-connection is plain HTTP unless the URL says ``?secure=true`` (HTTPS); ``?region=`` sets the region.
+connection is plain HTTP unless the URL says ``?secure=true`` (HTTPS, the server's certificate and host name
+verified, against ``SMARTCITY_TLS_CA_FILE`` when set); ``?region=`` sets the region.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from minio import Minio
 from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
 
-from smartcity.backends._url import CONNECT_TIMEOUT_S, flag, host_port, query_options, unreachable
+from smartcity.backends._url import CONNECT_TIMEOUT_S, flag, host_port, query_options, tls_ca_file, unreachable
 from smartcity.backends.objects.base import check_key
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings, read_secret
@@ -39,7 +40,9 @@ class S3ObjectStore:
         bucket = urlsplit(url).path.strip("/")
         if not bucket or "/" in bucket:
             raise ConfigurationError(setting, f"{url!r}: expected one bucket name as the path, s3://host:port/bucket")
+        ca_file = tls_ca_file(settings) if secure else None
         http = urllib3.PoolManager(
+            **({"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file} if ca_file else {}),
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=60),
             retries=urllib3.Retry(total=2, connect=0, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
         )
