@@ -24,7 +24,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.runtime import logship
 from smartcity.runtime.function import CloudEventHandler
 from smartcity.runtime.helm_values import helm_values
-from smartcity.settings import PROJECT_ROOT, get_settings
+from smartcity.settings import PROJECT_ROOT, Settings, get_settings
 
 app = typer.Typer(help="The functions of stack.yml: list, local gateway, Kafka triggers, Knative manifests, images.",
                   no_args_is_help=True)
@@ -63,6 +63,9 @@ def gateway(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int | None = typer.Option(None, help="Port; default: SMARTCITY_GATEWAY_PORT."),
     workers: int | None = typer.Option(None, min=1, help="Processes; default: SMARTCITY_GATEWAY_WORKERS (0: one per CPU)."),
+    ssl_certfile: Path | None = typer.Option(
+        None, help="Serve HTTPS with this certificate (PEM); default: the stack's when SMARTCITY_STACK_TLS is on."),
+    ssl_keyfile: Path | None = typer.Option(None, help="The certificate's private key (PEM), with --ssl-certfile."),
 ) -> None:
     """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
     import uvicorn
@@ -73,18 +76,33 @@ def gateway(
     logship.configure(settings, "gateway")
     workers = worker_count(workers, settings.gateway_workers)
     port = port or settings.gateway_port
+    tls = gateway_tls(settings, ssl_certfile, ssl_keyfile)
+    scheme = "https" if tls else "http"
     if workers > 1:
         # Each worker process builds its own gateway from the settings, which these variables hand down to it.
         os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())
         os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
-        console.print(f"gateway: {workers} workers on http://{host}:{port}")
+        console.print(f"gateway: {workers} workers on {scheme}://{host}:{port}")
         uvicorn.run("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, host=host,
-                    port=port, log_config=None)
+                    port=port, log_config=None, **tls)
         return
     with console.status("loading functions"):
         app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))
-    console.print(f"gateway: {len(app_.state.function_apps)} functions on http://{host}:{port}")
-    uvicorn.run(app_, host=host, port=port, log_config=None)
+    console.print(f"gateway: {len(app_.state.function_apps)} functions on {scheme}://{host}:{port}")
+    uvicorn.run(app_, host=host, port=port, log_config=None, **tls)
+
+
+def gateway_tls(settings: Settings, certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's HTTPS options: the files named (both or neither), else the stack's certificate when
+    SMARTCITY_STACK_TLS is on (made if missing), else none (plain HTTP)."""
+    if (certfile is None) != (keyfile is None):
+        raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-keyfile")
+    if certfile is None and settings.stack_tls:
+        from smartcity.stack.tls import ensure_tls
+
+        files = ensure_tls(settings.stack_dir)
+        certfile, keyfile = files.cert, files.key
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile is not None else {}
 
 
 def worker_count(option: int | None, setting: int) -> int:
