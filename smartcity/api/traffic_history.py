@@ -39,6 +39,8 @@ MAX_BUCKETS = 2000
 # One sensor's or segment's windows over this many seconds are read in well under a millisecond with SQLite.
 SMALL_RANGE_S = 2 * 86400
 PERCENTILES = ("speed_p50_kmh", "speed_p85_kmh", "speed_p95_kmh")
+# The newest window's start, read by the buckets' query itself: one round trip per history, not two.
+NEWEST = "newest_window_start"
 ONE_ENTITY = ("sensor", "segment")
 
 
@@ -172,7 +174,8 @@ def aggregate_sql(dialect: str, scope_kind: str, bucket_s: int) -> str:
         {vehicle_weighted_mean('mean_speed_kmh')} AS average_speed_kmh, {windows} AS windows,
         CAST(SUM(flow) AS double precision) * {3600 // WINDOW_S} / {windows} AS flow_per_hour,
         CAST(AVG(congestion_index) AS double precision) AS congestion_index,
-        MAX(congestion_index) AS congestion_index_max, {percentiles}
+        MAX(congestion_index) AS congestion_index_max, {percentiles},
+        (SELECT MAX(window_start) FROM {aggregate_table(scope_kind)}) AS {NEWEST}
     FROM {aggregate_table(scope_kind)}
     WHERE window_start >= :start AND window_start < :end{_condition(aggregate_column(scope_kind))}
     GROUP BY 1 ORDER BY 1 LIMIT :fetch"""
@@ -184,10 +187,13 @@ def vehicle_weighted_mean(column: str) -> str:
             f"/ NULLIF(SUM(CASE WHEN {column} IS NOT NULL THEN flow END), 0)")
 
 
-def aggregated_until(database: Database, scope: Scope) -> datetime | None:
-    """End of the newest window in the scope's table (the window-start index answers it at once)."""
-    newest = database.query(f"SELECT MAX(window_start) AS newest FROM {aggregate_table(scope.kind)}")[0]["newest"]
-    return stored_time(newest) + timedelta(seconds=WINDOW_S) if newest is not None else None
+def aggregated_until(database: Database, scope: Scope, rows: list[dict[str, Any]]) -> datetime | None:
+    """End of the newest window in the scope's table: the rows of :func:`aggregate_sql` carry it (taken out of
+    them here); without rows, asked (the window-start index answers it at once)."""
+    newest = [row.pop(NEWEST) for row in rows][:1]
+    if not newest:
+        newest = [database.query(f"SELECT MAX(window_start) AS newest FROM {aggregate_table(scope.kind)}")[0]["newest"]]
+    return stored_time(newest[0]) + timedelta(seconds=WINDOW_S) if newest[0] is not None else None
 
 
 def check_bucket_count(period: TimeRange, bucket: Bucket) -> None:
@@ -212,11 +218,12 @@ def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: Ti
            else raw_sql(database.dialect, scope.kind, bucket.seconds))
     rows = database.query(sql, {"scope": scope.value, "start": sql_time(start), "end": sql_time(period.end),
                                 "fetch": limit + 1})
+    until = aggregated_until(database, scope, rows) if aggregates else None
     items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)
     for row in items:
         row["bucket_start"] = from_epoch(row["bucket_start"])
     document = {"items": items, "next_cursor": next_cursor, "bucket": bucket.value, "start": period.start,
                 "end": period.end, "source": "aggregates" if aggregates else "raw"}
     if aggregates:
-        document["aggregated_until"] = aggregated_until(database, scope)
+        document["aggregated_until"] = until
     return document
