@@ -240,7 +240,7 @@ def main() -> None:
         for name, url, auth, rate in scenarios:
             for offered in (None, rate):
                 results.append(run_load(name, url, auth, offered, args.seconds, args.connections))
-                print(f"  {name} at {offered or 'peak'}: done", flush=True)
+                print(f"  {name} at {f'{offered:.0f}/s' if offered else 'peak'}: done", flush=True)
         print_table(results, args.workers, load_before)
     finally:
         for server in servers:
