@@ -5,7 +5,8 @@ published, :meth:`Pseudonymizer.apply` rewrites every such field of a validated 
 
 - a text identifier becomes ``ps_<32 hex>``, the HMAC-SHA256 of the value under the secret key
   ``pseudonym-key`` (a file in ``SMARTCITY_SECRETS_DIR``). The same identifier always gives the same pseudonym,
-  so a vehicle can still be followed, but without the key nobody can recompute or reverse it;
+  so a vehicle can still be followed, but without the key nobody can recompute or reverse it; a personal
+  entity ``id`` keeps its ``urn:ngsi-ld:<Type>:`` prefix, its local id pseudonymized;
 - a position (a ``Location``, or a bare coordinate) is rounded to ``SMARTCITY_GPS_PRECISION_DECIMALS`` decimals
   (3 decimals is about 110 m; 2 about 1.1 km); a rounded point that falls outside the city's box is moved onto
   its edge, so that the event stays valid.
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from smartcity.events import Location, city, personal_fields
+from smartcity.events.common import NGSI_PREFIX
 from smartcity.settings import Settings, get_settings, read_secret
 
 PSEUDONYM_KEY_SECRET = "pseudonym-key"
@@ -89,6 +91,9 @@ class Pseudonymizer:
             return self.coarsen_location(value)
         if isinstance(value, float):
             return self.coarsen(value)
+        if isinstance(value, str) and name == "id" and value.startswith(NGSI_PREFIX) and ":" in value[len(NGSI_PREFIX):]:
+            cut = value.index(":", len(NGSI_PREFIX)) + 1  # a personal entity id stays an NGSI-LD id of its type
+            return value[:cut] + self.pseudonym(value[cut:])
         if isinstance(value, str):
             return self.pseudonym(value)
         raise TypeError(f"personal field {name}: no protection for a {type(value).__name__} (text, float, Location)")

@@ -12,6 +12,7 @@ from smartcity.storage.migrate import (
 from smartcity.storage.reference import load_reference
 from smartcity.storage.schema import metadata_for
 from smartcity.storage.tables import STREAM_TABLES
+from smartcity.settings import TOPICS
 from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.legacy_schema import migrate_the_old_way
 from tests.storage_samples import sample_stored_events
@@ -81,10 +82,14 @@ def test_a_failing_revision_applies_nothing_of_itself(tmp_path, db):
 def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
     assert migrate_the_old_way(db)[-1] == 310
     load_reference(db)
-    events = sample_stored_events()
+    events = [event for event in sample_stored_events() if event.stream in TOPICS]  # the old SQL's streams
     TimeSeriesWriter(db).write(events)
     rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db)}
-    assert [r.id for r in migrate(db)] == ["0002"] and version(db) == [HEAD]  # stamped 0001, then upgraded
+    new_streams = [table.table for stream, table in STREAM_TABLES.items() if stream not in TOPICS]
+    applied = [(r.id, r.description) for r in migrate(db)]  # stamped 0001, then upgraded; new streams' tables made
+    assert [r for r, _ in applied] == ["0002", *["stream"] * len(new_streams)] and version(db) == [HEAD]
+    assert [d for r, d in applied if r == "stream"] == [f"table {name}" for name in new_streams]
+    rows |= {name: [] for name in new_streams}
     assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db) - {"alembic_version"}} == rows
     assert schema_differences(db) == []  # the old SQL and the revisions since made the schema.py has
     assert "traffic_segment_5min_zone" in {row["name"] for row in db.query("PRAGMA index_list(traffic_segment_5min)")}
