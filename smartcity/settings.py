@@ -194,7 +194,8 @@ class Settings(BaseSettings):
         description="Checkpoints of the Spark streaming jobs (offsets and window state; a restart resumes there).",
     )
     streaming_trigger_s: float = Field(
-        default=5.0, gt=0, description="Seconds between the micro-batches of each Spark streaming job."
+        default=1.0, gt=0, description="Seconds between the micro-batches of each Spark streaming job (a busy job "
+        "runs them back to back; an event waits up to this long before its batch starts, so it bounds lag from below)."
     )
     streaming_watermark_s: int = Field(
         default=120, ge=0, description="How late (event time) an event may arrive and still count in its 5-min window."
