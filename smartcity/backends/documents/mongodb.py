@@ -35,8 +35,9 @@ class MongoDocumentStore:
             raise ConfigurationError(setting, f"{url!r} names no database; expected mongodb://host:port/database")
         timeout_ms = int(CONNECT_TIMEOUT_S * 1000)
         options = query_options(url)
-        ca_file = tls_ca_file(settings)
-        tls = {"tlsCAFile": ca_file} if flag(options, "tls", setting) and "tlsCAFile" not in options and ca_file else {}
+        tls = {}
+        if flag(options, "tls", setting) and "tlsCAFile" not in options and (ca_file := tls_ca_file(settings)):
+            tls["tlsCAFile"] = ca_file
         try:
             client = MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True, **tls)
             client.admin.command("ping")
