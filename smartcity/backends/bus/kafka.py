@@ -26,6 +26,7 @@ from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
 ADMIN_TIMEOUT_S = 30.0
+SESSION_TIMEOUT_MS = 10_000  # of consumers; the URL's ?session.timeout.ms= wins
 
 
 def bootstrap_servers(url: str, setting: str) -> str:
@@ -152,6 +153,9 @@ class KafkaBus:
 
     def consumer(self, group: str, topics: Sequence[str], from_beginning: bool = True) -> KafkaConsumer:
         config = {
+            # A consumer killed without leaving holds its partitions until its session times out (librdkafka's
+            # default: 45 s); heartbeats come from a background thread, so a long batch does not end a session.
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
             **self.config,
             "group.id": check_name("group", group),
             "enable.auto.commit": False,
