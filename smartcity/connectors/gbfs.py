@@ -1,43 +1,33 @@
-"""GBFS 2.3 and 3.0 bike share: docking stations' information and status, found from the system's ``gbfs.json``.
+"""GBFS 2.3 and 3.0 bike share: docking stations and free-floating vehicles, found from the system's ``gbfs.json``.
 
 The connector reads ``gbfs.json`` (auto-discovery: ``data.<language>.feeds`` in 2.x, ``data.feeds`` in 3.0),
-then ``station_information`` and ``station_status``, each with its own conditional GET; when neither changed
-(304), nothing is read further. Each station becomes a ``bike-share`` reading (FIWARE
+then, each with its own conditional GET, ``station_information`` and ``station_status`` and the vehicles' feed
+(2.3 ``free_bike_status``, 3.0 ``vehicle_status``) with ``vehicle_types``, those the system lists; when none of
+them changed (304), nothing is read further. Each station becomes a ``bike-share`` reading (FIWARE
 BikeHireDockingStation): ``num_bikes_available`` (2.3) or ``num_vehicles_available`` (3.0) bikes,
 ``num_docks_available`` free docks, ``num_docks_disabled`` docks out of service (0 when absent),
 ``capacity`` docks (when absent: every dock and docked bike the status counts), ``is_installed`` /
 ``is_renting`` / ``is_returning``, ``last_reported`` (POSIX seconds in 2.3, RFC 3339 in 3.0). The status
 follows the simulator's rule: out of service when not installed or not renting, else empty, full, almost
-empty or almost full (two or fewer), working. ``name`` is 2.3's string or 3.0's first localized text.
+empty or almost full (two or fewer), working. ``name`` is 2.3's string or 3.0's first localized text. Each
+vehicle becomes a ``bike-share-vehicles`` reading (:mod:`smartcity.connectors.gbfs_vehicles`).
 
-A station field the feed lacks is left out, so ingest refuses the reading naming it and it is dead-lettered;
-a document that is not GBFS JSON (no ``data.stations`` list, no ``station_status`` feed) is a malformed feed.
-Free-floating vehicles (``free_bike_status`` / ``vehicle_status``) have no stream of the platform yet: the
-connector reports whether the system publishes them and leaves them alone.
+A field the feed lacks is left out, so ingest refuses the reading naming it and it is dead-lettered; a document
+that is not GBFS JSON (no ``data.stations`` or vehicles list; neither a ``station_status`` nor a vehicles feed) is
+a malformed feed.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any
 
+from smartcity.connectors.gbfs_common import load_json, point, timestamp
+from smartcity.connectors.gbfs_vehicles import vehicle_reading, vehicle_types, vehicles
 from smartcity.connectors.polling import Fetcher, MalformedFeed, Reading
 
 STATION_FEEDS = ("station_information", "station_status")
 VEHICLE_FEEDS = ("free_bike_status", "vehicle_status")
 ALMOST = 2
-
-
-def load_json(url: str, body: bytes) -> dict[str, Any]:
-    """A JSON object, or :class:`MalformedFeed` naming the body."""
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise MalformedFeed(url, "body", f"not JSON: {error}", body) from None
-    if not isinstance(document, dict):
-        raise MalformedFeed(url, "body", "not a JSON object", body)
-    return document
 
 
 def feed_urls(url: str, body: bytes) -> dict[str, str]:
@@ -63,13 +53,6 @@ def stations(url: str, body: bytes) -> tuple[dict[str, dict[str, Any]], Any]:
     return {str(s["station_id"]): s for s in listed}, document.get("last_updated")
 
 
-def timestamp(value: Any) -> str | None:
-    """GBFS time (2.3: POSIX seconds, 3.0: RFC 3339) as ISO 8601 with a timezone; None when absent."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc).isoformat()
-    return value if isinstance(value, str) else None
-
-
 def name_of(information: dict[str, Any]) -> str | None:
     name = information.get("name")
     if isinstance(name, list):  # 3.0: localized strings
@@ -93,11 +76,8 @@ def station_reading(station_id: str, information: dict[str, Any], status: dict[s
     capacity = information.get("capacity")
     if capacity is None and None not in (bikes, docks):
         capacity = bikes + docks + disabled + status.get("num_vehicles_disabled", status.get("num_bikes_disabled", 0))
-    location = None
-    if information.get("lon") is not None and information.get("lat") is not None:
-        location = {"type": "Point", "coordinates": [information["lon"], information["lat"]]}
     data = {"id": station_id, "dateObserved": timestamp(last_updated), "name": name_of(information),
-            "location": location, "totalSlotNumber": capacity, "availableBikeNumber": bikes, "freeSlotNumber": docks,
+            "location": point(information), "totalSlotNumber": capacity, "availableBikeNumber": bikes, "freeSlotNumber": docks,
             "outOfServiceSlotNumber": disabled, "isInstalled": status.get("is_installed"),
             "isRenting": status.get("is_renting"), "isReturning": status.get("is_returning"),
             "status": status_of(bikes, docks, status.get("is_installed"), status.get("is_renting")),
@@ -113,19 +93,28 @@ class GbfsSource:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.vehicle_feeds: list[str] = []
 
     def read(self, fetcher: Fetcher) -> list[Reading] | None:
         body, _ = fetcher.latest(self.url)
         urls = feed_urls(self.url, body)
-        self.vehicle_feeds = [name for name in VEHICLE_FEEDS if name in urls]
-        if "station_status" not in urls:
-            raise MalformedFeed(self.url, "data.feeds", "no station_status feed: not a docking-station system", body)
-        documents = {name: fetcher.latest(urls[name]) if name in urls else (b'{"data": {"stations": []}}', False)
-                     for name in STATION_FEEDS}
+        vehicle_feed = next((name for name in VEHICLE_FEEDS if name in urls), None)
+        if "station_status" not in urls and vehicle_feed is None:
+            raise MalformedFeed(self.url, "data.feeds", "no station_status, free_bike_status or vehicle_status feed",
+                                body)
+        wanted = [*STATION_FEEDS, *((vehicle_feed, "vehicle_types") if vehicle_feed else ())]
+        documents = {name: fetcher.latest(urls[name]) for name in wanted if name in urls}
         if not any(changed for _, changed in documents.values()):
             return None
-        information, _ = stations(urls.get("station_information", self.url), documents["station_information"][0])
-        status, last_updated = stations(urls["station_status"], documents["station_status"][0])
-        return [station_reading(station_id, information.get(station_id, {}), station, last_updated)
-                for station_id, station in status.items()]
+        bodies = {name: document for name, (document, _) in documents.items()}
+        information = stations(urls["station_information"], bodies["station_information"])[0] \
+            if "station_information" in bodies else {}
+        readings = []
+        if "station_status" in bodies:
+            status, last_updated = stations(urls["station_status"], bodies["station_status"])
+            readings += [station_reading(station_id, information.get(station_id, {}), station, last_updated)
+                         for station_id, station in status.items()]
+        if vehicle_feed:
+            types = vehicle_types(urls["vehicle_types"], bodies["vehicle_types"]) if "vehicle_types" in bodies else {}
+            listed, last_updated = vehicles(urls[vehicle_feed], bodies[vehicle_feed])
+            readings += [vehicle_reading(vehicle, types, information, last_updated) for vehicle in listed]
+        return readings

@@ -8,7 +8,8 @@
   ``maximum``, less up to half of it at random (jitter, so many connectors do not retry in step): below the cap,
   never less than after ``n - 1`` failures. The first success brings the interval back.
 - :class:`ChangeTracker` remembers a fingerprint of each entity's last published reading (without its
-  observation time): an entity whose reading did not change is not published again.
+  observation time): an entity whose reading did not change is not published again; one no longer in the feed
+  is forgotten.
 - :class:`Poller` runs a :class:`FeedSource`: its readings go to the ingest functions
   (:class:`smartcity.connectors.ingest_client.IngestClient`), so validation, pseudonymization and the stream's
   topic are ingest's; a malformed feed (:class:`MalformedFeed`) and every reading ingest refuses are
@@ -130,6 +131,12 @@ class ChangeTracker:
         for reading in readings:
             self._seen[(reading.topic, reading.key)] = self.fingerprint(reading)
 
+    def forget_absent(self, readings: Iterable[Reading]) -> None:
+        """Keep only the entities of ``readings``, a whole feed as read: GBFS gives a vehicle a new id after each
+        trip, so a long-running connector must not remember every id it ever saw. One that comes back is new."""
+        present = {(reading.topic, reading.key) for reading in readings}
+        self._seen = {entity: seen for entity, seen in self._seen.items() if entity in present}
+
 
 @dataclass
 class PollReport:
@@ -172,6 +179,7 @@ class Poller:
             return PollReport(malformed=str(error))
         if readings is None:
             return PollReport(not_modified=True)
+        self.tracker.forget_absent(readings)
         changed = self.tracker.changed(readings)
         report = PollReport(read=len(readings))
         for topic in sorted({reading.topic for reading in changed}):

@@ -32,6 +32,7 @@ from smartcity.connectors.gtfs_realtime import static_gtfs
 from smartcity.connectors.ingest_client import IngestUnavailable
 from smartcity.connectors.polling import Backoff, FeedUnavailable, Poller, PollReport
 from smartcity.events import city
+from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.credentials import add_ingest_key
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.loader import load_stack
@@ -43,7 +44,8 @@ from tests.fixtures.functions.helpers import serving
 from tests.storage_samples import drain
 from tests.stream_functions import STACK_FILE, prepared_settings
 
-INGEST = ["ingest-public-transport", "ingest-incidents", "ingest-bike-share", "ingest-taxi-vtc"]
+INGEST = ["ingest-public-transport", "ingest-incidents", "ingest-bike-share", "ingest-bike-share-vehicles",
+          "ingest-taxi-vtc"]
 SERVICE_DAY = date(2026, 3, 2)
 
 
@@ -76,7 +78,7 @@ class Platform:
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    """The connector holds an API key for its four streams, in the secret file a client reads it from."""
+    """The connector holds an API key for its five streams, in the secret file a client reads it from."""
     settings = prepared_settings(tmp_path)
     key = add_ingest_key(settings.secrets_dir, "connector-tests", [name.removeprefix("ingest-") for name in INGEST])
     (settings.secrets_dir / CLIENT_API_KEY_SECRET).write_text(key)
@@ -183,8 +185,10 @@ def test_gtfs_realtime_vehicles_and_alerts_reach_the_bus_through_ingest(platform
 # --- GBFS ---------------------------------------------------------------------------------------------------
 
 
-def gbfs_documents(version: str, base: str, bikes: int, reported: int) -> dict[str, dict]:
-    """gbfs.json, station_information and station_status of a two-station system, in GBFS ``version``."""
+def gbfs_documents(version: str, base: str, bikes: int, reported: int,
+                   vehicles: tuple[dict, ...] = ()) -> dict[str, dict]:
+    """gbfs.json, station_information, station_status, vehicle_types and the vehicles' feed of a two-station
+    system, in GBFS ``version``; ``vehicles`` (keyed ``id``) are written with the version's id and time."""
     feed = static_gtfs()
     stops = sorted(feed.stops.values(), key=lambda s: s.id)[:2]
     v3 = version.startswith("3")
@@ -192,7 +196,7 @@ def gbfs_documents(version: str, base: str, bikes: int, reported: int) -> dict[s
     def time(seconds: int):
         return datetime.fromtimestamp(seconds, ZoneInfo("UTC")).isoformat() if v3 else seconds
 
-    names = ["station_information", "station_status", "vehicle_status" if v3 else "free_bike_status"]
+    names = ["station_information", "station_status", "vehicle_status" if v3 else "free_bike_status", "vehicle_types"]
     feeds = [{"name": name, "url": f"{base}/{version}/{name}.json"} for name in names]
     information = [{"station_id": f"st-{i}", "lat": stop.lat, "lon": stop.lon, "capacity": 12,
                     "name": [{"text": stop.name or f"Station {i}", "language": "de"}] if v3 else stop.name or f"Station {i}"}
@@ -206,12 +210,17 @@ def gbfs_documents(version: str, base: str, bikes: int, reported: int) -> dict[s
         "gbfs.json": {**envelope, "data": {"feeds": feeds} if v3 else {"en": {"feeds": feeds}}},
         "station_information.json": {**envelope, "data": {"stations": information}},
         "station_status.json": {**envelope, "data": {"stations": status}},
-        names[2] + ".json": {**envelope, "data": {"vehicles" if v3 else "bikes": []}},
+        names[2] + ".json": {**envelope, "data": {"vehicles" if v3 else "bikes": [
+            {"vehicle_id" if v3 else "bike_id": v["id"], "last_reported": time(reported),
+             **{name: value for name, value in v.items() if name != "id"}} for v in vehicles]}},
+        "vehicle_types.json": {**envelope, "data": {"vehicle_types": [
+            {"vehicle_type_id": "ebike", "form_factor": "bicycle", "propulsion_type": "electric_assist"},
+            {"vehicle_type_id": "hover", "form_factor": "hoverboard", "propulsion_type": "electric"}]}},
     }
 
 
-def serve_gbfs(feeds: FeedServer, version: str, bikes: int, reported: int) -> str:
-    for name, document in gbfs_documents(version, feeds.base_url, bikes, reported).items():
+def serve_gbfs(feeds: FeedServer, version: str, bikes: int, reported: int, vehicles: tuple[dict, ...] = ()) -> str:
+    for name, document in gbfs_documents(version, feeds.base_url, bikes, reported, vehicles).items():
         feeds.serve(f"/{version}/{name}", json.dumps(document))
     return feeds.url(f"/{version}/gbfs.json")
 
@@ -236,6 +245,63 @@ def test_gbfs_stations_are_published_once_per_change(platform, version):
     latest = [event for event in platform.published("bike-share") if event["id"].endswith("st-0")][-1]
     assert (latest["availableBikeNumber"], latest["status"]) == (2, "almostEmpty")
     assert platform.dead_letters() == []
+
+
+def free_vehicles(moved: float = 0.0, form: str = "ebike") -> tuple[dict, ...]:
+    """A free-floating e-bike near the first stop (``moved`` degrees east) and one docked at station st-0."""
+    stop = sorted(static_gtfs().stops.values(), key=lambda s: s.id)[0]
+    return ({"id": "bike-4711", "lat": stop.lat + 0.001, "lon": stop.lon + moved, "is_reserved": False,
+             "is_disabled": False, "vehicle_type_id": form, "current_range_meters": 9000},
+            {"id": "bike-0815", "station_id": "st-0", "is_reserved": True, "is_disabled": False,
+             "vehicle_type_id": "ebike"})
+
+
+@pytest.mark.parametrize("version", ["2.3", "3.0"])
+def test_gbfs_vehicles_are_published_pseudonymized_once_per_change(platform, version):
+    url = serve_gbfs(platform.feeds, version, bikes=4, reported=at(8 * 3600), vehicles=free_vehicles())
+    connector = platform.poller("gbfs", url)
+    assert connector.poll().published == 4  # two stations, two vehicles
+    pseudonyms = Pseudonymizer.from_settings(platform.settings)
+    records = drain(platform.bus, "bike-share-vehicles")
+    assert not any(b"4711" in record.value + (record.key or b"") or b"0815" in record.value for record in records)
+    vehicles = {event["id"]: event for event in (orjson.loads(record.value) for record in records)}
+    free = vehicles[f"urn:ngsi-ld:BikeShareVehicle:{pseudonyms.pseudonym('bike-4711')}"]
+    docked = vehicles[f"urn:ngsi-ld:BikeShareVehicle:{pseudonyms.pseudonym('bike-0815')}"]
+    stop = sorted(static_gtfs().stops.values(), key=lambda s: s.id)[0]
+    assert free["location"]["coordinates"] == [round(stop.lon, 3), round(stop.lat + 0.001, 3)]  # coarsened
+    assert (free["formFactor"], free["propulsionType"], free["currentRangeMeters"]) == ("bicycle", "electric_assist", 9000)
+    assert (free["isReserved"], free["zone"]) == (False, city().zone_of(stop.lon, stop.lat + 0.001))
+    assert docked["stationId"] == "st-0" and docked["isReserved"] is True
+    assert docked["location"]["coordinates"] == [round(stop.lon, 3), round(stop.lat, 3)]  # at its station
+    assert datetime.fromisoformat(free["dateLastReported"]).timestamp() == at(8 * 3600)
+
+    assert connector.poll().not_modified
+    serve_gbfs(platform.feeds, version, bikes=4, reported=at(8 * 3600 + 60), vehicles=free_vehicles(moved=0.002))
+    report = connector.poll()  # only the free-floating bike moved: stations and the docked one are not sent again
+    assert (report.read, report.published) == (4, 1)
+    events = platform.published("bike-share-vehicles")  # from the topic's start, partitions one after the other
+    assert sorted(event["location"]["coordinates"][0] for event in events if event["id"] == free["id"]) == sorted(
+        [round(stop.lon, 3), round(stop.lon + 0.002, 3)]) and len(events) == 3
+    assert platform.dead_letters() == []
+
+
+def test_gbfs_vehicles_refused_or_malformed_are_dead_lettered_and_polling_goes_on(platform):
+    url = serve_gbfs(platform.feeds, "3.0", bikes=4, reported=at(8 * 3600), vehicles=free_vehicles(form="hover"))
+    connector = platform.poller("gbfs", url)
+    report = connector.poll()
+    assert (report.published, report.refused) == (3, 1)  # a hoverboard is no form factor of GBFS
+    [(headers, error)] = platform.dead_letters()
+    assert headers["ce_type"] == "city.connector.reading.refused.v1"
+    assert [item["field"] for item in error["errors"]] == ["formFactor"]
+
+    platform.feeds.serve("/3.0/vehicle_status.json", json.dumps({"data": {"vehicles": {"bike-1": {}}}}))
+    broken = connector.poll()
+    assert broken.malformed and "data.vehicles" in broken.malformed
+    [error] = [error for headers, error in platform.dead_letters()
+               if headers["ce_type"] == "city.connector.feed.malformed.v1"]
+    assert error["errors"][0]["field"] == "data.vehicles" and error["instance"].endswith("/3.0/vehicle_status.json")
+    serve_gbfs(platform.feeds, "3.0", bikes=3, reported=at(8 * 3600 + 60), vehicles=free_vehicles())
+    assert connector.poll().published == 3  # polling went on: two stations changed, the e-bike is valid now
 
 
 # --- a CSV open-data file with a mapping --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 from typer.testing import CliRunner
 
 from smartcity.cli import app
-from smartcity.connectors import gbfs
+from smartcity.connectors import gbfs, gbfs_vehicles
 from smartcity.city.files import configured_city, save_city
 from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs, static_gtfs_path
 from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
@@ -85,6 +85,43 @@ def test_gbfs_status_follows_the_simulators_rule():
     assert [gbfs.status_of(b, d, True, True) for b, d in [(0, 5), (5, 0), (2, 5), (5, 2), (5, 5)]] == [
         "empty", "full", "almostEmpty", "almostFull", "working"]
     assert gbfs.status_of(5, 5, True, False) == gbfs.status_of(None, None, False, True) == "outOfService"
+
+
+def test_gbfs_vehicles_of_2_3_and_3_0_are_read_with_their_type_and_a_docked_one_placed_at_its_station():
+    types = gbfs_vehicles.vehicle_types("u", json.dumps({"data": {"vehicle_types": [
+        {"vehicle_type_id": "eb", "form_factor": "bicycle", "propulsion_type": "electric_assist"}]}}).encode())
+    bikes, updated = gbfs_vehicles.vehicles("u", json.dumps({"last_updated": 1772434805, "data": {"bikes": [
+        {"bike_id": "b1", "lat": 50.9, "lon": 6.9, "is_reserved": False, "is_disabled": True,
+         "vehicle_type_id": "eb", "current_range_meters": 8000, "last_reported": 1772434800}]}}).encode())
+    [free] = [gbfs_vehicles.vehicle_reading(bike, types, {}, updated) for bike in bikes]
+    assert free == Reading("bike-share-vehicles", "b1", {
+        "id": "b1", "dateObserved": "2026-03-02T07:00:05+00:00", "location": {"type": "Point", "coordinates": [6.9, 50.9]},
+        "vehicleType": "eb", "formFactor": "bicycle", "propulsionType": "electric_assist", "currentRangeMeters": 8000,
+        "isReserved": False, "isDisabled": True, "dateLastReported": "2026-03-02T07:00:00+00:00"})
+    [docked], _ = gbfs_vehicles.vehicles("u", b'{"data": {"vehicles": [{"vehicle_id": "v2", "station_id": "s1", '
+                                              b'"is_reserved": true, "is_disabled": false}]}}')
+    reading = gbfs_vehicles.vehicle_reading(docked, {}, {"s1": {"lat": 50.8, "lon": 6.8}}, "2026-03-02T08:00:00Z")
+    assert reading.key == "v2" and reading.data["location"]["coordinates"] == [6.8, 50.8]
+    assert reading.data["stationId"] == "s1" and "formFactor" not in reading.data  # no vehicle_types: left out
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"data": {"bikes": [{"lat": 1}]}}', "data.bikes"),
+    (b'{"data": {"vehicles": {}}}', "data.vehicles"),
+    (b'{"data": {}}', "data.vehicles"),
+])
+def test_a_vehicles_document_without_a_list_of_identified_vehicles_is_malformed(body, field):
+    with pytest.raises(MalformedFeed) as raised:
+        gbfs_vehicles.vehicles("u", body)
+    assert raised.value.field == field
+
+
+def test_an_entity_gone_from_the_feed_is_forgotten_and_new_again_when_it_comes_back():
+    tracker = ChangeTracker()
+    first, second = Reading("bike-share-vehicles", "b1", {"x": 1}), Reading("bike-share-vehicles", "b2", {"x": 1})
+    tracker.remember([first, second])
+    tracker.forget_absent([second])  # b1 got a new id after its trip: it is not remembered for ever
+    assert tracker.changed([first, second]) == [first]
 
 
 # --- GTFS-realtime ------------------------------------------------------------------------------------------
