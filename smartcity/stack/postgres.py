@@ -59,7 +59,7 @@ class PostgresService(LocalService):
         """The server's own copies of the certificate and key, and an hba file refusing TCP clients without TLS."""
         files = ensure_tls(self.settings.stack_dir)
         self.tls_dir.mkdir(mode=0o700, exist_ok=True)
-        for source in (files.cert, files.key):
+        for source in (files.cert, files.key, files.ca_cert):  # the CA: for a replica's connection to its primary
             write_private(self.tls_dir / source.name, source.read_bytes())
         (self.tls_dir / "pg_hba.conf").write_text(
             "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"

@@ -10,6 +10,7 @@ its lag is a metric (:mod:`smartcity.storage.replication`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -38,6 +39,8 @@ class PostgresReplicaService(PostgresService):
     def prepare(self) -> None:
         self.socket_dir.mkdir(exist_ok=True)
         self._give_to_server_user(self.socket_dir)
+        if self.settings.stack_tls:
+            self._prepare_tls()
         if (self.data_dir / "standby.signal").exists():
             return
         self._wait_for_primary()
@@ -50,7 +53,12 @@ class PostgresReplicaService(PostgresService):
             "--username", SUPERUSER, "--pgdata", str(self.data_dir), "--write-recovery-conf",
             "--wal-method", "stream", "--checkpoint", "fast", "--no-sync",
         ]  # fmt: skip
-        result = subprocess.run(basebackup, capture_output=True, text=True, check=False, user=self.run_as())
+        # With TLS the copy and the streaming after it verify the primary; the recovery configuration keeps these.
+        # No client certificate: a path that is not there (libpq's default is under $HOME, root's, not ours).
+        tls = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.tls_dir / "ca.pem"),
+               "PGSSLCERT": str(self.tls_dir / "no-client-certificate")} if self.settings.stack_tls else {}
+        result = subprocess.run(basebackup, capture_output=True, text=True, check=False, user=self.run_as(),
+                                env={**os.environ, **tls})
         if result.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise StackError(self.name, f"pg_basebackup failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")

@@ -6,7 +6,8 @@ One whole path runs over TLS, every client verifying the server's certificate an
 CA: a reading POSTed to the ingest function over HTTPS, published to Kafka over SSL, stored by store-timeseries
 into PostgreSQL (``sslmode=verify-full``) and by store-latest into Redis (``rediss://``), read back through the
 API over HTTPS. Then every server, the gateway included, refuses a client that trusts another CA, and the servers
-that are TLS-only refuse a plaintext client.
+that are TLS-only refuse a plaintext client. The PostgreSQL replica copies and streams from its primary over TLS
+that verifies the primary.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from tests.storage_samples import drain, sample_events
 pytestmark = pytest.mark.real
 SMARTCITY = Path(sys.executable).with_name("smartcity")
 SERVICES = ["kafka", "postgres", "redis", "ferretdb", "s3"]
-PORTS = ["KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "POSTGRES_PORT", "REDIS_PORT", "FERRETDB_PORT", "S3_PORT"]
+PORTS = ["KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "POSTGRES_PORT", "POSTGRES_REPLICA_PORT", "REDIS_PORT", "FERRETDB_PORT",
+         "S3_PORT"]
 WAIT_S = 60.0
 OPENERS = {"bus_url": open_bus, "database_url": open_database, "cache_url": open_cache,
            "documents_url": open_documents, "objects_url": open_objects}
@@ -77,7 +79,7 @@ def tls_stack():
             get_settings.cache_clear()
             yield env
         finally:
-            stack.down(SERVICES)
+            stack.down([*SERVICES, "postgres-replica"])
             get_settings.cache_clear()
     get_settings.cache_clear()
     shutil.rmtree(folder, ignore_errors=True)
@@ -208,3 +210,19 @@ def test_a_plaintext_client_is_refused(tls_stack, url_setting):
     settings = _settings(tls_stack)
     with pytest.raises(ConfigurationError):
         OPENERS[url_setting](plain[url_setting], settings=settings).close()
+
+
+def test_the_replica_copies_and_streams_from_the_primary_over_verified_tls(tls_stack):
+    stack.up(["postgres-replica"])
+    settings = _settings(tls_stack)
+    # The superuser sees the replication connections' details.
+    primary = open_database(settings.database_url.replace("smartcity@", "postgres@"), settings=settings)
+    query = "SELECT s.ssl, r.state, r.application_name FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)"
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not (standbys := primary.query(query)):
+            assert time.monotonic() < deadline, f"no standby streams from the primary within {WAIT_S} s"
+            time.sleep(0.5)
+        assert [(standby["ssl"], standby["state"]) for standby in standbys] == [(True, "streaming")], standbys
+    finally:
+        primary.close()
