@@ -70,9 +70,11 @@ def gateway(
     """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
     import uvicorn
 
+    from smartcity.runtime.draining import exit_zero_on_sigterm
     from smartcity.runtime.gateway import build_gateway, gateway_function_names
 
     settings = get_settings()
+    exit_zero_on_sigterm()  # SIGTERM: unready, drain, exit 0 (smartcity.runtime.draining)
     logship.configure(settings, "gateway")
     workers = worker_count(workers, settings.gateway_workers)
     port = port or settings.gateway_port
@@ -84,12 +86,13 @@ def gateway(
         os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
         console.print(f"gateway: {workers} workers on {scheme}://{host}:{port}")
         uvicorn.run("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, host=host,
-                    port=port, log_config=None, **tls)
+                    port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s, **tls)
         return
     with console.status("loading functions"):
         app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))
     console.print(f"gateway: {len(app_.state.function_apps)} functions on {scheme}://{host}:{port}")
-    uvicorn.run(app_, host=host, port=port, log_config=None, **tls)
+    uvicorn.run(app_, host=host, port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s,
+                **tls)
 
 
 def gateway_tls(settings: Settings, certfile: Path | None, keyfile: Path | None) -> dict[str, str]:

@@ -7,7 +7,7 @@
                                    ``X-Function-Name``, ``X-Duration-Seconds``, ``X-Call-Id``
 ``/system/functions``              the functions, as OpenFaaS's ``FunctionStatus`` list (admin JWT)
 ``/system/function/<name>``        one of them (admin JWT)
-``/healthz``, ``/metrics``         liveness; Prometheus metrics under the OpenFaaS gateway's names (no
+``/healthz``, ``/metrics``         readiness (503 once draining on SIGTERM: :mod:`.draining`); Prometheus metrics under the OpenFaaS gateway's names (no
                                    credentials: keep the gateway's port inside the cluster, docs/security.md)
 ``<public path>/...``              a function app that declares ``app.state.public_path`` (the API
                                    functions: ``/v1/<group>``; their routes carry their full public path)
@@ -48,10 +48,11 @@ from starlette.responses import Response
 from smartcity.runtime.admission import MAX_BODY_BYTES, admit_body, function_not_found
 from smartcity.runtime.async_calls import AsyncRoutes
 from smartcity.runtime.context import Backends
+from smartcity.runtime.draining import Drain
 from smartcity.runtime.guard import GatewayGuard, timed_out
 from smartcity.runtime.loader import LoadedFunction, load_stack
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
-from smartcity.runtime.problems import http_exception_problem
+from smartcity.runtime.problems import http_exception_problem, problem_response
 from smartcity.runtime.production import refuse_unsafe_production
 from smartcity.runtime.public_paths import GatewayApp
 from smartcity.runtime.request_context import RequestContext
@@ -180,8 +181,9 @@ class PublicRoute:
 def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | None = None,
                    metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                    callback_allowed_hosts: str = "", callback_allow_private: bool = False,
-                   guard: GatewayGuard | None = None) -> FastAPI:
-    """The gateway over already loaded functions; on shutdown it closes ``backends``. A request body over
+                   guard: GatewayGuard | None = None, drain: Drain | None = None) -> FastAPI:
+    """The gateway over already loaded functions; on shutdown it closes ``backends``. ``drain``: served in a
+    process's main thread, SIGTERM turns ``/healthz`` to 503 for its delay before uvicorn drains. A request body over
     ``max_body_bytes`` is refused (413) before a function sees it; async calls call back only to the hosts of
     ``callback_allowed_hosts``, at public addresses unless ``callback_allow_private``. ``guard``: internal
     functions, the admin check, rate and time limits (none given: the functions' internal marks only, and
@@ -197,6 +199,8 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     async def lifespan(app: FastAPI):
         for sub in lifespans:
             await sub.startup()
+        if drain is not None:
+            drain.install()
         started.set()
         yield
         started.clear()
@@ -221,6 +225,8 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
 
     @gateway.get("/healthz")
     def healthz() -> Response:
+        if drain is not None and drain.draining.is_set():
+            return problem_response(503, "draining: shutting down, send new requests elsewhere", instance="/healthz")
         return Response("OK", media_type="text/plain")
 
     @gateway.get("/metrics")
@@ -256,7 +262,8 @@ def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (
                           max_body_bytes=settings.gateway_max_body_bytes,
                           callback_allowed_hosts=settings.callback_allowed_hosts,
                           callback_allow_private=settings.callback_allow_private,
-                          guard=GatewayGuard.for_functions(functions, settings))
+                          guard=GatewayGuard.for_functions(functions, settings),
+                          drain=Drain(settings.gateway_drain_delay_s))
 
 
 def access_log(on: bool) -> None:
