@@ -45,7 +45,8 @@ def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:
     settings = get_settings()
     logship.configure(settings, settings.function_name or "function")
     app = container_app(settings, HANDLER_FOLDER.resolve())
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    # SIGTERM (after the pod's preStop sleep): in-flight requests get the drain timeout to finish
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s)
 
 
 if __name__ == "__main__":

@@ -215,13 +215,25 @@ def test_kafka_sources_carry_the_delivery_spec_of_stack_yml(rendered):
         assert delivery["deadLetterSink"]["ref"]["name"] == dead_letter_sink
 
 
+def _drain_seconds(documents: list[dict]) -> float:
+    """The drain delay and timeout the ConfigMap hands the functions."""
+    [settings] = [doc["data"] for doc in documents
+                  if doc["kind"] == "ConfigMap" and "SMARTCITY_GATEWAY_DRAIN_TIMEOUT_S" in doc.get("data", {})]
+    return float(settings["SMARTCITY_GATEWAY_DRAIN_DELAY_S"]) + float(settings["SMARTCITY_GATEWAY_DRAIN_TIMEOUT_S"])
+
+
 def test_deployments_roll_without_downtime_and_scale_on_cpu_and_a_custom_metric(rendered):
     documents = rendered["production"]
     for deployment in (doc for doc in documents if doc["kind"] == "Deployment"):
         strategy = deployment["spec"]["strategy"]
         assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod["containers"]:
             assert container["readinessProbe"], deployment["metadata"]["name"]
+            # out of the endpoints during the preStop sleep, then SIGTERM drains: all within the grace period
+            pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            assert pre_stop > 0
+            assert pod["terminationGracePeriodSeconds"] > pre_stop + _drain_seconds(documents)
     for hpa in (doc for doc in documents if doc["kind"] == "HorizontalPodAutoscaler"):
         metrics = hpa["spec"]["metrics"]
         cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}  # production's

@@ -34,6 +34,12 @@ volumes:
       secretName: smartcity-secrets
 {{- end -}}
 
+{{/* Seconds a function's pod may take to stop: preStop sleep, drain delay and timeout, a margin. */}}
+{{- define "smartcity.terminationGracePeriodSeconds" -}}
+{{- $settings := .Values.settings -}}
+{{- add .Values.shutdown.preStopSleepSeconds (ceil $settings.gateway_drain_delay_s) (ceil $settings.gateway_drain_timeout_s) .Values.shutdown.marginSeconds -}}
+{{- end -}}
+
 {{/* A function's container (Knative Service or Deployment): image, port, environment, resources, readiness. */}}
 {{- define "smartcity.functionContainer" -}}
 {{- $root := .root -}}
@@ -52,6 +58,12 @@ volumes:
   {{- with .fn.resources }}
   resources:
     {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if not $root.Values.knative.enabled }}
+  lifecycle:
+    preStop:
+      sleep:  # the endpoints drop the pod meanwhile; then SIGTERM drains (values.yaml, shutdown)
+        seconds: {{ $root.Values.shutdown.preStopSleepSeconds }}
   {{- end }}
   readinessProbe:
     tcpSocket:
