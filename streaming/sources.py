@@ -117,10 +117,15 @@ def parse_events(records: DataFrame, topics: Sequence[str]) -> DataFrame:
     used (not a JSON object, a required field missing or of the wrong type, a CloudEvent type that is not the
     topic's): such records are dead-lettered, never aggregated.
     """
-    parsed = records.where(F.col("topic").isin(list(topics)))
-    for topic in topics:
-        schema = spark_schema(stream_for_topic(topic).model)
-        parsed = parsed.withColumn(event_column(topic), F.when(F.col("topic") == topic, F.from_json("value", schema)))
+    # The parsed structs come out of a generator (inline of a one-element array): the optimizer cannot push the
+    # ``problem IS NULL`` filter below it, which otherwise inlined from_json into the filter once per checked
+    # field (14 parses of every traffic record instead of 1; the parse-only query ran at 1,800 records/s).
+    parsed_structs = F.struct(*[
+        F.when(F.col("topic") == topic, F.from_json("value", spark_schema(stream_for_topic(topic).model)))
+        .alias(event_column(topic))
+        for topic in topics
+    ])
+    parsed = records.where(F.col("topic").isin(list(topics))).select("*", F.inline(F.array(parsed_structs)))
     columns = [F.col(event_column(topic)) for topic in topics]
     return parsed.withColumns({
         "event_time": F.coalesce(*[column["dateObserved"] for column in columns]),
