@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from grafana.datasources import LOGS, LOGS_URL
+from smartcity.runtime.logquery import query_base
 from smartcity.settings import Settings, get_settings
 from smartcity.stack.compose_schema import COMPOSE_FILE, compose_schema, schema_errors, setting_names
 
@@ -39,6 +41,14 @@ def test_every_setting_name_in_the_compose_file_is_a_setting(compose):
     given = {name for service in compose["services"].values()
              for name in (service.get("environment") or {}) if name.startswith("SMARTCITY_")}
     assert {"SMARTCITY_BUS_URL", "SMARTCITY_DATABASE_URL", "SMARTCITY_BACKUP_URL", "SMARTCITY_LOGS_URL"} <= given
+
+
+def test_grafana_reads_the_logs_where_the_platform_ships_them(compose):
+    grafana = compose["services"]["grafana"]["environment"]
+    shipped_to = compose["services"]["gateway"]["environment"]["SMARTCITY_LOGS_URL"]
+    assert shipped_to.startswith("http://victorialogs:")
+    assert grafana[LOGS_URL] == query_base(shipped_to)  # the server, without the ingestion path
+    assert LOGS["type"] in grafana["GF_INSTALL_PLUGINS"].split(",")
 
 
 def test_the_whole_platform_is_there_and_every_dependency_resolves(compose):
