@@ -19,6 +19,9 @@ GROUP_INTERVAL = "1m"
 LAG_LIMIT_S = 60
 API_P95_LIMIT_S = 0.5
 ERROR_RATIO_LIMIT = 0.05
+REPLICATION_LAG_LIMIT_S = 30
+REPLICA_LAG = "smartcity_postgres_replica_lag_seconds"  # the replica's own view (smartcity/storage/replication.py)
+PRIMARY_REPLAY_LAG = "smartcity_postgres_replication_replay_lag_seconds"  # the primary's, by replica
 HOTSPOT_SIZE_LIMIT = 5  # members from which a hotspot is an alarm (cluster-hotspots finds them from 3 on)
 
 
@@ -76,6 +79,11 @@ def platform_rules() -> list[dict[str, Any]]:
              prometheus_query('sum by (topic) (increase(smartcity_streaming_late_events_total{outcome="dropped"}[10m]))'),
              0, pending="0s", summary="Topic {{ $labels.topic }}: events arrived after the watermark closed their "
              "window and were left out of the aggregates (raise SMARTCITY_STREAMING_WATERMARK_S?)."),
+        rule("smartcity-replication-lag", f"PostgreSQL replica lag above {REPLICATION_LAG_LIMIT_S} s",
+             prometheus_query(f"max({REPLICA_LAG}) or max by (replica) ({PRIMARY_REPLAY_LAG})"),
+             REPLICATION_LAG_LIMIT_S, pending="5m",
+             summary=f"The API's read replica trails the primary by more than {REPLICATION_LAG_LIMIT_S} s: its "
+             "answers are that old (docs/operations.md; set SMARTCITY_DATABASE_READ_URL to the primary meanwhile)."),
         rule("smartcity-target-down", "Metrics target down", prometheus_query("1 - up"), 0, pending="2m",
              severity="critical", summary="Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}."),
     ]

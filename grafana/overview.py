@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grafana.alerts import PRIMARY_REPLAY_LAG, REPLICA_LAG, REPLICATION_LAG_LIMIT_S
 from grafana.city import API_FUNCTIONS, STREAMING_JOB, function_variable, job_variable, per_stream
 from grafana.panels import dashboard, promql, sql, stat, table, timeseries
 
@@ -127,6 +128,12 @@ def _storage() -> list[dict[str, Any]]:
                  "WHERE $__timeFilter(window_start) GROUP BY 1 ORDER BY 1"),
              unit="short", width=6, height=6, min_interval="5m",
              description="Sensor windows flagged as unusual, per 5 minutes (last value; the sparkline is the range)."),
+        timeseries("PostgreSQL replication lag",
+                   promql(f"max({REPLICA_LAG})", "replica (its own view)"),
+                   promql(f"max by (replica) ({PRIMARY_REPLAY_LAG})", "{{replica}} (seen from the primary)"),
+                   unit="s", minimum=0, width=24, height=6, thresholds=((REPLICATION_LAG_LIMIT_S, "red"),),
+                   description="How far the data the API reads from the replica (SMARTCITY_DATABASE_READ_URL) trails "
+                   "the primary; exported by the gateway processes reading from a replica, none without one."),
     ]
 
 

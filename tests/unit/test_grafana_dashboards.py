@@ -23,6 +23,7 @@ from smartcity.cli import app
 from smartcity.errors import ConfigurationError
 from smartcity.runtime.metrics import Metrics
 from smartcity.settings import PROJECT_ROOT, Settings, get_settings
+from smartcity.storage.replication import ReplicationLag
 
 DASHBOARD_FILES = [f"dashboards/{name}.json" for name in build.DASHBOARDS]
 # Series Prometheus itself adds for every target it scrapes.
@@ -48,7 +49,8 @@ def exported_metrics() -> set[str]:
     import models.serving  # noqa: F401 - registers the forecasting function's metrics in FUNCTION_METRICS
     import streaming.metrics  # noqa: F401 - registers the streaming jobs' metrics in the default registry
 
-    return _sample_names(Metrics().registry) | _sample_names(REGISTRY) | SCRAPE_SERIES
+    replication = {family.name for family in ReplicationLag(None, None).describe()}  # where the API reads a replica
+    return _sample_names(Metrics().registry) | _sample_names(REGISTRY) | SCRAPE_SERIES | replication
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -208,3 +210,17 @@ def test_grafana_environment_names_a_setting_grafana_cannot_use(tmp_path, overri
     with pytest.raises(ConfigurationError) as error:
         grafana_environment(Settings(**{**values, **overrides}))
     assert error.value.setting == setting
+
+
+def test_postgres_replication_lag_has_a_panel_and_an_alert():
+    from grafana.alerts import PRIMARY_REPLAY_LAG, REPLICA_LAG
+
+    lag_metrics = {REPLICA_LAG, PRIMARY_REPLAY_LAG}
+    where = {query.where.split(" query ")[0] for query in build.queries()
+             if query.language == "promql" and _metric_names(query.expanded(CONTEXTS["all"])) & lag_metrics}
+    assert "overview: panel 'PostgreSQL replication lag'" in where
+    assert "alert smartcity-replication-lag" in where
+    rendered = yaml.safe_load((build.GRAFANA_DIR / "provisioning/alerting/rules.yml").read_text())
+    [lag_rule] = [rule for group in rendered["groups"] for rule in group["rules"]
+                  if rule["uid"] == "smartcity-replication-lag"]
+    assert _metric_names(lag_rule["data"][0]["model"]["expr"]) == lag_metrics
