@@ -62,6 +62,7 @@ def test_the_api_reads_from_the_replica_and_exports_its_lag(private_stack, tmp_p
         metrics = _wait_until(lagging)
         assert _metric(metrics, "smartcity_postgres_replica_lag_seconds") > 0
         assert "smartcity_postgres_replication_lag_bytes{replica=" in metrics
+        assert "smartcity_postgres_replication_replay_lag_seconds{replica=" in metrics  # Grafana's panel and alert
         assert client.get("/v1/traffic/history", params=AROUND_MOMENT).json()["items"] == []  # not replayed yet
 
         replica_admin.execute("SELECT pg_wal_replay_resume()")
