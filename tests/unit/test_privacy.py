@@ -57,3 +57,11 @@ def test_a_missing_key_is_made_once_and_then_kept(tmp_path):
     key = path.read_text()
     assert len(key) == 64 and path.stat().st_mode & 0o777 == 0o600
     assert ensure_pseudonym_key(settings).read_text() == key
+
+
+def test_a_personal_entity_id_keeps_its_type_prefix_and_the_event_stays_valid():
+    pseudonymizer = Pseudonymizer(b"k", gps_precision_decimals=3)
+    vehicle = sample_events()["bike-share-vehicles"].model_copy(update={"id": "urn:ngsi-ld:BikeShareVehicle:op:b-1"})
+    kept = pseudonymizer.apply(vehicle)
+    assert kept.id == "urn:ngsi-ld:BikeShareVehicle:" + pseudonymizer.pseudonym("op:b-1")  # a ':' in the local id
+    assert type(vehicle).model_validate(kept.model_dump()).id == kept.id and "b-1" not in kept.model_dump_json()
