@@ -24,7 +24,7 @@ import yaml
 from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.bindings import kafka as sdk_kafka
 from cloudevents.core.formats.json import JSONFormat
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from smartcity.backends.bus import open_bus
@@ -204,8 +204,10 @@ def _log_end(settings: Settings, topic: str) -> int:
 
 
 def _delete_groups(settings: Settings, groups: list[str]) -> None:
-    for future in AdminClient(_kafka_config(settings)).delete_consumer_groups(groups, request_timeout=30).values():
+    admin = AdminClient(_kafka_config(settings))  # kept referenced: its futures resolve only while it lives
+    for group, future in admin.delete_consumer_groups(groups, request_timeout=30).items():
         try:
             future.result(timeout=30)
-        except Exception:  # noqa: BLE001 - a group that never committed does not exist
-            pass
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:  # a group that never committed does not exist
+                raise AssertionError(f"consumer group {group} not deleted: {error}") from None
