@@ -9,6 +9,8 @@ used, because its Ivy trips over poms without jars that other Maven builds leave
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import subprocess
 import threading
@@ -21,8 +23,10 @@ from smartcity.settings import PROJECT_ROOT, Settings
 CONNECTOR_POM = PROJECT_ROOT / "infra" / "spark" / "connector" / "pom.xml"
 INSTALL_MAVEN_JARS = PROJECT_ROOT / "infra" / "local" / "install-maven-jars.sh"
 CONNECTOR_JAR_PREFIX = "spark-sql-kafka-0-10_2.13-"
-# Few shuffle partitions: the windows of a city fit in a handful, and each partition is a task per micro-batch.
+# Few shuffle partitions on a cluster: the windows of a city fit in a handful, and each partition is a task per
+# micro-batch (locally: one per thread, see shuffle_partitions).
 SHUFFLE_PARTITIONS = 4
+_LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +69,27 @@ SESSION_CONFIG = {
 }
 
 
+def shuffle_partitions(master: str) -> int:
+    """One shuffle partition per thread of a ``local[N]`` master, else :data:`SHUFFLE_PARTITIONS`.
+
+    Each shuffle partition of a stateful query is a task and a state store per micro-batch (its delta file
+    written, its version committed): on two local threads, four partitions ran two waves of tasks for the same
+    windows. Only new checkpoints take the number; a checkpoint keeps the partitions it was started with.
+    """
+    match = _LOCAL_MASTER.fullmatch(master.strip())
+    if match is None:
+        return SHUFFLE_PARTITIONS
+    threads = match.group(1) or "1"
+    return (os.cpu_count() or SHUFFLE_PARTITIONS) if threads == "*" else int(threads)
+
+
 def build_session(settings: Settings, app_name: str = "smartcity-streaming", master: str | None = None):
     """A local SparkSession (``settings.spark_master``) with the Kafka connector's jars; the active one if any."""
     from pyspark.sql import SparkSession
 
+    master = master or settings.spark_master
     builder = (
-        SparkSession.builder.master(master or settings.spark_master)
+        SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in connector_jars(settings)))
         .config("spark.ui.enabled", "false")
@@ -78,7 +97,7 @@ def build_session(settings: Settings, app_name: str = "smartcity-streaming", mas
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
     )
-    for key, value in SESSION_CONFIG.items():
+    for key, value in {**SESSION_CONFIG, "spark.sql.shuffle.partitions": str(shuffle_partitions(master))}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

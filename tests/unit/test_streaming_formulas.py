@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 from smartcity.backends.database import open_database
 from smartcity.events import TrafficFlowObserved
 from smartcity.storage.migrate import migrate
-from streaming import indices, metrics
+from streaming import indices, metrics, session
 from streaming.anomalies import (
     ANOMALY_COLUMNS, MIN_BASELINE_WINDOWS, find_anomalies, judge_windows, severity, time_slot,
 )
@@ -135,3 +135,11 @@ def test_judge_windows_flags_against_the_same_hour_of_earlier_days_only(tmp_path
     assert rows[0]["baseline_samples"] == 7 and len(alerts) == 1
     # an hour later the same history is another slot: too few windows to judge
     assert judge_windows(db, [sensor_window(start + timedelta(hours=1), 15.6, 0.6)], now) == ([], [])
+
+
+@pytest.mark.parametrize("master, partitions", [
+    ("local[2]", 2), ("local", 1), ("local[3,2]", 3), ("spark://spark-master:7077", session.SHUFFLE_PARTITIONS),
+    ("k8s://https://api:6443", session.SHUFFLE_PARTITIONS),
+])
+def test_local_sessions_get_one_shuffle_partition_per_thread(master, partitions):
+    assert session.shuffle_partitions(master) == partitions
