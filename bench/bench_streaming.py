@@ -47,7 +47,7 @@ from smartcity.backends.database import open_database  # noqa: E402
 from smartcity.settings import Settings  # noqa: E402
 from smartcity.storage.migrate import migrate  # noqa: E402
 from streaming import metrics, samples  # noqa: E402
-from streaming.app import JOBS, close_context, open_context, start_jobs  # noqa: E402
+from streaming.app import JOBS, close_context, open_context, start_jobs, stop_jobs  # noqa: E402
 from streaming.runner import await_all, listen  # noqa: E402
 from streaming.session import build_session  # noqa: E402
 from streaming.sources import read_events  # noqa: E402
@@ -261,8 +261,7 @@ def main() -> None:
             print(f"\nheld load: {args.hold_rate:.0f} events/s for {args.hold:.0f} s", flush=True)
             held = hold(queries[0], listener, generator, args.hold_rate, args.hold)
     finally:
-        for query in queries:
-            query.stop()
+        stop_jobs(spark, queries)  # quietly: a batch in flight is cancelled, which Spark logs as stack traces
         for context in (ctx, *contexts):
             context.database.execute("DELETE FROM traffic_sensor_5min WHERE sensor_id LIKE :p", {"p": f"%{prefix}%"})
             context.database.execute("DELETE FROM traffic_segment_5min WHERE segment_id LIKE :p", {"p": f"%{prefix}%"})
