@@ -8,8 +8,9 @@ On SIGTERM (Kubernetes stopping a pod, ``docker stop``, ``kill``) the gateway:
    (at most ``SMARTCITY_GATEWAY_DRAIN_TIMEOUT_S``, ``timeout_graceful_shutdown``; then they are cancelled), runs
    the lifespan shutdown (functions and backends closed) and returns.
 
-A second SIGTERM, or Ctrl-C, skips what is left of the delay. In Kubernetes the pods' ``preStop`` sleep does the
-waiting of 1 (the endpoints drop a terminating pod), so the delay is 0 there (``infra/helm``).
+A second SIGTERM, or Ctrl-C, skips what is left of the delay. In Kubernetes a pod's ``preStop`` sleep does the
+waiting of 1 (the endpoints drop a terminating pod meanwhile), so the chart's delay is 0 (``infra/helm``); in
+compose, ``stop_grace_period`` leaves the drain its time.
 """
 
 from __future__ import annotations

@@ -51,6 +51,13 @@ def test_grafana_reads_the_logs_where_the_platform_ships_them(compose):
     assert LOGS["type"] in grafana["GF_INSTALL_PLUGINS"].split(",")
 
 
+def test_docker_stop_waits_for_the_gateway_to_drain_and_the_triggers_to_commit(compose):
+    defaults = Settings.model_fields
+    drain_s = defaults["gateway_drain_delay_s"].default + defaults["gateway_drain_timeout_s"].default
+    for name, needed_s in (("gateway", drain_s), ("triggers", 30)):  # Triggers.stop waits 30 s for each
+        assert float(compose["services"][name]["stop_grace_period"].removesuffix("s")) > needed_s, name
+
+
 def test_the_whole_platform_is_there_and_every_dependency_resolves(compose):
     services = compose["services"]
     assert PLATFORM | STORES | OBSERVABILITY <= services.keys()
