@@ -18,9 +18,10 @@ Every topic, checkpoint and cache key is this run's own; its rows are deleted at
    for ``--seconds`` each, into the same running job; p50/p99 lag of each step. The highest rate whose p99
    stays under the target (and which the producer achieved) is the sustained throughput.
 4. Held load (``--hold``): ``--hold-rate`` events/s for ``--hold`` seconds into the same running job, reported
-   per minute: events sent, lag p50/p99 of the micro-batches finished in that minute, their count, and where a
-   batch's time went (mean ms of addBatch, getBatch, latestOffset, queryPlanning, walCommit, commitOffsets from
-   the query progress). A rate is sustained when every minute's p99 stays under the target.
+   per minute: events sent, lag p50/p99 of the micro-batches finished in that minute, their count, their mean
+   events and windows written (the rows their sink collects to Python and upserts), and where a batch's time
+   went (mean ms of addBatch, getBatch, latestOffset, queryPlanning, walCommit, commitOffsets from the query
+   progress). A rate is sustained when every minute's p99 stays under the target.
    With ``--hold``, the ramp of step 3 runs only when ``--rates`` is given.
 
 Lag comes from the job's own metric (streaming/metrics.py): each micro-batch's event-time quantiles against the
@@ -157,12 +158,16 @@ def load_average() -> str:
     return f"load {os.getloadavg()[0]:.2f}/{os.cpu_count()}"
 
 
-def phase_means(progresses: list) -> str:
-    """Mean ms per micro-batch of each phase (:data:`PHASES`) of ``progresses`` (StreamingQueryProgress)."""
+def batch_summary(progresses: list) -> str:
+    """Per micro-batch of ``progresses`` (StreamingQueryProgress): mean events, windows written, ms per phase."""
     if not progresses:
         return "no batch"
     means = {phase: sum(p.durationMs.get(phase, 0) for p in progresses) / len(progresses) for phase in PHASES}
-    return " ".join(f"{phase} {ms:.0f}" for phase, ms in means.items())
+    events = sum(p.numInputRows for p in progresses) / len(progresses)
+    # the windows a batch changed: the rows its sink collects to Python and upserts
+    windows = sum(sum(s.numRowsUpdated for s in p.stateOperators) for p in progresses) / len(progresses)
+    return (f"{events:.0f} events and {windows:.0f} windows written per batch; mean ms: "
+            + " ".join(f"{phase} {ms:.0f}" for phase, ms in means.items()))
 
 
 def hold(query, listener, generator: SyntheticSensors, rate: float, seconds: float) -> list[tuple]:
@@ -177,7 +182,7 @@ def hold(query, listener, generator: SyntheticSensors, rate: float, seconds: flo
         seen = max([seen, *(p.batchId for p in query.recentProgress)])
         rows.append((minute, achieved, p50, p99))
         print(f"  minute {minute:>3}: sent {achieved:8.0f} events/s   lag p50 {p50 or float('nan'):6.1f} s   "
-              f"p99 {p99 or float('nan'):6.1f} s   {len(progresses)} batches, mean ms: {phase_means(progresses)}   "
+              f"p99 {p99 or float('nan'):6.1f} s   {len(progresses)} batches, {batch_summary(progresses)}   "
               f"{load_average()}", flush=True)
     return rows
 
