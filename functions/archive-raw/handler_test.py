@@ -26,8 +26,10 @@ def test_each_streams_events_are_one_parquet_file_under_their_date_and_hour(stor
     stored = archived(store)
     assert all(stored[topic] == [f"{topic}-1", f"{topic}-2"] for topic in STREAMS)
     assert len(stored["files"]) == len(STREAMS)
+    by_topic = {key.split("/")[1]: key for key in stored["files"]}  # raw/<topic>/date=.../hour=.../<file>
+    assert sorted(by_topic) == sorted(STREAMS)
     assert all(key.startswith(f"raw/{topic}/date=2025-03-01/hour=08/") and key.endswith(".parquet")
-               for key, topic in zip(sorted(stored["files"]), sorted(STREAMS)))
+               for topic, key in by_topic.items())
     table = RawArchive(store.context.objects, store.context.cache).read("bike-share").to_pylist()
     first = next(row for row in table if row["event_id"] == "bike-share-1")
     assert first["type"] == STREAMS["bike-share"].ce_type and first["source"] == "/tests"

@@ -30,6 +30,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from smartcity.extras import require
+
+# The REST API functions are built with the api extra (the Swagger UI of the merged document); the modules the
+# gateway and the ingest functions share with them (auth, problems) need only the runtime extra.
+require("api", "swagger_ui")
+
 from smartcity.api.auth import KeyRing, Role, caller_with_role, require_role, verify_token
 from smartcity.api.caching import ReadCache, conditional_response, request_key
 from smartcity.api.problems import ProblemError, add_problem_schemas, install_problem_handlers, problem_responses

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from smartcity.api.app import API_VERSION
+from smartcity.extras import require
 
 OPENAPI_PATH = f"/{API_VERSION}/openapi.json"
 DOCS_PATH = f"/{API_VERSION}/docs"
@@ -59,6 +60,7 @@ def merged_openapi(apps: Mapping[str, FastAPI], title: str = "smartcity API") ->
 
 
 def _swagger_static_dir() -> Path:
+    require("api", "swagger_ui")
     import swagger_ui
 
     return Path(swagger_ui.__file__).resolve().parent / "static"
