@@ -34,7 +34,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -46,6 +45,7 @@ sys.path.insert(0, str(HERE.parent))  # the sample city is test data: tests.api_
 sys.path.insert(0, str(HERE))
 
 from api_load import Result, load_generator, run_load  # noqa: E402
+from smartcity.runtime.readiness import wait_until_ready  # noqa: E402
 
 HISTORY_SENSORS = 20
 HISTORY_DAYS = 2
@@ -154,17 +154,6 @@ def serve_bare(port: int, workers: int) -> subprocess.Popen:
     return subprocess.Popen(command)
 
 
-def wait_ready(port: int, path: str, deadline_s: float = 120) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise RuntimeError(f"the server on port {port} did not answer {path} within {deadline_s} s")
-
-
 def free_port() -> int:
     import socket
 
@@ -221,8 +210,8 @@ def main() -> None:
         bare_port, gateway_port = free_port(), free_port()
         servers = [serve_bare(bare_port, args.workers),
                    serve_gateway(gateway_port, args.workers, stores.environment())]
-        wait_ready(bare_port, "/json")
-        wait_ready(gateway_port, "/healthz")
+        wait_until_ready(f"http://127.0.0.1:{bare_port}/json", 120, servers[0])
+        wait_until_ready(f"http://127.0.0.1:{gateway_port}/healthz", 120, servers[1])
         for path in ("/v1/traffic/segments", history):  # every worker: imports, pools, the first cache fill
             for _ in range(4 * args.workers):
                 response = httpx.get(f"http://127.0.0.1:{gateway_port}{path}",

@@ -42,6 +42,7 @@ from smartcity.backends.bus import open_bus  # noqa: E402
 from smartcity.backends.cache import open_cache  # noqa: E402
 from smartcity.runtime.bindings import record_of  # noqa: E402
 from smartcity.runtime.loader import load_stack  # noqa: E402
+from smartcity.runtime.readiness import wait_until_ready  # noqa: E402
 from smartcity.runtime.runner import FunctionRunner  # noqa: E402
 from smartcity.runtime.trigger import Triggers  # noqa: E402
 from tests.fixtures.functions.helpers import embedded_settings, reading, write_stack  # noqa: E402
@@ -124,16 +125,7 @@ def bench_gateway(stack: Path, settings, count: int, concurrency: int) -> None:
                               env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.2)
+        wait_until_ready(f"{url}/healthz", 60, server)
         with httpx.Client(base_url=url, timeout=30) as client:
             messages = iter(_messages(count))
 

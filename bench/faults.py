@@ -49,6 +49,7 @@ sys.path.insert(0, str(PROJECT))
 
 from smartcity.backends.database import open_database  # noqa: E402
 from smartcity.events import TrafficFlowObserved, city  # noqa: E402
+from smartcity.runtime.readiness import wait_until_ready  # noqa: E402
 from smartcity.settings import Settings, get_settings  # noqa: E402
 from smartcity.stack.base import LocalService  # noqa: E402
 from smartcity.stack.kafka import KafkaService  # noqa: E402
@@ -146,7 +147,8 @@ class Harness:
         migrate(self.db)
         self.gateway.start()
         self.trigger.start()
-        self._wait_gateway()
+        wait_until_ready(f"http://127.0.0.1:{self.gateway_port}/healthz", 120, self.gateway.process,
+                         log=self.gateway.log)
 
     def down(self) -> None:
         for process in (self.gateway, self.trigger):
@@ -155,17 +157,6 @@ class Harness:
             self.db.close()
         for service in (self.postgres, self.kafka):
             service.stop()
-
-    def _wait_gateway(self) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.gateway_port}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the gateway did not start: {self.gateway.log.read_text()[-2000:]}")
 
     # --- the faults --------------------------------------------------------------------------------------
     def kill(self, component: str) -> None:

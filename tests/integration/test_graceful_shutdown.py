@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 from smartcity.backends.bus import open_bus
 from smartcity.backends.bus.kafka import bootstrap_servers
 from smartcity.backends.cache import open_cache
+from smartcity.runtime.readiness import wait_until_ready
 from smartcity.settings import Settings
 from tests.fixtures.functions.helpers import read_all, reading, write_stack
 from tests.ports import free_port
@@ -49,18 +50,6 @@ def _slow_echo_stack(directory: Path, run: str, delay_s: float, name: str = "ech
     stack["functions"][name] = echo
     path.write_text(yaml.safe_dump(stack))
     return path
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the gateway did not start:\n{log.read_text()[-3000:]}")
 
 
 def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_path):
@@ -89,7 +78,7 @@ def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_
             answers[event.get_id()] = f"{type(error).__name__}: {error}"
 
     try:
-        _wait_healthy(url, gateway, log)
+        wait_until_ready(f"{url}/healthz", 60, gateway, log=log)
         events = [reading(f"s{i}", i) for i in range(8)]
         callers = [threading.Thread(target=call, args=(event,)) for event in events]
         for caller in callers:
