@@ -91,6 +91,15 @@ class Settings(BaseSettings):
         description="Downloaded and built service binaries, kept between runs.",
     )
     gateway_port: int = Field(default=8080, description="Port of the local function gateway.")
+    gateway_internal_port: int = Field(
+        default=8081, ge=0,
+        description="Port of the gateway's internal listener, which serves /healthz and /metrics and nothing else (for "
+        "probes and Prometheus; the public port then answers 404 for both). 0: they are served on the public port.")
+    internal_host: str = Field(
+        default="127.0.0.1",
+        description="Address the internal endpoints listen on: the gateway's internal port, the triggers' and the "
+        "streaming jobs' /metrics. 0.0.0.0 in a container, so the kubelet and Prometheus reach them: what keeps them "
+        "internal there is their port, which no Service, route or published port exposes.")
     gateway_workers: int = Field(
         default=0, ge=0,
         description="Processes of the local function gateway (each loads every function); 0: one per CPU it may run on.")
