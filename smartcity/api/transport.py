@@ -55,9 +55,10 @@ class VehiclePosition(BaseModel):
     lon: float
     lat: float
     zone: str
-    speed_kmh: float
-    heading: float
-    occupancy_status: str
+    # Null when the vehicle's feed leaves them out, as many GTFS-realtime feeds do.
+    speed_kmh: float | None
+    heading: float | None
+    occupancy_status: str | None
     observed_at: datetime
 
 
@@ -100,8 +101,8 @@ def vehicle_position(state: dict[str, Any]) -> VehiclePosition:
     return VehiclePosition(
         vehicle_id=data["vehicleId"], vehicle_type=data["vehicleType"], line_id=data["routeId"],
         trip_id=data["tripId"], stop_id=data["stopId"], current_status=data["currentStatus"], delay_s=data["delay"],
-        lon=lon, lat=lat, zone=data["zone"], speed_kmh=data["speed"], heading=data["heading"],
-        occupancy_status=data["occupancyStatus"], observed_at=city_time(data["dateObserved"]),
+        lon=lon, lat=lat, zone=data["zone"], speed_kmh=data.get("speed"), heading=data.get("heading"),
+        occupancy_status=data.get("occupancyStatus"), observed_at=city_time(data["dateObserved"]),
     )
 
 

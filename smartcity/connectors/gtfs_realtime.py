@@ -7,7 +7,8 @@ three entity kinds, as most agencies' combined feeds do.
   (:func:`static_gtfs_path`: the transit feed of ``SMARTCITY_CITY_FILE``'s city) gives the
   route's vehicle type and, where the feed leaves them out, the route of the trip and the stop of the current
   stop sequence (or the other way round). ``speed`` comes in m/s (ingest converts it to km/h), ``bearing`` is the
-  heading. The **delay** is the trip's TripUpdate for that stop (or the last stop before it with one); without
+  heading; a feed without speed, bearing or occupancy status (most leave them out) gives a reading without them,
+  stored and served as null. The **delay** is the trip's TripUpdate for that stop (or the last stop before it with one); without
   one it is estimated from the timetable: how far the fix's time lies outside the scheduled window at the stop
   (between arrival and departure when stopped at it, between leaving the previous stop and reaching it when on
   the way), in the configured city's time zone. What the feed does not give and cannot be derived is left out, so ingest

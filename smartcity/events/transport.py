@@ -2,6 +2,8 @@
 
 Ids are the GTFS feed's (``tripId``, ``routeId``, ``stopId`` of ``trips.txt``, ``routes.txt``, ``stops.txt``);
 the NGSI entity is FIWARE's ``Vehicle`` (``vehicleType``, ``speed`` in km/h, ``heading`` in degrees).
+``speed``, ``heading`` and ``occupancyStatus`` are optional (null when absent): real GTFS-realtime feeds very often
+leave them out of their VehiclePositions, which are still worth their position and delay.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from smartcity.events.common import CityEvent, Location, Zone, measure
+from smartcity.events.common import CityEvent, Location, Zone, measure, optional_measure
+
+Occupancy = Literal["EMPTY", "MANY_SEATS_AVAILABLE", "FEW_SEATS_AVAILABLE", "STANDING_ROOM_ONLY", "FULL"]
 
 
 class PublicTransportVehicle(CityEvent):
@@ -28,7 +32,6 @@ class PublicTransportVehicle(CityEvent):
     delay: int = measure("Delay against the timetable, positive when late", "s", ge=-3600, le=6 * 3600)
     location: Location
     zone: Zone
-    speed: float = measure("Instantaneous speed", "km/h", ge=0, le=150)
-    heading: float = measure("Direction of travel, clockwise from north", "degrees", ge=0, lt=360)
-    occupancyStatus: Literal["EMPTY", "MANY_SEATS_AVAILABLE", "FEW_SEATS_AVAILABLE", "STANDING_ROOM_ONLY", "FULL"] = \
-        Field(description="GTFS-realtime OccupancyStatus")
+    speed: float | None = optional_measure("Instantaneous speed", "km/h", ge=0, le=150)
+    heading: float | None = optional_measure("Direction of travel, clockwise from north", "degrees", ge=0, lt=360)
+    occupancyStatus: Occupancy | None = Field(None, description="GTFS-realtime OccupancyStatus")

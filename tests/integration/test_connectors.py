@@ -21,10 +21,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from google.transit import gtfs_realtime_pb2 as rt
 from typer.testing import CliRunner
 
+from smartcity.api.auth import Role
 from smartcity.backends.bus import EventBus, open_bus
+from smartcity.backends.database import open_database
 from smartcity.cli import app
 from smartcity.city.files import configured_city
 from smartcity.connectors import feed_source, poller
@@ -39,6 +42,8 @@ from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC, Settings, get_settings
 from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
+from tests.api_samples.gateway import api_gateway
+from tests.credentials import bearer
 from tests.feed_server import FeedServer, feed_server
 from tests.fixtures.functions.helpers import serving
 from tests.storage_samples import drain
@@ -106,8 +111,10 @@ def at(seconds_after_midnight: int) -> int:
     return int((midnight + timedelta(seconds=seconds_after_midnight)).timestamp())
 
 
-def vehicle(message, entity_id: str, trip, index: int, observed: int, with_position: bool = True) -> None:
-    """A vehicle of ``trip`` on its way to stop ``index``, at that stop's coordinates."""
+def vehicle(message, entity_id: str, trip, index: int, observed: int, with_position: bool = True,
+            with_measures: bool = True) -> None:
+    """A vehicle of ``trip`` on its way to stop ``index``, at that stop's coordinates; without ``with_measures``,
+    no speed, bearing or occupancy, as many real feeds give their positions."""
     feed = static_gtfs()
     entity = message.entity.add(id=entity_id)
     vp = entity.vehicle
@@ -116,10 +123,12 @@ def vehicle(message, entity_id: str, trip, index: int, observed: int, with_posit
     vp.current_stop_sequence = trip.stop_times[index].sequence
     vp.current_status = rt.VehiclePosition.IN_TRANSIT_TO
     vp.timestamp = observed
-    vp.occupancy_status = rt.VehiclePosition.MANY_SEATS_AVAILABLE
+    if with_measures:
+        vp.occupancy_status = rt.VehiclePosition.MANY_SEATS_AVAILABLE
     if with_position:
         stop = feed.stops[trip.stop_times[index].stop]
         vp.position.longitude, vp.position.latitude = stop.lon, stop.lat
+    if with_position and with_measures:
         vp.position.speed, vp.position.bearing = 5.0, 90.0
 
 
@@ -180,6 +189,40 @@ def test_gtfs_realtime_vehicles_and_alerts_reach_the_bus_through_ingest(platform
     assert (report.read, report.published, report.refused) == (4, 1, 0)  # only bus 2 moved
     assert [event["vehicleId"] for event in platform.published("public-transport")] == ["bus-1", "bus-2", "bus-2"]
     assert len(platform.published("incidents")) == 1 and len(platform.dead_letters()) == 1
+
+
+def test_positions_without_speed_bearing_or_occupancy_are_stored_and_listed_with_nulls(platform):
+    feed, trips = running_trips(2)
+    message = rt.FeedMessage()
+    message.header.gtfs_realtime_version, message.header.timestamp = "2.0", at(8 * 3600)
+    for number, trip in enumerate(trips, start=1):
+        vehicle(message, str(number), trip, 1, at(trip.stop_times[1].arrival_s), with_measures=False)
+    url = platform.feeds.serve("/gtfs-rt", message.SerializeToString(), "application/x-protobuf")
+
+    report = platform.poller("gtfs-rt", url).poll()
+    assert (report.read, report.published, report.refused) == (2, 2, 0) and platform.dead_letters() == []
+    records = drain(platform.bus, "public-transport")
+    assert [[orjson.loads(r.value)[name] for name in ("speed", "heading", "occupancyStatus")] for r in records] == \
+        [[None, None, None]] * 2
+    for function in load_stack(STACK_FILE, platform.settings, ["store-timeseries", "store-latest"]):
+        assert FunctionTrigger(function).process(records).dead_lettered == 0, function.name
+    db = open_database(platform.settings.database_url)
+    try:
+        rows = db.query("SELECT vehicle_id, trip_id, speed, heading, occupancy_status FROM transport_positions "
+                        "ORDER BY vehicle_id")
+    finally:
+        db.close()
+    assert rows == [{"vehicle_id": f"bus-{n}", "trip_id": trip.id, "speed": None, "heading": None,
+                     "occupancy_status": None} for n, trip in enumerate(trips, start=1)]
+
+    with TestClient(api_gateway(platform.settings)) as api:
+        answer = api.get("/v1/transport/vehicles", headers=bearer(platform.settings, Role.viewer))
+    assert answer.status_code == 200, answer.text
+    listed = {item["vehicle_id"]: item for item in answer.json()["items"]}
+    assert set(listed) == {"bus-1", "bus-2"}
+    assert all((item["speed_kmh"], item["heading"], item["occupancy_status"]) == (None, None, None)
+               for item in listed.values())
+    assert listed["bus-1"]["stop_id"] == trips[0].stop_times[1].stop and listed["bus-1"]["delay_s"] == 0
 
 
 # --- GBFS ---------------------------------------------------------------------------------------------------

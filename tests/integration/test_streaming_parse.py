@@ -15,7 +15,7 @@ from streaming.session import build_session
 from streaming.sources import parse_events
 
 AT = datetime(2024, 3, 5, 8, 0, 10, tzinfo=timezone.utc)
-TOPICS = ("traffic-sensors", "bike-share")
+TOPICS = ("traffic-sensors", "bike-share", "public-transport")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,9 @@ def parsed_records(spark):
     bikes = samples.bike_station("b1", AT, bikes=4, docks=6)
     good_traffic = json.dumps(traffic.model_dump(mode="json", by_alias=True))
     missing = traffic.model_dump(mode="json", by_alias=True)
+    # A bus position as most GTFS-realtime feeds give it: no speed, heading or occupancy (optional fields).
+    bus = samples.bus_position("v1", AT, delay_s=60).model_dump(mode="json", by_alias=True)
+    bus = {name: value for name, value in bus.items() if name not in ("speed", "heading", "occupancyStatus")}
     del missing["intensity"]
     rows = [
         record("traffic-sensors", good_traffic, 0),
@@ -41,6 +44,7 @@ def parsed_records(spark):
         record("traffic-sensors", good_traffic, 3, ce_type="city.other.v1"),
         record("bike-share", json.dumps(bikes.model_dump(mode="json", by_alias=True)), 4),
         record("parking", good_traffic, 5),
+        record("public-transport", json.dumps(bus), 6),
     ]
     schema = ("value string, headers map<string,string>, topic string, partition int, offset long, "
               "timestamp timestamp")
@@ -50,7 +54,7 @@ def parsed_records(spark):
 def test_each_record_gets_its_problem_or_its_parsed_event(spark):
     parsed = parsed_records(spark)
     rows = {row["offset"]: row for row in parsed.withColumn("event_us", F.unix_micros("event_time")).collect()}
-    assert sorted(rows) == [0, 1, 2, 3, 4]  # another topic's record is not read
+    assert sorted(rows) == [0, 1, 2, 3, 4, 6]  # another topic's record is not read
     assert rows[0]["problem"] is None and rows[0]["traffic_sensors"]["intensity"] == 3
     assert rows[0]["bike_share"] is None
     assert rows[0]["event_us"] == int(AT.timestamp()) * 1_000_000 and rows[4]["event_us"] is not None
@@ -60,6 +64,8 @@ def test_each_record_gets_its_problem_or_its_parsed_event(spark):
     assert rows[3]["problem"] == ("ce_type: expected city.traffic.flow.observed.v1 on traffic-sensors, "
                                   "got city.other.v1")
     assert rows[4]["problem"] is None and rows[4]["bike_share"] is not None and rows[4]["traffic_sensors"] is None
+    assert rows[6]["problem"] is None and rows[6]["public_transport"]["delay"] == 60
+    assert rows[6]["public_transport"]["speed"] is None and rows[6]["public_transport"]["occupancyStatus"] is None
 
 
 def test_the_good_records_filter_parses_each_record_once(spark):
@@ -68,4 +74,4 @@ def test_the_good_records_filter_parses_each_record_once(spark):
     good = parsed_records(spark).where("problem IS NULL")
     plan = good._jdf.queryExecution().executedPlan().toString()
     assert plan.count("from_json(") == len(TOPICS)
-    assert sorted(row["offset"] for row in good.collect()) == [0, 4]
+    assert sorted(row["offset"] for row in good.collect()) == [0, 4, 6]

@@ -150,6 +150,20 @@ def test_impossible_values_are_refused():
     assert "averageVehicleSpeed" in reasons("traffic-sensors", averageVehicleSpeed=float("nan"))
 
 
+def test_a_bus_position_without_speed_heading_or_occupancy_is_valid_with_nulls():
+    # Real GTFS-realtime VehiclePositions very often leave them out; the rest of the position is still worth it.
+    data = {name: value for name, value in sample("public-transport").items()
+            if name not in ("speed", "heading", "occupancyStatus")}
+    event = stream_for_topic("public-transport").model.model_validate(data)
+    assert (event.speed, event.heading, event.occupancyStatus) == (None, None, None)
+    from smartcity.cli.schemas import schema_document
+    as_json = json.loads(event.model_dump_json())
+    jsonschema.Draft202012Validator(schema_document(stream_for_topic("public-transport"))).validate(as_json)
+    # present, they are still checked
+    assert set(reasons("public-transport", speed=-1.0, heading=360.0, occupancyStatus="CRUSHED")) == {
+        "speed", "heading", "occupancyStatus"}
+
+
 def test_personal_fields_are_marked_for_ingest():
     assert stream_for_topic("taxi-vtc").personal_fields == ["vehicleId", "driverId", "location"]
     assert [t for t in TOPICS if stream_for_topic(t).personal_fields] == ["taxi-vtc"]

@@ -50,7 +50,7 @@ def revision_file(folder: Path, revision: str, body: str) -> Path:
 def test_an_empty_database_is_built_from_the_schema_once_and_a_second_run_changes_nothing(db):
     seen = []
     applied = migrate(db, on_apply=seen.append)
-    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE, "0002"]
+    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE, "0002", "0003"]
     assert seen == applied and set(metadata_for("sqlite").tables) | {"alembic_version"} == tables(db)
     assert migrate(db) == [] and version(db) == [HEAD]
     assert all(item.applied for item in status(db)) and schema_differences(db) == []
@@ -87,7 +87,7 @@ def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
     rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db)}
     new_streams = [table.table for stream, table in STREAM_TABLES.items() if stream not in TOPICS]
     applied = [(r.id, r.description) for r in migrate(db)]  # stamped 0001, then upgraded; new streams' tables made
-    assert [r for r, _ in applied] == ["0002", *["stream"] * len(new_streams)] and version(db) == [HEAD]
+    assert [r for r, _ in applied] == ["0002", "0003", *["stream"] * len(new_streams)] and version(db) == [HEAD]
     assert [d for r, d in applied if r == "stream"] == [f"table {name}" for name in new_streams]
     rows |= {name: [] for name in new_streams}
     assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db) - {"alembic_version"}} == rows
@@ -131,7 +131,7 @@ def test_the_db_commands_migrate_once_show_the_revisions_and_fail_with_the_reaso
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = CliRunner().invoke(app, ["migrate", "--database-url", url])
-    assert first.exit_code == 0 and "applying 0001" in first.output and "2 revision(s) applied" in first.output
+    assert first.exit_code == 0 and "applying 0001" in first.output and "3 revision(s) applied" in first.output
     assert "0 revision(s) applied" in CliRunner().invoke(app, ["migrate", "--database-url", url]).output
     shown = CliRunner().invoke(app, ["status", "--database-url", url])
     assert shown.exit_code == 0 and "0001" in shown.output and "applied" in shown.output
