@@ -246,9 +246,9 @@ def _fault(frame: pd.DataFrame, kind: str, rows: np.ndarray, before: int, rng: n
 
 
 def _network_detectors() -> list[dict]:
-    from smartcity.simulator.network import network_data
+    from smartcity.simulator.network import traffic_loops
 
-    return network_data()["detectors"]
+    return [loop.model_dump() for loop in traffic_loops()]
 
 
 # --- event-level figures --------------------------------------------------------------------------------------

@@ -231,10 +231,10 @@ class Demo:
         from smartcity.api.auth import KeyRing, Role, issue_token
         from smartcity.api.usage import how_to_call
         from smartcity.events.common import ngsi_id
-        from smartcity.simulator.network import network_data
+        from smartcity.simulator.network import traffic_loops
 
         token = issue_token(KeyRing(self.settings), "demo", Role.viewer, ttl=timedelta(hours=1))
-        segment = ngsi_id("RoadSegment", network_data()["detectors"][0]["edge"])  # one with a loop: forecast
+        segment = ngsi_id("RoadSegment", traffic_loops()[0].edge)  # one with a loop: forecast
         at = self.start if off_the_clock(self.start, datetime.now(timezone.utc)) else None
         return how_to_call(self.base_url, token, segment_id=segment, city_start=at)
 

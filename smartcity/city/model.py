@@ -2,7 +2,7 @@
 
 A city has a name, a time zone, a boundary (a box, optionally a polygon inside it), zones (each a polygon; a grid
 of ``Z<row><col>`` when the city is cut into one), road segments (geometry, road class, neighbours), sensor sites
-(car parks, bike stations, weather and air-quality stations) and public transport (stops, lines, and the GTFS
+(traffic loops, car parks, bike stations, weather and air-quality stations) and public transport (stops, lines, and the GTFS
 feed they come from). Zone ids are ``Z`` and two digits: the events' ``zone`` field carries them.
 """
 
@@ -117,7 +117,25 @@ class Site(_Strict):
     kind: str = ""
 
 
+class TrafficLoop(_Strict):
+    """An induction loop (a traffic sensor site): mid-lane on a car lane of a road segment, ``id`` ``loop.<lane>``.
+
+    ``position`` is metres from the lane's start; ``lon``/``lat`` the point it reports."""
+
+    id: str = Field(min_length=1)
+    lane: str = Field(min_length=1)
+    edge: str = Field(min_length=1)
+    lane_index: int = Field(ge=0)
+    position: float = Field(ge=0)
+    lon: float
+    lat: float
+    zone: ZoneId
+
+
 class Sites(_Strict):
+    """The city's sensor sites; ``traffic_loops`` in the live simulation's order (main roads first)."""
+
+    traffic_loops: list[TrafficLoop] = []
     car_parks: list[Site] = []
     bike_stations: list[Site] = []
     weather_stations: list[Site] = []
@@ -205,9 +223,18 @@ class CityDefinition(_Strict):
     @property
     def gtfs_file(self) -> Path | None:
         """The transit feed's path, resolved against the city file's folder."""
-        if not self.transit.gtfs:
+        return self._resolved(self.transit.gtfs)
+
+    @property
+    def network_file(self) -> Path | None:
+        """The road network's path, resolved against the city file's folder (the simulator knows the names of
+        the SUMO scenarios it ships, such as ``sumo_rl/nets/...``)."""
+        return self._resolved(self.network)
+
+    def _resolved(self, name: str | None) -> Path | None:
+        if not name:
             return None
-        path = Path(self.transit.gtfs)
+        path = Path(name)
         return path if path.is_absolute() or self._file is None else self._file.parent / path
 
     def contains(self, lon: float, lat: float) -> bool:

@@ -46,11 +46,13 @@ def generate(
     """Simulate DAYS of city traffic, weather and incidents and write them to the database, idempotently."""
     from smartcity.simulator.city import load_city
     from smartcity.simulator.history_store import generate_history
-    from smartcity.simulator.simulation import simulates_traffic
+    from smartcity.simulator.simulation import missing_road_data
 
-    if not simulates_traffic(load_city()):  # the history is the SUMO network's traffic
+    missing = missing_road_data(load_city())  # the history is the traffic its loops would have counted
+    if missing:
         console.print(f"[red]error:[/] SMARTCITY_CITY_FILE: the city {load_city().extent.name} has no road network "
-                      "the simulator runs: history generate needs one (smartcity city build --from-sumo)")
+                      f"the simulator runs ({missing}): history generate needs road segments and traffic loop sites "
+                      "(smartcity city build --from-sumo)", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     moment = parse_end(end) if end is not None else None
     summary = generate_history(get_settings(), days, moment, seed, incidents_per_day,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import random
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -23,11 +24,11 @@ from smartcity.city import CityDefinition, metres, road_class, save_city
 from smartcity.city.files import DEFAULT_CITY_FILE
 from smartcity.city.gtfs import load_feed
 from smartcity.city.grid import grid_zones
-from smartcity.city.model import Boundary, Sites, ZoneGrid
+from smartcity.city.model import Boundary, Sites, TrafficLoop, Transit, ZoneGrid
 from smartcity.city.transit import transit_of
 from smartcity.simulator.city import GTFS_FILE
 from smartcity.simulator.network import topology
-from smartcity.simulator.sumo_network import SCENARIO, allows_cars, network, scenario_dir
+from smartcity.simulator.sumo_network import SCENARIO, allows_cars, loop_lanes, network, resco_network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
 TIMEZONE = "Europe/Berlin"
@@ -45,27 +46,35 @@ def main() -> None:
 def write(net_file: Path | None, out: Path, name: str, timezone: str) -> CityDefinition:
     """Build the city of ``net_file`` (default: the bundled scenario) into ``out`` and its GTFS zip beside it."""
     gtfs = GTFS_FILE if net_file is None else out.with_name(f"{out.stem}-gtfs.zip")
-    city, feed = build(net_file, name, timezone, gtfs.name)
+    # a network of its own is named relative to the city file (as its feed is): keep them together
+    source = None if net_file is None else os.path.relpath(Path(net_file).resolve(), Path(out).resolve().parent)
+    city, feed = build(net_file, name, timezone, gtfs.name, source)
     save_city(city, out)
+    if not feed:
+        print(f"wrote {out} (no bus line fits the network: no GTFS feed)")
+        return city
     gtfs.write_bytes(feed)
     print(f"wrote {out} and {gtfs} ({len(feed)} bytes)")
     return city
 
 
 def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZONE,
-          gtfs_name: str = GTFS_FILE.name) -> tuple[CityDefinition, bytes]:
-    """The city definition and its GTFS zip, derived from a SUMO network (default: the bundled scenario's)."""
-    source = f"sumo_rl/nets/RESCO/{SCENARIO}/{SCENARIO}.net.xml" if net_file is None else str(net_file)
+          gtfs_name: str = GTFS_FILE.name, source: str | None = None) -> tuple[CityDefinition, bytes]:
+    """The city definition and its GTFS zip (empty when no bus line fits the network), derived from a SUMO network
+    (default: the bundled scenario's); ``source`` is how the city file names the network (default: ``net_file``)."""
+    source = source or (resco_network(SCENARIO) if net_file is None else str(net_file))
     net_file = net_file or scenario_dir(SCENARIO) / f"{SCENARIO}.net.xml"
     with network(net_file) as traci:
         extent = _extent(traci, name, timezone)
         segments = _segments(traci, net_file, extent)
+        loops = _traffic_loops(traci, net_file, extent)
         lines = _bus_lines(traci, segments)
         shapes = {line: _shape(traci, edges) for line, edges in lines.items()}
         stops = {line: _stops(traci, edges, extent) for line, edges in lines.items()}
     rng = random.Random(SEED)
-    feed = _gtfs_zip(lines, shapes, stops, timezone)
+    feed = _gtfs_zip(lines, shapes, stops, timezone) if lines else b""
     sites = Sites(
+        traffic_loops=loops,
         car_parks=_car_parks(segments, rng),
         bike_stations=_bike_stations(segments),
         weather_stations=[_station(segments, "W1", "Weather station Nippes", "weather", main_road=False)],
@@ -74,7 +83,7 @@ def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZO
             _station(segments, "AQ2", "Air quality Nippes (urban background)", "background", main_road=False),
         ],
     )
-    transit = transit_of(load_feed(io.BytesIO(feed)), extent.zone_of, gtfs_name)
+    transit = transit_of(load_feed(io.BytesIO(feed)), extent.zone_of, gtfs_name) if feed else Transit()
     city = CityDefinition(**{**extent.model_dump(), "network": source, "segments": segments, "sites": sites,
                              "transit": transit})
     return city, feed
@@ -111,6 +120,18 @@ def _segments(traci: ModuleType, net_file: Path, extent: CityDefinition) -> list
             "downstream": joins.get(edge.get("id"), {}).get("downstream", []),
         })
     return sorted(segments, key=lambda s: s["id"])
+
+
+def _traffic_loops(traci: ModuleType, net_file: Path, extent: CityDefinition) -> list[TrafficLoop]:
+    """An induction loop in the middle of every car lane of at least 30 m (:func:`loop_lanes`), main roads first:
+    the live simulation's loops, placed with SUMO's own geo conversion."""
+    loops = []
+    for lane, edge, index, length, _ in loop_lanes(net_file):
+        lon, lat = traci.simulation.convert2D(edge, length / 2, index, toGeo=True)
+        loops.append(TrafficLoop(id=f"loop.{lane}", lane=lane, edge=edge, lane_index=index,
+                                 position=round(length / 2, 2), lon=round(lon, 7), lat=round(lat, 7),
+                                 zone=extent.zone_of(lon, lat)))
+    return loops
 
 
 def _geo(traci: ModuleType, x: float, y: float) -> tuple[float, float]:

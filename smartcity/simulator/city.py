@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from smartcity.city import CityDefinition, RoadSegment, configured_city_file, load_city_file, metres
 from smartcity.city import Site as Place
 from smartcity.city.files import DATA_DIR as CITY_DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
 GTFS_FILE = CITY_DATA_DIR / "gtfs-cologne-nippes.zip"  # the bundled Cologne district's feed
 
-__all__ = ["DATA_DIR", "GTFS_FILE", "CityModel", "Place", "RoadSegment", "load_city", "metres"]
+__all__ = ["GTFS_FILE", "CityModel", "Place", "RoadSegment", "load_city", "metres"]
 
 
 @dataclass(frozen=True)

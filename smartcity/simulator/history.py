@@ -32,7 +32,7 @@ from smartcity.simulator.city import load_city
 from smartcity.simulator.history_rows import loop_rows
 from smartcity.simulator.incidents import KINDS, IncidentPlan, active_alert, cleared_alert
 from smartcity.simulator.macroscopic import STEPS_PER_HOUR, Roads, city_roads, loop_view, run
-from smartcity.simulator.network import network_data
+from smartcity.simulator.network import traffic_loops
 from smartcity.simulator.profiles import daily_profile
 from smartcity.simulator.source import SourceContext
 from smartcity.simulator.weather import WeatherSource
@@ -182,7 +182,7 @@ def random_incidents(roads: Roads, windows: pd.DatetimeIndex, per_day: float,
 
 def _incident_lanes(roads: Roads, count: int, rng: np.random.Generator) -> list[str]:
     """``count`` loop lanes drawn in proportion to their segment's traffic."""
-    lanes = [d["lane"] for d in network_data()["detectors"]]
+    lanes = [d.lane for d in traffic_loops()]
     index = roads.index()
     exposure = np.array([roads.peak_demand[index[lane.rsplit("_", 1)[0]]] for lane in lanes])
     return [lanes[i] for i in rng.choice(len(lanes), count, p=exposure / exposure.sum())]
@@ -206,13 +206,11 @@ def incident_capacity(roads: Roads, windows: pd.DatetimeIndex, plans: Sequence[I
 
 def _alerts(number: int, plan: IncidentPlan, end: datetime) -> list:
     """The incident's ``active`` Alert, and its ``cleared`` one if it is over by ``end``."""
-    place = next((d for d in network_data()["detectors"] if d["lane"] == plan.lane), None)
-    if place is None:  # a lane without a loop: the middle of its segment
-        segment = load_city().segments[plan.lane.rsplit("_", 1)[0]]
-        place = {"lon": segment.lon, "lat": segment.lat, "zone": segment.zone}
+    loop = next((d for d in traffic_loops() if d.lane == plan.lane), None)
+    # a lane without a loop: the middle of its segment
+    place = loop or load_city().segments[plan.lane.rsplit("_", 1)[0]]
     name = f"history-{plan.start.astimezone(timezone.utc):%Y%m%dT%H%M}-{number}"
-    alert = active_alert(name, plan.kind, plan.lane, plan.start, plan.minutes, place["lon"], place["lat"],
-                         place["zone"])
+    alert = active_alert(name, plan.kind, plan.lane, plan.start, plan.minutes, place.lon, place.lat, place.zone)
     over = plan.start + timedelta(minutes=plan.minutes)
     return [alert, cleared_alert(alert, over)] if over <= end else [alert]
 

@@ -1,6 +1,6 @@
 """The 5-minute aggregate rows of the history: what each loop counts, and its segment's window over its loops.
 
-Per loop (the live simulation's induction loops, ids and places from ``network.json``), from what the model's
+Per loop (the live simulation's induction loops, ids and places from the city file), from what the model's
 loop view says of its segment: a lane's share of the flow (the right lane of a multi-lane road carries a little
 less; each lane its own fixed factor), over-dispersed Poisson counts (negative binomial), a speed with lane-level
 noise (the left lanes a little faster), percentiles from a log-normal spread of the vehicles' speeds that widens
@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from smartcity.city.model import TrafficLoop
 from smartcity.events.common import ngsi_id
 from smartcity.simulator.macroscopic import SEED, STEPS_PER_HOUR, LoopView, Roads
-from smartcity.simulator.network import network_data
+from smartcity.simulator.network import traffic_loops
 from smartcity.simulator.sumo import DETECTOR_PERIOD_S
 from streaming.indices import congestion_index
 from streaming.traffic_windows import SEGMENT_COLUMNS, SENSOR_COLUMNS, SPEED_PERCENTILES
@@ -35,10 +36,10 @@ _congestion = np.frompyfunc(congestion_index, 2, 1)
 def loop_rows(roads: Roads, view: LoopView, windows: pd.DatetimeIndex,
               rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(segment rows, sensor rows) of every window, in window order."""
-    detectors = network_data()["detectors"]
+    detectors = traffic_loops()
     index = roads.index()
-    segment = np.array([index[d["edge"]] for d in detectors])
-    lane = np.array([d["lane_index"] for d in detectors])
+    segment = np.array([index[d.edge] for d in detectors])
+    lane = np.array([d.lane_index for d in detectors])
     share = _lane_factors(segment, lane)
     steps, count = len(windows), len(detectors)
     expected = view.flow[:, segment] * share / STEPS_PER_HOUR
@@ -85,15 +86,15 @@ def _measures(flow: np.ndarray, speed: np.ndarray, occupancy: np.ndarray, percen
     }
 
 
-def _sensor_frame(detectors: list[dict], sensors: dict, windows: pd.DatetimeIndex) -> pd.DataFrame:
+def _sensor_frame(detectors: list[TrafficLoop], sensors: dict, windows: pd.DatetimeIndex) -> pd.DataFrame:
     count = len(detectors)
 
     def each(key: str) -> np.ndarray:
-        return np.tile(np.array([d[key] for d in detectors]), len(windows))
+        return np.tile(np.array([getattr(d, key) for d in detectors]), len(windows))
 
     columns = {
-        "sensor_id": np.tile([ngsi_id("TrafficFlowObserved", d["id"]) for d in detectors], len(windows)),
-        "segment_id": np.tile([ngsi_id("RoadSegment", d["edge"]) for d in detectors], len(windows)),
+        "sensor_id": np.tile([ngsi_id("TrafficFlowObserved", d.id) for d in detectors], len(windows)),
+        "segment_id": np.tile([ngsi_id("RoadSegment", d.edge) for d in detectors], len(windows)),
         "zone_id": each("zone"), "lane_id": each("lane_index"), "lon": each("lon"), "lat": each("lat"),
         "event_count": np.full(len(windows) * count, READINGS_PER_WINDOW),
         **_times(windows, count),
@@ -103,7 +104,7 @@ def _sensor_frame(detectors: list[dict], sensors: dict, windows: pd.DatetimeInde
     return pd.DataFrame({name: columns[name] for name in SENSOR_COLUMNS if name != "updated_at"})
 
 
-def _segment_frame(roads: Roads, detectors: list[dict], segment: np.ndarray, sensors: dict,
+def _segment_frame(roads: Roads, detectors: list[TrafficLoop], segment: np.ndarray, sensors: dict,
                    windows: pd.DatetimeIndex) -> pd.DataFrame:
     """Each segment's window over its loops, as the streaming job aggregates them."""
     measured = np.unique(segment)
@@ -114,7 +115,7 @@ def _segment_frame(roads: Roads, detectors: list[dict], segment: np.ndarray, sen
     with np.errstate(invalid="ignore", divide="ignore"):
         speeds = np.einsum("tlk,ls->tsk", weighted, members) / flow[..., None]
     occupancy = sensors["mean_occupancy"] @ members / members.sum(axis=0)
-    zones = [max(d["zone"] for d, s in zip(detectors, segment) if s == m) for m in measured]
+    zones = [max(d.zone for d, s in zip(detectors, segment) if s == m) for m in measured]
     sensor_count = members.sum(axis=0).astype(int)
     columns = {
         "segment_id": np.tile([ngsi_id("RoadSegment", roads.edges[m]) for m in measured], len(windows)),

@@ -23,7 +23,7 @@ from smartcity.backends.database import Database, open_database
 from smartcity.events.common import ngsi_id
 from smartcity.settings import Settings
 from smartcity.simulator.history import CityHistory, simulate_history
-from smartcity.simulator.network import network_data
+from smartcity.simulator.network import traffic_loops
 from smartcity.storage.prepare import prepare_storage
 from smartcity.storage.reference import write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
@@ -114,6 +114,6 @@ def records(frame: pd.DataFrame, **constants: Any) -> list[dict[str, Any]]:
 
 def _sensor_reference() -> list[dict[str, Any]]:
     """The loops as rows of the ``sensors`` reference table (the store adds live ones as they first report)."""
-    return [{"sensor_id": ngsi_id("TrafficFlowObserved", d["id"]), "segment_id": ngsi_id("RoadSegment", d["edge"]),
-             "lane_id": d["lane_index"], "zone_id": d["zone"], "lon": d["lon"], "lat": d["lat"]}
-            for d in network_data()["detectors"]]
+    return [{"sensor_id": ngsi_id("TrafficFlowObserved", d.id), "segment_id": ngsi_id("RoadSegment", d.edge),
+             "lane_id": d.lane_index, "zone_id": d.zone, "lon": d.lon, "lat": d.lat}
+            for d in traffic_loops()]

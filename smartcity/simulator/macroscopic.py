@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 
 from smartcity.extras import require
 
 require("simulator", "numpy")
 import numpy as np  # noqa: E402 - after the check that names the extra to install
 
+from smartcity.city import configured_city_file
 from smartcity.simulator.city import load_city
-from smartcity.simulator.network import network_data
 
 STEPS_PER_HOUR = 12
 SATURATION_PER_LANE = 1900.0  # veh/h: a lane's mid-block capacity (HCM's base saturation flow)
@@ -85,15 +86,21 @@ class Roads:
         return {edge: i for i, edge in enumerate(self.edges)}
 
 
-@lru_cache(maxsize=1)
 def city_roads() -> Roads:
-    """The city's road segments (the configured city file) and their joins (``network.json``)."""
-    segments, topology = load_city().segments, network_data()["segments"]
-    edges = tuple(sorted(topology))
+    """The configured city's road segments and their joins (its file's ``segments``)."""
+    return _roads_of(configured_city_file())
+
+
+@lru_cache(maxsize=4)
+def _roads_of(city_file: Path) -> Roads:
+    segments = load_city().segments
+    topology = {e: {"upstream": s.upstream, "downstream": s.downstream} for e, s in segments.items()}
+    edges = tuple(sorted(segments))
     rng = np.random.default_rng(SEED)
-    lanes = np.array([topology[e]["lanes"] for e in edges], float)
+    lanes = np.array([segments[e].lanes for e in edges], float)
     priority = np.array([segments[e].priority for e in edges])
-    classes = [next(c for c in ROAD_CLASSES if p >= c[0]) for p in priority]
+    # a network without priorities (SUMO's default -1) counts as residential streets
+    classes = [next((c for c in ROAD_CLASSES if p >= c[0]), ROAD_CLASSES[-1]) for p in priority]
     green = np.array([rng.uniform(*c[1]) for c in classes])
     load = np.array([rng.uniform(*c[2]) for c in classes])
     index = {edge: i for i, edge in enumerate(edges)}

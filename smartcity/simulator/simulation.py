@@ -2,9 +2,9 @@
 
 Each tick injects due incidents, runs SUMO for 5 s, then asks every source whose cadence falls due for its
 events. The same options and seed give the same events in the same order. The city is the configured one
-(``SMARTCITY_CITY_FILE``); the streams that need the traffic simulation (:data:`NEEDS_TRAFFIC`) need the city to
-be the one of the SUMO network the simulator runs: a city without it (built from a GTFS feed or GeoJSON) leaves
-them out with a logged message, or refuses them when they were asked for by name.
+(``SMARTCITY_CITY_FILE``); the streams that need the traffic simulation (:data:`NEEDS_TRAFFIC`) run on the city's
+own SUMO network with its traffic loops: a city without them (built from a GTFS feed or GeoJSON) leaves them out
+with a logged message, or refuses them when they were asked for by name.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Iterator
 
 from smartcity.errors import ConfigurationError
-from smartcity.events import STREAMS, CityEvent, Stream
-from smartcity.settings import TOPICS
+from smartcity.events import STREAMS, TOPICS, CityEvent, Stream
 from smartcity.simulator.air_quality import AirQualitySource
 from smartcity.simulator.bikeshare import BikeShareSource
 from smartcity.simulator.city import CityModel, load_city
 from smartcity.simulator.incidents import IncidentPlan, IncidentSource
-from smartcity.simulator.network import network_data
 from smartcity.simulator.parking import ParkingSource
 from smartcity.simulator.source import Source, SourceContext
 from smartcity.simulator.sumo import DETECTOR_PERIOD_S, TrafficSimulation
+from smartcity.simulator.sumo_network import network_file
 from smartcity.simulator.taxi import TaxiSource
 from smartcity.simulator.traffic import TrafficSource
 from smartcity.simulator.transit import TransitSource
@@ -62,9 +61,27 @@ def simulated_topics() -> tuple[str, ...]:
     return (*TOPICS, *(topic for topic, stream in STREAMS.items() if stream.source and topic not in TOPICS))
 
 
+def missing_for_traffic(city: CityModel) -> str | None:
+    """What the live traffic simulation lacks in the city (None: nothing): its SUMO network file, road segments
+    or traffic loop sites."""
+    net_file = network_file(city.extent)
+    if net_file is None:
+        return "no SUMO network in its city file"
+    if not net_file.is_file():
+        return f"its SUMO network {net_file} is missing"
+    return missing_road_data(city)
+
+
+def missing_road_data(city: CityModel) -> str | None:
+    """What the traffic history (the macroscopic model, no SUMO) lacks in the city: road segments, loop sites."""
+    if not city.has_network:
+        return "no road segments"
+    return None if city.extent.sites.traffic_loops else "no traffic loop sites (sites.traffic_loops)"
+
+
 def simulates_traffic(city: CityModel) -> bool:
-    """Whether the city is the one of the simulator's SUMO network (its segments are the network's edges)."""
-    return city.has_network and city.extent.network == network_data()["network"]
+    """Whether the simulator can run traffic in the city: its SUMO network, segments and loops are there."""
+    return missing_for_traffic(city) is None
 
 
 def _without_traffic(options: SimulatorOptions, city: CityModel) -> SimulatorOptions:
@@ -72,8 +89,8 @@ def _without_traffic(options: SimulatorOptions, city: CityModel) -> SimulatorOpt
     needing = [topic for topic in options.streams if topic in NEEDS_TRAFFIC]
     if not needing:
         return options
-    reason = (f"the city {city.extent.name} has no road network the simulator runs (SUMO "
-              f"{network_data()['network']}): {', '.join(needing)} need it")
+    reason = (f"the city {city.extent.name} has no road network the simulator runs ({missing_for_traffic(city)}): "
+              f"{', '.join(needing)} need it")
     if tuple(options.streams) != TOPICS:
         raise ConfigurationError("--streams", f"{reason}; leave them out")
     log.warning("%s; simulating without them", reason)

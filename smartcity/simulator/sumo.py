@@ -1,10 +1,11 @@
 """The city's road traffic: a SUMO microscopic simulation of a real network, run in-process through libsumo.
 
-The network and its measured peak-hour demand are RESCO's Cologne scenario (``cologne8``) shipped in the
-``sumo-rl`` package; SUMO itself comes from the ``eclipse-sumo`` package. Demand follows a daily profile scaled so
-that the rush hours carry :data:`DEMAND_SCALE` times RESCO's measured 7–8 h demand. Induction loops (E1
-detectors, 5 s period) sit in the middle of chosen lanes. Incidents are real obstacles in the simulation: an
-accident is a stopped vehicle on a lane, a lane closure forbids the lane to traffic; both cause queues upstream.
+The network is the configured city's (``network`` in the city file): by default RESCO's Cologne scenario
+(``cologne8``) shipped in the ``sumo-rl`` package; SUMO itself comes from the ``eclipse-sumo`` package. Demand
+(:mod:`smartcity.simulator.sumo_demand`: RESCO's measured trips, or random trips on another network) follows a
+daily profile. Induction loops (E1 detectors, 5 s period) sit where the city file's traffic loop sites are.
+Incidents are real obstacles in the simulation: an accident is a stopped vehicle on a lane, a lane closure
+forbids the lane to traffic; both cause queues upstream.
 
 libsumo runs one simulation per process: open one :class:`TrafficSimulation` at a time.
 """
@@ -13,22 +14,18 @@ from __future__ import annotations
 
 import random
 import tempfile
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartcity.city import CityDefinition
+from smartcity.simulator.city import load_city
 from smartcity.simulator.profiles import daily_profile, poisson
-from smartcity.simulator.sumo_network import SCENARIO, libsumo, loop_lanes, scenario_dir
+from smartcity.simulator.sumo_demand import trip_relations
+from smartcity.simulator.sumo_network import libsumo, network_file, resco_routes
 
 DETECTOR_PERIOD_S = 5
 # A real loop is about 2 m long; a point detector can sit in the gap between two queued cars and see nothing.
 LOOP_LENGTH_M = 2.0
-# RESCO's measured 7-8 h trips (2,046) gave the loops ~70 veh/h per lane at the peak (main roads ~90, at most
-# ~320) and 40 km/h: nothing congested. 2.5 times that (weekday 07:35-08:10, seed 3): ~160 veh/h per lane, main
-# roads up to ~820, the busiest main-road lanes queue (down to ~14 km/h; vehicle-weighted mean 37 km/h). More
-# adds little at the loops: RESCO's trips start on a few edges that cannot take more. Already at 2.5x they
-# hold back up to ~1,000 trips at 09:30 (inserted by 12:45); at 3x 2,200 still wait at 11:00, into the evening.
-DEMAND_SCALE = 2.5
 VEHICLE_TYPES = """
   <vType id="pkw" vClass="passenger" speedDev="0.1" length="4.3" minGap="1.5"/>
   <vType id="taxi" vClass="passenger" speedDev="0.05" length="4.6" minGap="1.5" color="yellow"/>
@@ -60,7 +57,7 @@ class LoopReading:
 
 @dataclass
 class Demand:
-    """Trip relations (origin edge, destination edge) of the scenario, and the daily rate of departures."""
+    """Trip relations (routes of origin edge to destination edge), and the daily rate of departures."""
 
     routes: list[list[str]]
     weights: list[int]
@@ -81,9 +78,15 @@ class _Obstacle:
 class TrafficSimulation:
     """The running SUMO simulation: steps city time, adds trips, reads loops, places and clears obstacles."""
 
-    def __init__(self, seed: int, begin_s: int, detector_lanes: int | None = None, scenario: str = SCENARIO) -> None:
+    def __init__(self, seed: int, begin_s: int, detector_lanes: int | None = None,
+                 city: CityDefinition | None = None) -> None:
+        """``city`` (default: the configured one) gives the network and the loops (its first ``detector_lanes``)."""
         self.seed = seed
-        self.scenario = scenario_dir(scenario)
+        self.city = city or load_city().extent
+        net_file = network_file(self.city)
+        if net_file is None or not net_file.is_file():
+            raise FileNotFoundError(f"the city {self.city.name} has no SUMO network file ({self.city.network})")
+        self.net_file = net_file
         self.traci = libsumo()
         self._rng = random.Random(f"{seed}:demand")
         self._workdir = tempfile.TemporaryDirectory(prefix="smartcity-sumo-")
@@ -94,8 +97,8 @@ class TrafficSimulation:
         self.arrived: set[str] = set()
         self.blocked_trips = 0
         begin_s -= begin_s % DETECTOR_PERIOD_S
-        lanes = loop_lanes(self.net_file)
-        self._lanes = lanes if detector_lanes is None else lanes[:detector_lanes]
+        loops = self.city.sites.traffic_loops
+        self._loops = loops if detector_lanes is None else loops[:detector_lanes]
         self._start(begin_s)
         self.detectors = self._place_detectors()
         self._covered = [0.0] * len(self.detectors)
@@ -104,16 +107,11 @@ class TrafficSimulation:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
-    @property
-    def net_file(self) -> Path:
-        return self.scenario / f"{self.scenario.name}.net.xml"
-
     def _start(self, begin_s: int) -> None:
         additional = Path(self._workdir.name) / "city.add.xml"
         loops = "".join(
-            f'  <inductionLoop id="loop.{lane}" lane="{lane}" pos="{length / 2:.2f}" length="{LOOP_LENGTH_M}" '
-            f'period="{DETECTOR_PERIOD_S}" '
-            f'file="NUL"/>\n' for lane, _, _, length, _ in self._lanes)
+            f'  <inductionLoop id="{loop.id}" lane="{loop.lane}" pos="{loop.position:.2f}" length="{LOOP_LENGTH_M}" '
+            f'period="{DETECTOR_PERIOD_S}" file="NUL"/>\n' for loop in self._loops)
         additional.write_text(f"<additional>\n{VEHICLE_TYPES}{loops}</additional>\n")
         self.traci.start([
             "sumo", "-n", str(self.net_file), "-a", str(additional), "--begin", str(begin_s),
@@ -135,25 +133,24 @@ class TrafficSimulation:
     # --- network -----------------------------------------------------------------------------------------
 
     def _place_detectors(self) -> list[Detector]:
-        """The loops of the chosen lanes, mid-lane, located once the network is loaded."""
-        return [Detector(f"loop.{lane}", lane, edge, index, length / 2, *self.geo(edge, length / 2, index))
-                for lane, edge, index, length, _ in self._lanes]
+        """The city's loops, where its file places them."""
+        return [Detector(loop.id, loop.lane, loop.edge, loop.lane_index, loop.position, loop.lon, loop.lat)
+                for loop in self._loops]
 
     def _load_demand(self) -> Demand:
-        """RESCO's measured trips (7–8 h) as weighted relations, x :data:`DEMAND_SCALE` at the peak; routes found
-        once, unroutable ones left out."""
-        counts: dict[tuple[str, str], int] = {}
-        for trip in ElementTree.parse(self.scenario / f"{self.scenario.name}.rou.xml").getroot().iter("trip"):
-            pair = (trip.get("from"), trip.get("to"))
-            counts[pair] = counts.get(pair, 0) + 1
+        """The network's trip relations (:func:`trip_relations`) with their weights; routes found once,
+        unroutable ones left out."""
+        relations = trip_relations(self.net_file, resco_routes(self.city))
         routes, weights = [], []
-        for (origin, destination), count in sorted(counts.items()):
+        for (origin, destination), count in sorted(relations.counts.items()):
             edges = self.route(origin, destination)
             if edges:
                 self.traci.route.add(f"od{len(routes)}", edges)
                 routes.append(edges)
                 weights.append(count)
-        return Demand(routes, weights, peak_trips_per_hour=DEMAND_SCALE * sum(counts.values()))
+        if not routes:
+            raise ValueError(f"{self.net_file}: no trip relation can be routed for passenger cars")
+        return Demand(routes, weights, peak_trips_per_hour=relations.peak_trips_per_hour)
 
     def route(self, origin: str, destination: str) -> list[str]:
         """The fastest route between two edges now, or ``[]`` when there is none."""

@@ -15,9 +15,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
+from smartcity.city import CityDefinition
 from smartcity.extras import MissingExtra
 
 SCENARIO = "cologne8"
+RESCO_PREFIX = "sumo_rl/nets/RESCO/"  # how a city file names a RESCO scenario's network, wherever sumo-rl lies
 
 
 def scenario_dir(name: str = SCENARIO) -> Path:
@@ -26,6 +28,28 @@ def scenario_dir(name: str = SCENARIO) -> Path:
     if spec is None or spec.origin is None:
         raise MissingExtra("simulator", ["sumo_rl"])
     return Path(spec.origin).parent / "nets" / "RESCO" / name
+
+
+def resco_network(name: str = SCENARIO) -> str:
+    """The name a city file gives a RESCO scenario's network (``sumo_rl/nets/RESCO/<name>/<name>.net.xml``)."""
+    return f"{RESCO_PREFIX}{name}/{name}.net.xml"
+
+
+def network_file(city: CityDefinition) -> Path | None:
+    """The city's SUMO network file: a RESCO scenario's inside the installed sumo-rl, else the city file's own
+    (resolved against its folder); None for a city without one."""
+    if city.network and city.network.startswith(RESCO_PREFIX):
+        name = city.network.removeprefix(RESCO_PREFIX).split("/")[0]
+        return scenario_dir(name) / Path(city.network).name
+    return city.network_file
+
+
+def resco_routes(city: CityDefinition) -> Path | None:
+    """The measured trips of a RESCO scenario's network (``<name>.rou.xml`` beside it); None for other networks."""
+    if not (city.network and city.network.startswith(RESCO_PREFIX)):
+        return None
+    net_file = network_file(city)
+    return net_file.with_name(net_file.name.replace(".net.xml", ".rou.xml"))
 
 
 @lru_cache(maxsize=1)

@@ -12,12 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from smartcity.cli import app
+from smartcity.city import DEFAULT_CITY_FILE, read_city
 from smartcity.events.common import ngsi_id
 from smartcity.simulator import history
 from smartcity.simulator.history import simulate_history
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.macroscopic import city_roads
-from smartcity.simulator.network import network_data, neighbours, topology
+from smartcity.simulator.network import neighbours, topology, traffic_loops
 from smartcity.simulator.sumo_network import SCENARIO, scenario_dir
 from streaming.indices import congestion_index
 
@@ -56,7 +57,9 @@ def test_neighbours_are_the_connections_of_the_net_file():
     assert neighbours()[segment(edge)] == {"downstream": sorted(map(segment, after)),
                                            "upstream": sorted(map(segment, before))}
     assert after == {"23283435#1", "-309744810#1"}
-    assert topology(NET_FILE) == network_data()["segments"]  # network.json is up to date
+    joins = {edge: {side: item[side] for side in ("upstream", "downstream")} for edge, item in topology(NET_FILE).items()}
+    assert joins == {s.id: {"upstream": s.upstream, "downstream": s.downstream}
+                     for s in read_city(DEFAULT_CITY_FILE).segments}  # the city file is up to date
 
 
 def test_arterials_carry_urban_flows_at_the_weekday_peak_and_less_at_the_weekend(fortnight):
@@ -87,7 +90,7 @@ def test_rain_lowers_speed(monkeypatch):
 
 
 def test_an_incident_slows_its_segment_then_its_upstream_neighbour():
-    roads, loops = city_roads(), {d["edge"]: d["lane"] for d in network_data()["detectors"]}
+    roads, loops = city_roads(), {d.edge: d.lane for d in traffic_loops()}
     busiest = max((i for i, edge in enumerate(roads.edges) if edge in loops and roads.priority[i] >= 9
                    and any(roads.edges[j] in loops for j in np.nonzero(roads.upstream[i])[0])),
                   key=lambda i: roads.peak_demand[i])
@@ -122,7 +125,7 @@ def test_rows_follow_the_streaming_jobs_formulas_and_the_live_ids():
     sums = sensors.groupby(["segment_id", "window_start"]).flow.sum()
     assert (segments.set_index(["segment_id", "window_start"]).flow == sums.loc[segments.set_index(
         ["segment_id", "window_start"]).index]).all()
-    assert set(sensors.sensor_id) == {ngsi_id("TrafficFlowObserved", d["id"]) for d in network_data()["detectors"]}
+    assert set(sensors.sensor_id) == {ngsi_id("TrafficFlowObserved", d.id) for d in traffic_loops()}
     assert segments.window_start.iloc[-1] == pd.Timestamp(END) - pd.Timedelta(minutes=5)
     assert (sensors.event_count == 60).all() and sensors.mean_speed_kmh[sensors.flow == 0].isna().all()
     assert not result.weather.empty and result.weather.observed_at.dt.tz is not None
@@ -149,7 +152,7 @@ def test_generating_twice_leaves_one_row_per_key(tmp_path):
     try:
         for table, count in first.rows.items():
             assert db.query(f"SELECT count(*) AS n FROM {table}")[0]["n"] == count, table
-        assert db.query("SELECT count(*) AS n FROM sensors")[0]["n"] == len(network_data()["detectors"])
+        assert db.query("SELECT count(*) AS n FROM sensors")[0]["n"] == len(traffic_loops())
     finally:
         db.close()
 
