@@ -103,7 +103,7 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
         migrate(database)
     finally:
         database.close()
-    metrics.serve(settings.streaming_metrics_port)
+    metrics.serve(settings.streaming_metrics_port, settings.internal_host)
     spark = spark or build_session(settings)
     ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s,
                        topic_prefix=topic_prefix, cache_prefix=cache_prefix,

@@ -83,11 +83,12 @@ _server_lock = threading.Lock()
 _served_ports: set[int] = set()
 
 
-def serve(port: int) -> None:
-    """Serve /metrics on ``port`` (once per process; 0 serves nothing)."""
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics on ``host:port`` (once per process; 0 serves nothing): ``SMARTCITY_INTERNAL_HOST``, 0.0.0.0 in
+    a container so Prometheus reaches it."""
     with _server_lock:
         if port and port not in _served_ports:
-            start_http_server(port, addr="0.0.0.0")
+            start_http_server(port, addr=host)
             _served_ports.add(port)
 
 

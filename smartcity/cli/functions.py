@@ -6,7 +6,8 @@ regenerates ``infra/knative/`` from the stack file; ``build`` builds the OCI ima
 (``--base-image`` over ``SMARTCITY_FUNCTION_BASE_IMAGE``, ``--watchdog-image`` over
 ``SMARTCITY_FUNCTION_WATCHDOG_IMAGE``; docs/function-images.md). ``--stack`` wins over ``SMARTCITY_STACK_FILE``, ``--port``
 over ``SMARTCITY_GATEWAY_PORT``, ``--workers`` over ``SMARTCITY_GATEWAY_WORKERS``, names over
-``SMARTCITY_GATEWAY_FUNCTIONS``, ``--metrics-port`` over ``SMARTCITY_TRIGGER_METRICS_PORT``.
+``SMARTCITY_GATEWAY_FUNCTIONS``, ``--internal-port`` over ``SMARTCITY_GATEWAY_INTERNAL_PORT``, ``--metrics-port`` over
+``SMARTCITY_TRIGGER_METRICS_PORT``, ``--metrics-host`` over ``SMARTCITY_INTERNAL_HOST``.
 """
 
 from __future__ import annotations
@@ -62,37 +63,45 @@ def gateway(
     stack: Path | None = StackOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int | None = typer.Option(None, help="Port; default: SMARTCITY_GATEWAY_PORT."),
+    internal_port: int | None = typer.Option(
+        None, min=0, help="Port of /healthz and /metrics alone, at SMARTCITY_INTERNAL_HOST (0: on --port); default: "
+                          "SMARTCITY_GATEWAY_INTERNAL_PORT."),
     workers: int | None = typer.Option(None, min=1, help="Processes; default: SMARTCITY_GATEWAY_WORKERS (0: one per CPU)."),
     ssl_certfile: Path | None = typer.Option(
         None, help="Serve HTTPS with this certificate (PEM); default: the stack's when SMARTCITY_STACK_TLS is on."),
     ssl_keyfile: Path | None = typer.Option(None, help="The certificate's private key (PEM), with --ssl-certfile."),
 ) -> None:
-    """Serve the functions on /function/<name>, /async-function/<name>, /system/functions, /healthz, /metrics."""
-    import uvicorn
-
+    """Serve the functions on /function/<name>, /async-function/<name>, /system/functions; /healthz and /metrics on
+    the internal port."""
     from smartcity.runtime.draining import exit_zero_on_sigterm
     from smartcity.runtime.gateway import build_gateway, gateway_function_names
+    from smartcity.runtime.internal import serve
 
     settings = get_settings()
+    if internal_port is not None:  # the flag wins; worker processes read it from the environment
+        os.environ["SMARTCITY_GATEWAY_INTERNAL_PORT"] = str(internal_port)
+        settings = settings.model_copy(update={"gateway_internal_port": internal_port})
     exit_zero_on_sigterm()  # SIGTERM: unready, drain, exit 0 (smartcity.runtime.draining)
     logship.configure(settings, "gateway")
     workers = worker_count(workers, settings.gateway_workers)
     port = port or settings.gateway_port
     tls = gateway_tls(settings, ssl_certfile, ssl_keyfile)
     scheme = "https" if tls else "http"
+    iport = settings.gateway_internal_port
+    internal = f"; /healthz, /metrics on {scheme}://{settings.internal_host}:{iport}" if iport else ""
+    listen = dict(host=host, port=port, internal_host=settings.internal_host, internal_port=iport,
+                  timeout_graceful_shutdown=settings.gateway_drain_timeout_s, **tls)
     if workers > 1:
         # Each worker process builds its own gateway from the settings, which these variables hand down to it.
         os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())
         os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
-        console.print(f"gateway: {workers} workers on {scheme}://{host}:{port}")
-        uvicorn.run("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, host=host,
-                    port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s, **tls)
+        console.print(f"gateway: {workers} workers on {scheme}://{host}:{port}{internal}")
+        serve("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, **listen)
         return
     with console.status("loading functions"):
         app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))
-    console.print(f"gateway: {len(app_.state.function_apps)} functions on {scheme}://{host}:{port}")
-    uvicorn.run(app_, host=host, port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s,
-                **tls)
+    console.print(f"gateway: {len(app_.state.function_apps)} functions on {scheme}://{host}:{port}{internal}")
+    serve(app_, **listen)
 
 
 def gateway_tls(settings: Settings, certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
@@ -119,7 +128,8 @@ def trigger(
     names: list[str] | None = Names,
     stack: Path | None = StackOption,
     metrics_port: int | None = typer.Option(None, help="Port of /metrics (0: none); default: SMARTCITY_TRIGGER_METRICS_PORT."),
-    metrics_host: str = typer.Option("127.0.0.1", help="Address /metrics listens on (0.0.0.0 in a container)."),
+    metrics_host: str | None = typer.Option(
+        None, help="Address /metrics listens on (0.0.0.0 in a container); default: SMARTCITY_INTERNAL_HOST."),
 ) -> None:
     """Run the Kafka triggers: one consumer group per function, retries, dead-letter topic, dedup. Ctrl-C stops."""
     from prometheus_client import start_http_server
@@ -136,7 +146,7 @@ def trigger(
         triggers = Triggers(functions)
     port = settings.trigger_metrics_port if metrics_port is None else metrics_port
     if port:
-        start_http_server(port, addr=metrics_host, registry=triggers.metrics.registry)
+        start_http_server(port, addr=metrics_host or settings.internal_host, registry=triggers.metrics.registry)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

@@ -7,8 +7,9 @@
                                    ``X-Function-Name``, ``X-Duration-Seconds``, ``X-Call-Id``
 ``/system/functions``              the functions, as OpenFaaS's ``FunctionStatus`` list (admin JWT)
 ``/system/function/<name>``        one of them (admin JWT)
-``/healthz``, ``/metrics``         readiness (503 once draining on SIGTERM: :mod:`.draining`); Prometheus metrics under the OpenFaaS gateway's names (no
-                                   credentials: keep the gateway's port inside the cluster, docs/security.md)
+``/healthz``, ``/metrics``         readiness (503 once draining on SIGTERM: :mod:`.draining`); Prometheus metrics under
+                                   the OpenFaaS gateway's names. No credentials: on the internal port only
+                                   (``gateway_internal_port``, :mod:`.internal`; 404 on the public one), docs/security.md
 ``<public path>/...``              a function app that declares ``app.state.public_path`` (the API
                                    functions: ``/v1/<group>``; their routes carry their full public path)
 =================================  ===================================================================
@@ -50,9 +51,10 @@ from smartcity.runtime.async_calls import AsyncRoutes
 from smartcity.runtime.context import Backends
 from smartcity.runtime.draining import Drain
 from smartcity.runtime.guard import GatewayGuard, timed_out
+from smartcity.runtime.internal import internal_app, internal_routes
 from smartcity.runtime.loader import LoadedFunction, load_stack
-from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
-from smartcity.runtime.problems import http_exception_problem, problem_response
+from smartcity.runtime.metrics import Metrics
+from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.production import refuse_unsafe_production
 from smartcity.runtime.public_paths import GatewayApp
 from smartcity.runtime.request_context import RequestContext
@@ -181,13 +183,14 @@ class PublicRoute:
 def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | None = None,
                    metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                    callback_allowed_hosts: str = "", callback_allow_private: bool = False,
-                   guard: GatewayGuard | None = None, drain: Drain | None = None) -> FastAPI:
+                   guard: GatewayGuard | None = None, drain: Drain | None = None, internal_port: int = 0) -> FastAPI:
     """The gateway over already loaded functions; on shutdown it closes ``backends``. ``drain``: served in a
     process's main thread, SIGTERM turns ``/healthz`` to 503 for its delay before uvicorn drains. A request body over
     ``max_body_bytes`` is refused (413) before a function sees it; async calls call back only to the hosts of
     ``callback_allowed_hosts``, at public addresses unless ``callback_allow_private``. ``guard``: internal
     functions, the admin check, rate and time limits (none given: the functions' internal marks only, and
-    ``/system`` shut)."""
+    ``/system`` shut). ``internal_port``: ``/healthz`` and ``/metrics`` answer on that local port alone, and nothing
+    else does (0: on the gateway's one port)."""
     metrics = metrics or Metrics()
     guard = guard or GatewayGuard.for_functions(functions)
     started = asyncio.Event()
@@ -223,15 +226,10 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
     gateway.state.function_apps = apps
     gateway.state.metrics = metrics
 
-    @gateway.get("/healthz")
-    def healthz() -> Response:
-        if drain is not None and drain.draining.is_set():
-            return problem_response(503, "draining: shutting down, send new requests elsewhere", instance="/healthz")
-        return Response("OK", media_type="text/plain")
-
-    @gateway.get("/metrics")
-    def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    if internal_port:
+        gateway.set_internal(internal_port, internal_app(metrics, drain))
+    else:
+        gateway.router.routes.extend(internal_routes(metrics, drain))
 
     @gateway.get("/system/functions")
     def system_functions(request: Request) -> Response:
@@ -253,7 +251,8 @@ def create_gateway(functions: Sequence[LoadedFunction], backends: Backends | Non
 
 def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = ()) -> FastAPI:
     """Load every function of ``stack_file`` (or those named) and return the gateway app serving them, refusing
-    bodies over ``settings.gateway_max_body_bytes`` and callbacks the ``callback_*`` settings do not allow."""
+    bodies over ``settings.gateway_max_body_bytes`` and callbacks the ``callback_*`` settings do not allow, with
+    ``/healthz`` and ``/metrics`` on ``settings.gateway_internal_port``."""
     refuse_unsafe_production(settings)
     access_log(settings.gateway_access_log)
     backends = Backends()
@@ -263,7 +262,8 @@ def build_gateway(stack_file: Path, settings: Settings, names: Sequence[str] = (
                           callback_allowed_hosts=settings.callback_allowed_hosts,
                           callback_allow_private=settings.callback_allow_private,
                           guard=GatewayGuard.for_functions(functions, settings),
-                          drain=Drain(settings.gateway_drain_delay_s))
+                          drain=Drain(settings.gateway_drain_delay_s),
+                          internal_port=settings.gateway_internal_port)
 
 
 def access_log(on: bool) -> None:

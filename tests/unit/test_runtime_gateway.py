@@ -19,6 +19,7 @@ from smartcity.runtime.bindings import BATCH_CONTENT_TYPE
 from smartcity.runtime.gateway import build_gateway
 from tests.credentials import admin_headers
 from tests.fixtures.functions.helpers import embedded_settings, read_all, reading, serving, write_stack
+from tests.ports import free_port
 from tests.problem_assertions import answered_problem
 
 
@@ -26,11 +27,14 @@ from tests.problem_assertions import answered_problem
 def gateway(tmp_path):
     (tmp_path / "hello-token").write_text("s3cret")
     # The async tests call back to listeners on 127.0.0.1 (any port): allowlisted, and private addresses allowed.
-    settings = embedded_settings(tmp_path, callback_allowed_hosts="127.0.0.1", callback_allow_private=True)
+    settings = embedded_settings(tmp_path, callback_allowed_hosts="127.0.0.1", callback_allow_private=True,
+                                 gateway_internal_port=free_port())
     app = build_gateway(write_stack(tmp_path, run=tmp_path.name[-12:]), settings)
-    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serving(app, settings.gateway_internal_port) as url, httpx.Client(base_url=url, timeout=10) as client, \
+            httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_internal_port}", timeout=10) as internal:
         client.settings = settings
         client.app = app
+        client.internal = internal  # /healthz and /metrics
         yield client
 
 
@@ -148,7 +152,7 @@ def test_an_async_call_whose_function_raises_posts_the_500_to_the_callback(gatew
 def test_system_functions_healthz_and_metrics(gateway):
     message = sdk_http.to_binary(reading(), JSONFormat())
     gateway.post("/function/echo", headers=message.headers, content=message.body)
-    assert gateway.get("/healthz").text == "OK"
+    assert gateway.internal.get("/healthz").text == "OK"
     admin = admin_headers(gateway.settings)
     functions = {f["name"]: f for f in gateway.get("/system/functions", headers=admin).json()}
     assert set(functions) == {"echo", "flaky", "always-fails", "batch-count", "hello-http"}
@@ -159,6 +163,6 @@ def test_system_functions_healthz_and_metrics(gateway):
     assert functions["echo"]["annotations"]["topic"].startswith("readings-")
     assert gateway.get("/system/function/echo", headers=admin).json()["image"] == "smartcity/test-echo:latest"
     assert gateway.get("/system/functions").status_code == 401
-    metrics = gateway.get("/metrics").text
+    metrics = gateway.internal.get("/metrics").text
     assert 'gateway_function_invocation_total{code="200",function_name="echo"} 1.0' in metrics
     assert 'gateway_functions_seconds_bucket{code="200",function_name="echo",le="+Inf"} 1.0' in metrics
