@@ -142,10 +142,15 @@ class Demo:
     def start_gateway(self, stack: ExitStack) -> None:
         from smartcity.runtime.gateway import build_gateway
 
+        from smartcity.runtime.internal import sockets
+
         app = build_gateway(self.settings.stack_file, self.settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.settings.gateway_port,
-                                               log_config=None, log_level="warning"))
-        thread = threading.Thread(target=self._guard("gateway", server.run), name="gateway", daemon=True)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.settings.gateway_port, log_config=None,
+                                log_level="warning")
+        bound = sockets(config, self.settings.internal_host, self.settings.gateway_internal_port)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=self._guard("gateway", lambda: server.run(sockets=bound)), name="gateway",
+                                  daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
         while not server.started:
@@ -169,7 +174,7 @@ class Demo:
         functions = [f for f in load_stack(self.settings.stack_file, self.settings) if f.spec.topics]
         triggers = Triggers(functions)
         if self.settings.trigger_metrics_port:
-            start_http_server(self.settings.trigger_metrics_port, addr="127.0.0.1", registry=triggers.metrics.registry)
+            start_http_server(self.settings.trigger_metrics_port, addr=self.settings.internal_host, registry=triggers.metrics.registry)
         triggers.start()
         stack.callback(triggers.stop)
         self.say("triggers: " + ", ".join(f"{f.name} <- {f.spec.trigger}" for f in functions))
@@ -180,7 +185,7 @@ class Demo:
         from streaming.session import build_session
 
         self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
-        metrics.serve(self.settings.streaming_metrics_port)
+        metrics.serve(self.settings.streaming_metrics_port, self.settings.internal_host)
         spark = build_session(self.settings)
         spark.sparkContext.setLogLevel("ERROR")  # the demo's console is for its own status lines
         stack.callback(spark.stop)
