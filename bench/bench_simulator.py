@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from smartcity.backends.bus import open_bus
 from smartcity.errors import ConfigurationError
+from smartcity.events import TOPICS
 from smartcity.privacy import Pseudonymizer
-from smartcity.settings import TOPICS
 from smartcity.simulator.clock import CityClock
 from smartcity.simulator.runner import RunReport, publish
 from smartcity.simulator.simulation import CitySimulation, SimulatorOptions

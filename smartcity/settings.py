@@ -25,21 +25,11 @@ from smartcity.errors import ConfigurationError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var" / "data"
 
-# The platform's own streams (smartcity/streams/), in this order; smartcity.events.STREAMS holds every registered one.
-TOPICS = (
-    "traffic-sensors",
-    "public-transport",
-    "taxi-vtc",
-    "parking",
-    "bike-share",
-    "incidents",
-    "weather",
-    "air-quality",
-)
+# The streams' topics are the stream registry's (smartcity.streams._registry, read as smartcity.events.TOPICS and
+# STREAMS); these are the platform's other topics.
 DEAD_LETTER_TOPIC = "dead-letter"
 # What the platform derives and publishes for its own functions (smartcity.events.derived).
 DERIVED_TOPICS = ("traffic-windows", "forecasts", "hotspots")
-PLATFORM_TOPICS = (*TOPICS, *DERIVED_TOPICS, DEAD_LETTER_TOPIC)
 
 
 class Settings(BaseSettings):

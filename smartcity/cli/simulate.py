@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 
 from smartcity.errors import ConfigurationError
-from smartcity.events import STREAMS
-from smartcity.settings import TOPICS, Settings, get_settings
+from smartcity.events import STREAMS, TOPICS
+from smartcity.settings import Settings, get_settings
 
 app = typer.Typer(help="Run the simulated city and publish its events.")
 console = Console(stderr=True)

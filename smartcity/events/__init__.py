@@ -18,11 +18,13 @@ from smartcity.events.taxi import TaxiTrip
 from smartcity.events.traffic import TrafficFlowObserved
 from smartcity.events.transport import PublicTransportVehicle
 from smartcity.events.weather import WeatherObserved
-from smartcity.settings import PLATFORM_TOPICS
+from smartcity.settings import DEAD_LETTER_TOPIC, DERIVED_TOPICS
 from smartcity.streams import Stream, UnknownStreamError
-from smartcity.streams._registry import Registry
+from smartcity.streams._registry import TOPICS, Registry
 
 STREAMS: Registry = Registry()
+# The topics every installation creates: the first eight streams', the derived ones, the dead letters.
+PLATFORM_TOPICS = (*TOPICS, *DERIVED_TOPICS, DEAD_LETTER_TOPIC)
 
 
 def stream_for_topic(topic: str) -> Stream:
@@ -43,7 +45,7 @@ def stream_for_type(ce_type: str) -> Stream:
 
 
 def platform_topics() -> tuple[str, ...]:
-    """Every topic the platform creates: :data:`smartcity.settings.PLATFORM_TOPICS`, then any other stream's."""
+    """Every topic the platform creates: :data:`PLATFORM_TOPICS`, then any other stream's."""
     return tuple(dict.fromkeys((*PLATFORM_TOPICS, *STREAMS)))
 
 
@@ -53,7 +55,7 @@ def model_for_type(ce_type: str) -> type[CityEvent]:
 
 
 __all__ = [
-    "STREAMS", "AirQualityObserved", "Alert", "BikeHireDockingStation", "CityEvent", "Location",
+    "PLATFORM_TOPICS", "STREAMS", "TOPICS", "AirQualityObserved", "Alert", "BikeHireDockingStation", "CityEvent", "Location",
     "OffStreetParking", "PublicTransportVehicle", "Stream", "TaxiTrip", "TrafficFlowObserved",
     "UnknownStreamError", "WeatherObserved", "city", "errors_by_field", "model_for_type", "ngsi_id",
     "personal_fields", "platform_topics", "stream_for_topic", "stream_for_type",

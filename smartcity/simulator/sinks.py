@@ -20,10 +20,10 @@ import httpx
 from cloudevents.core.v1.event import CloudEvent
 
 from smartcity.backends.bus import EventBus
-from smartcity.events import CityEvent, Stream
+from smartcity.events import TOPICS, CityEvent, Stream
 from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.readings import publish_event, reading_event
-from smartcity.settings import TOPICS, Settings
+from smartcity.settings import Settings
 
 SOURCE = "/smartcity/simulator"
 CLIENT_API_KEY_SECRET = "ingest-api-key"  # the plain key a client holds (the functions hold only digests)

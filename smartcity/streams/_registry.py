@@ -1,8 +1,8 @@
 """Finding the stream descriptors: the modules of this package, then the ``*.py`` files of ``SMARTCITY_STREAMS_DIR``.
 
 A descriptor module holds ``STREAM``, a :class:`smartcity.streams.Stream`; modules whose name starts with ``_``
-are the package's own code. The built-in streams come in the order of ``smartcity.settings.TOPICS``, any other
-after them by topic. Two descriptors with one topic, CloudEvent type, table or NGSI ``type`` are a
+are the package's own code. The platform's first streams come in the order of :data:`TOPICS`, any other after
+them by topic. Two descriptors with one topic, CloudEvent type, table or NGSI ``type`` are a
 :class:`ConfigurationError` naming both files.
 """
 
@@ -17,9 +17,22 @@ from pathlib import Path
 from types import ModuleType
 
 from smartcity.errors import ConfigurationError
-from smartcity.settings import TOPICS, get_settings
+from smartcity.settings import get_settings
 from smartcity.streams import Stream
 
+# The platform's first eight streams, in the order the registry gives them (every listing, table and topic list
+# follows it); they are also the streams the simulator publishes by default. Any other stream (a descriptor of this
+# package added since, such as bike-share-vehicles, or one of SMARTCITY_STREAMS_DIR) comes after them by topic.
+TOPICS = (
+    "traffic-sensors",
+    "public-transport",
+    "taxi-vtc",
+    "parking",
+    "bike-share",
+    "incidents",
+    "weather",
+    "air-quality",
+)
 PACKAGE = "smartcity.streams"
 USER_PACKAGE = "smartcity_user_streams"
 SETTING = "SMARTCITY_STREAMS_DIR"

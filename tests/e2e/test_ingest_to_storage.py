@@ -24,14 +24,14 @@ from smartcity.backends.cache import open_cache
 from smartcity.backends.database import open_database
 from smartcity.backends.documents import open_documents
 from smartcity.backends.objects import open_objects
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import Triggers
-from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS
+from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.simulator.clock import CityClock
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.runner import publish

@@ -11,10 +11,9 @@ import orjson
 import pytest
 
 from smartcity.backends.bus import open_bus
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.bindings import event_from_record
-from smartcity.settings import TOPICS
 from smartcity.simulator.clock import CityClock
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.runner import publish

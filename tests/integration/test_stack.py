@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from smartcity import stack
-from smartcity.settings import PLATFORM_TOPICS, get_settings
+from smartcity.events import PLATFORM_TOPICS
+from smartcity.settings import get_settings
 from smartcity.stack.base import port_open
 from smartcity.stack.processes import alive_processes, process_tree
 

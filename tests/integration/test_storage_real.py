@@ -13,12 +13,12 @@ from smartcity.backends.cache import open_cache
 from smartcity.backends.database import open_database
 from smartcity.backends.documents import open_documents
 from smartcity.backends.objects import open_objects
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
-from smartcity.settings import DEAD_LETTER_TOPIC, TOPICS
+from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups, table_counts
 from smartcity.storage.documents import DEVICE_PAYLOADS, INCIDENTS, DocumentWriter
 from smartcity.storage.envelope import StoredEvent

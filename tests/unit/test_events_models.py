@@ -9,9 +9,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from smartcity.events import STREAMS, city, errors_by_field, model_for_type, stream_for_topic
+from smartcity.events import STREAMS, TOPICS, city, errors_by_field, model_for_type, stream_for_topic
 from smartcity.events.common import ngsi_id
-from smartcity.settings import TOPICS
 
 T0 = datetime(2026, 3, 2, 8, 0, 5, tzinfo=timezone(timedelta(hours=1)))
 CENTRE = {"type": "Point", "coordinates": [6.957, 50.97]}
@@ -86,8 +85,8 @@ def reasons(topic: str, **changes) -> dict[str, str]:
     return errors_by_field(caught.value)
 
 
-def test_every_topic_has_one_stream_in_settings_order():
-    # the simulated eight first, in settings order; a stream added with `smartcity new-stream` after them
+def test_every_topic_has_one_stream_in_registry_order():
+    # the simulated eight first, in the registry's order (TOPICS); a stream of `smartcity new-stream` after them
     assert tuple(STREAMS)[:len(TOPICS)] == TOPICS
     assert len({stream.ce_type for stream in STREAMS.values()}) == len(STREAMS)
 

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from smartcity.backends.bus import open_bus
 from smartcity.backends.database import open_database
 from smartcity.cli import app
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.gateway import build_gateway
-from smartcity.settings import PROJECT_ROOT, TOPICS
+from smartcity.settings import PROJECT_ROOT
 from smartcity.simulator.clock import CityClock, RateLimiter
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.recording import Recorder, RecordingError, read_recording

@@ -10,8 +10,7 @@ import jsonschema
 import pytest
 
 from smartcity.cli.schemas import SCHEMAS_DIR
-from smartcity.events import STREAMS
-from smartcity.settings import TOPICS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.simulator.incidents import IncidentPlan
 from smartcity.simulator.simulation import CitySimulation, SimulatorOptions
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from smartcity.backends.database import open_database
+from smartcity.events import TOPICS
 from smartcity.storage.migrate import (
     BASELINE, MigrationError, alembic_config, migrate, revisions, schema_differences, status,
 )
 from smartcity.storage.reference import load_reference
 from smartcity.storage.schema import metadata_for
 from smartcity.storage.tables import STREAM_TABLES
-from smartcity.settings import TOPICS
 from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.legacy_schema import migrate_the_old_way
 from tests.storage_samples import sample_stored_events

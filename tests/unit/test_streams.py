@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from smartcity.errors import ConfigurationError
-from smartcity.events import STREAMS
+from smartcity.events import STREAMS, TOPICS
 from smartcity.events.weather import WeatherObserved
 from smartcity.runtime.stackfile import read_stack
 from smartcity.runtime.stream_entries import EVERY_STREAM
-from smartcity.settings import PROJECT_ROOT, TOPICS
+from smartcity.settings import PROJECT_ROOT
 from smartcity.storage.tables import STREAM_TABLES
 from smartcity.streams import Stream
 from smartcity.streams._registry import discover
