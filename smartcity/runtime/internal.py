@@ -29,6 +29,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.runtime.draining import Drain
 from smartcity.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 from smartcity.runtime.problems import http_exception_problem, problem_response
+from smartcity.settings import Settings
 
 INTERNAL_PATHS = ("/healthz", "/metrics")
 
@@ -50,6 +51,11 @@ def internal_routes(metrics: Metrics, drain: Drain | None) -> list[Route]:
 def internal_app(metrics: Metrics, drain: Drain | None) -> Starlette:
     """The app of the internal port: :func:`internal_routes`, any other path a 404 problem."""
     return Starlette(routes=internal_routes(metrics, drain), exception_handlers={HTTPException: http_exception_problem})
+
+
+def health_port(settings: Settings) -> int:
+    """The port where the gateway serves ``/healthz`` and ``/metrics``: its internal one, else (0) its public one."""
+    return settings.gateway_internal_port or settings.gateway_port
 
 
 def local_port(scope: dict) -> int | None:

@@ -1,7 +1,7 @@
 """Prometheus from Debian's packages, configured from the template ``infra/prometheus/prometheus.yml``.
 
-It scrapes itself, the local function gateway's ``/metrics`` and the streaming jobs' ``/metrics``, at the ports
-the settings name; its time series live in ``<stack_dir>/prometheus/data``.
+It scrapes itself, the local function gateway's ``/metrics`` (on its internal port), the triggers' and the streaming
+jobs' ``/metrics``, at the ports the settings name; its time series live in ``<stack_dir>/prometheus/data``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class PrometheusService(LocalService):
         """The template with the settings' ports filled in; a placeholder the settings do not fill is an error."""
         return Template(CONFIG_TEMPLATE.read_text()).substitute(
             prometheus_port=self.settings.prometheus_port,
-            gateway_port=self.settings.gateway_port,
+            # the gateway's /metrics: on its internal port (smartcity.runtime.internal), else (0) its one port
+            gateway_metrics_port=self.settings.gateway_internal_port or self.settings.gateway_port,
             streaming_metrics_port=self.settings.streaming_metrics_port,
             trigger_metrics_port=self.settings.trigger_metrics_port,
         )

@@ -86,3 +86,17 @@ def test_state_is_on_volumes_and_mounted_files_exist(compose):
                 assert source in declared, (name, source)
     for name in STORES | {"victorialogs", "prometheus", "grafana", "streaming"}:
         assert compose["services"][name].get("volumes"), name
+
+
+def test_health_and_metrics_are_on_internal_ports_published_to_no_host(compose):
+    """The gateway publishes its public port alone; its healthcheck and Prometheus use the internal port, which the
+    platform's processes bind on the compose network (SMARTCITY_INTERNAL_HOST)."""
+    gateway = compose["services"]["gateway"]
+    public, internal = (Settings.model_fields[name].default for name in ("gateway_port", "gateway_internal_port"))
+    assert gateway["ports"] == [f"127.0.0.1:{public}:{public}"]
+    assert f"127.0.0.1:{internal}/healthz" in " ".join(gateway["healthcheck"]["test"])
+    scrape = yaml.safe_load((COMPOSE_FILE.parent / "prometheus" / "prometheus.compose.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in scrape["scrape_configs"]}
+    assert targets["functions"] == [f"gateway:{internal}"]
+    assert all(compose["services"][name]["environment"]["SMARTCITY_INTERNAL_HOST"] == "0.0.0.0"
+               for name in ("gateway", "triggers", "streaming"))

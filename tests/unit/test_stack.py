@@ -60,16 +60,18 @@ def test_settings_env_follows_the_port_settings(tmp_path):
 
 
 def test_prometheus_configuration_scrapes_the_ports_of_the_settings(tmp_path):
-    settings = Settings(stack_dir=tmp_path, prometheus_port=19090, gateway_port=18080, streaming_metrics_port=19108,
-                        trigger_metrics_port=19102)
+    settings = Settings(stack_dir=tmp_path, prometheus_port=19090, gateway_port=18080, gateway_internal_port=18081,
+                        streaming_metrics_port=19108, trigger_metrics_port=19102)
     config = yaml.safe_load(PrometheusService(settings).config())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert targets == {
         "prometheus": ["127.0.0.1:19090"],
-        "functions": ["127.0.0.1:18080"],
+        "functions": ["127.0.0.1:18081"],  # the gateway's internal port: its public one has no /metrics
         "streaming": ["127.0.0.1:19108"],
         "triggers": ["127.0.0.1:19102"],
     }
+    one_port = yaml.safe_load(PrometheusService(settings.model_copy(update={"gateway_internal_port": 0})).config())
+    assert one_port["scrape_configs"][1]["static_configs"][0]["targets"] == ["127.0.0.1:18080"]
 
 
 def test_kafka_runs_broker_and_controller_on_the_ports_of_the_settings(tmp_path):
