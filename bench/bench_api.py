@@ -35,8 +35,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -130,7 +133,7 @@ class Stores:
         names = ("database_url", "cache_url", "documents_url", "bus_url", "objects_url", "secrets_dir")
         env = {f"SMARTCITY_{name.upper()}": str(getattr(self.settings, name)) for name in names}
         return {**env, "SMARTCITY_GATEWAY_RATE_PER_S": "0", "SMARTCITY_GATEWAY_ACCESS_LOG": "false",
-                "SMARTCITY_LOGS_URL": ""}
+                "SMARTCITY_LOGS_URL": "", "SMARTCITY_GATEWAY_INTERNAL_PORT": "0"}  # /healthz on the gateway's port
 
     def close(self) -> None:
         import psycopg
@@ -181,6 +184,58 @@ def print_table(results: list[Result], workers: int, load_before: str) -> None:
               f"{r.failures:>7}  {verdict}")
 
 
+@dataclass
+class Servers:
+    """The two servers of a bench run: the bare app's and the gateway's base URLs, a viewer's Authorization header
+    and the history query's path."""
+
+    bare: str
+    gateway: str
+    authorization: str
+    history: str
+
+    def scenarios(self) -> dict[str, tuple[str, str]]:
+        """Each scenario's URL and Authorization header (see the module docstring)."""
+        return {"bare FastAPI JSON": (f"{self.bare}/json", ""),
+                "gateway cached read": (f"{self.gateway}/v1/traffic/segments", self.authorization),
+                "gateway uncached history": (f"{self.gateway}{self.history}", self.authorization)}
+
+
+@contextmanager
+def api_servers(workers: int) -> Iterator[Servers]:
+    """The bench's stores seeded, the bare app and the gateway serving with ``workers`` processes each, every
+    worker warmed; the servers stopped and the stores removed afterwards (bench/soak_api.py uses it too)."""
+    from smartcity.api.auth import KeyRing, Role, issue_token
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    stores = Stores(directory)
+    processes: list[subprocess.Popen] = []
+    try:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        stores.seed(now)
+        token = issue_token(KeyRing(stores.settings), "bench", Role.viewer, ttl=timedelta(hours=2))
+        history = (f"/v1/traffic/history?sensor_id=urn:ngsi-ld:TrafficFlowObserved:h01&bucket=1h&limit=100"
+                   f"&from={(now - timedelta(hours=24)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                   f"&to={now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        bare_port, gateway_port = free_port(), free_port()
+        servers = Servers(f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{gateway_port}", f"Bearer {token}",
+                          history)
+        processes = [serve_bare(bare_port, workers), serve_gateway(gateway_port, workers, stores.environment())]
+        wait_until_ready(f"{servers.bare}/json", 120, processes[0])
+        wait_until_ready(f"{servers.gateway}/healthz", 120, processes[1])
+        for path in ("/v1/traffic/segments", history):  # every worker: imports, pools, the first cache fill
+            for _ in range(4 * workers):
+                response = httpx.get(f"{servers.gateway}{path}", headers={"Authorization": servers.authorization})
+                assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        yield servers
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        stores.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="How long each scenario runs.")
@@ -191,53 +246,19 @@ def main() -> None:
     parser.add_argument("--history-rate", type=float, default=100_000 / 60, help="Fixed rate of the history query.")
     args = parser.parse_args()
 
-    from smartcity.api.auth import KeyRing, Role, issue_token
     from smartcity.cli.functions import worker_count
 
     args.workers = worker_count(args.workers, 0)
-
-    directory = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    stores = Stores(directory)
-    servers: list[subprocess.Popen] = []
-    try:
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        stores.seed(now)
-        token = issue_token(KeyRing(stores.settings), "bench", Role.viewer, ttl=timedelta(hours=1))
-        authorization = f"Bearer {token}"
-        history = (f"/v1/traffic/history?sensor_id=urn:ngsi-ld:TrafficFlowObserved:h01&bucket=1h&limit=100"
-                   f"&from={(now - timedelta(hours=24)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-                   f"&to={now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-        bare_port, gateway_port = free_port(), free_port()
-        servers = [serve_bare(bare_port, args.workers),
-                   serve_gateway(gateway_port, args.workers, stores.environment())]
-        wait_until_ready(f"http://127.0.0.1:{bare_port}/json", 120, servers[0])
-        wait_until_ready(f"http://127.0.0.1:{gateway_port}/healthz", 120, servers[1])
-        for path in ("/v1/traffic/segments", history):  # every worker: imports, pools, the first cache fill
-            for _ in range(4 * args.workers):
-                response = httpx.get(f"http://127.0.0.1:{gateway_port}{path}",
-                                     headers={"Authorization": authorization})
-                assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    rates = {"bare FastAPI JSON": args.cached_rate, "gateway cached read": args.cached_rate,
+             "gateway uncached history": args.history_rate}
+    with api_servers(args.workers) as servers:
         load_before = load_average()
-        scenarios = [
-            ("bare FastAPI JSON", f"http://127.0.0.1:{bare_port}/json", "", args.cached_rate),
-            ("gateway cached read", f"http://127.0.0.1:{gateway_port}/v1/traffic/segments", authorization,
-             args.cached_rate),
-            ("gateway uncached history", f"http://127.0.0.1:{gateway_port}{history}", authorization,
-             args.history_rate),
-        ]
         results = []
-        for name, url, auth, rate in scenarios:
-            for offered in (None, rate):
+        for name, (url, auth) in servers.scenarios().items():
+            for offered in (None, rates[name]):
                 results.append(run_load(name, url, auth, offered, args.seconds, args.connections))
                 print(f"  {name} at {f'{offered:.0f}/s' if offered else 'peak'}: done", flush=True)
         print_table(results, args.workers, load_before)
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
-        stores.close()
-
 
 if __name__ == "__main__":
     main()
