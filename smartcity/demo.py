@@ -297,7 +297,7 @@ def demo_ingest_key(secrets_dir: Path) -> str:
     from smartcity.runtime.credentials import ALL_STREAMS, add_ingest_key
     from smartcity.runtime.production import DEMO_MARK, DEMO_SOURCE
 
-    from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
+    from smartcity.ingest_client import CLIENT_API_KEY_SECRET
 
     (secrets_dir / DEMO_MARK).write_text("made by `smartcity demo`: not for production\n")
     key = add_ingest_key(secrets_dir, DEMO_SOURCE, [ALL_STREAMS], replace=True)

@@ -36,8 +36,7 @@ def connect(
     from smartcity.backends.bus import open_bus
     from smartcity.connectors import feed_source, poller
     from smartcity.connectors.polling import Backoff, FeedUnavailable
-    from smartcity.connectors.ingest_client import IngestUnavailable
-    from smartcity.simulator.sinks import client_api_key
+    from smartcity.ingest_client import IngestUnavailable, client_api_key
 
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r}: expected an http:// or https:// URL", param_hint="URL")

@@ -124,7 +124,8 @@ def open_sink(settings: Settings, kind: str, url: str | None, body_format: str, 
 
     With ``personal`` streams the bus sink needs the pseudonym key: a missing key fails here, before the run.
     """
-    from smartcity.simulator.sinks import BusSink, HttpSink, client_api_key
+    from smartcity.ingest_client import client_api_key
+    from smartcity.simulator.sinks import BusSink, HttpSink
 
     if kind == "bus":
         from smartcity.backends.bus import open_bus

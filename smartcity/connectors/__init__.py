@@ -14,9 +14,9 @@ import httpx
 
 from smartcity.backends.bus import EventBus
 from smartcity.connectors.dead_letters import DeadLetters
-from smartcity.connectors.ingest_client import IngestClient
 from smartcity.connectors.polling import Backoff, FeedSource, Fetcher, Poller
 from smartcity.errors import ConfigurationError
+from smartcity.ingest_client import IngestClient
 
 KINDS = {"gtfs-rt": "gtfs_realtime", "gbfs": "gbfs", "http": "http_poller"}
 USER_AGENT = "smartcity-connector/0.1"

@@ -11,7 +11,7 @@
   observation time): an entity whose reading did not change is not published again; one no longer in the feed
   is forgotten.
 - :class:`Poller` runs a :class:`FeedSource`: its readings go to the ingest functions
-  (:class:`smartcity.connectors.ingest_client.IngestClient`), so validation, pseudonymization and the stream's
+  (:class:`smartcity.ingest_client.IngestClient`), so validation, pseudonymization and the stream's
   topic are ingest's; a malformed feed (:class:`MalformedFeed`) and every reading ingest refuses are
   dead-lettered with the reason, and polling goes on.
 """
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import httpx
 
 from smartcity.connectors.dead_letters import DeadLetters
-from smartcity.connectors.ingest_client import IngestClient, IngestUnavailable
+from smartcity.ingest_client import IngestClient, IngestUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -32,16 +32,15 @@ from smartcity.cli import app
 from smartcity.city.files import configured_city
 from smartcity.connectors import feed_source, poller
 from smartcity.connectors.gtfs_realtime import static_gtfs
-from smartcity.connectors.ingest_client import IngestUnavailable
 from smartcity.connectors.polling import Backoff, FeedUnavailable, Poller, PollReport
 from smartcity.events import city
+from smartcity.ingest_client import CLIENT_API_KEY_SECRET, IngestUnavailable
 from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.credentials import add_ingest_key
 from smartcity.runtime.gateway import build_gateway
 from smartcity.runtime.loader import load_stack
 from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC, Settings, get_settings
-from smartcity.simulator.sinks import CLIENT_API_KEY_SECRET
 from tests.api_samples.gateway import api_gateway
 from tests.credentials import bearer
 from tests.feed_server import FeedServer, feed_server

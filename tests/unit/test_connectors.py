@@ -1,4 +1,4 @@
-"""The connectors' parts, one small test each: backoff, change detection, ingest's refusals, feed parsing, mapping
+"""The connectors' parts, one small test each: backoff, change detection, feed parsing, mapping
 files, and ``smartcity connect``'s answers to bad arguments."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import json
 import random
 import threading
 
-import httpx
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
 from typer.testing import CliRunner
@@ -17,7 +16,6 @@ from smartcity.connectors import gbfs, gbfs_vehicles
 from smartcity.city.files import configured_city, save_city
 from smartcity.connectors.gtfs_realtime import GtfsRealtimeSource, parse, reported_delay, static_gtfs, static_gtfs_path
 from smartcity.connectors.http_poller import HttpSource, Mapping, apply, load_mapping, lookup, MISSING, FieldRule
-from smartcity.connectors.ingest_client import IngestClient, refusals
 from smartcity.connectors.polling import Backoff, ChangeTracker, Fetcher, MalformedFeed, Poller, Reading
 from smartcity.errors import ConfigurationError
 from smartcity.settings import get_settings
@@ -41,20 +39,6 @@ def test_an_entity_is_changed_unless_only_its_volatile_fields_moved():
     moved = Reading("bike-share", "s1", {"dateObserved": "t3", "dateLastReported": "t3", "bikes": 2})
     other = Reading("bike-share", "s2", {"dateObserved": "t2", "bikes": 3})
     assert tracker.changed([later, other]) == [other] and tracker.changed([moved]) == [moved]
-
-
-def test_ingest_refusals_are_grouped_by_reading():
-    problem = {"status": 422, "errors": [{"field": "[0].location", "reason": "Field required"},
-                                         {"field": "[2].speed", "reason": "too fast"},
-                                         {"field": "[2].heading", "reason": "negative"}, {"field": "[3]", "reason": "x"}]}
-    assert refusals(problem) == {0: {"location": "Field required"}, 2: {"speed": "too fast", "heading": "negative"},
-                                 3: {"<reading>": "x"}}
-
-
-def test_ingest_urls_are_the_gateways_routes_or_a_topic_template():
-    assert IngestClient("http://gw:8080/", None).url_of("bike-share") == "http://gw:8080/function/ingest-bike-share"
-    template = IngestClient("http://ingest-{topic}.smartcity.svc.cluster.local", None)
-    assert template.url_of("weather") == "http://ingest-weather.smartcity.svc.cluster.local"
 
 
 # --- GBFS ---------------------------------------------------------------------------------------------------
@@ -208,22 +192,6 @@ def test_options_after_kind_and_url_parse_and_the_usage_names_no_subcommand(tmp_
     assert given == {"interval_s": 5.0}
     usage = CliRunner().invoke(app, ["connect", "--help"]).output
     assert "connect [OPTIONS] {kind} {url}" in usage and "COMMAND" not in usage
-
-
-def test_large_batches_go_in_several_requests_and_refusals_keep_their_index():
-    sizes: list[int] = []
-
-    def ingest(request: httpx.Request) -> httpx.Response:
-        readings = json.loads(request.content)
-        sizes.append(len(readings))
-        bad = [i for i, reading in enumerate(readings) if reading["n"] == 1500]
-        if not bad:
-            return httpx.Response(202, json={"accepted": len(readings)})
-        return httpx.Response(422, json={"errors": [{"field": f"[{bad[0]}].n", "reason": "not this one"}]})
-
-    client = IngestClient("http://gw", httpx.Client(transport=httpx.MockTransport(ingest)))
-    assert client.send("weather", [{"n": n} for n in range(2500)]) == {1500: {"n": "not this one"}}
-    assert sizes == [1000, 1000, 500]
 
 
 def test_service_alerts_become_incidents_where_they_fit_a_stop_and_a_cause():
