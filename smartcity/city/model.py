@@ -1,9 +1,9 @@
 """The city definition: what the platform knows of the city it serves, as pydantic models saved as JSON.
 
 A city has a name, a time zone, a boundary (a box, optionally a polygon inside it), zones (each a polygon; a grid
-of ``Z<row><col>`` when the city is cut into one), road segments (geometry, road class, neighbours), sensor sites
-(traffic loops, car parks, bike stations, weather and air-quality stations) and public transport (stops, lines, and the GTFS
-feed they come from). Zone ids are ``Z`` and two digits: the events' ``zone`` field carries them.
+of ``Z<row><col>`` when the city is cut into one), road segments (geometry, road class, neighbours), the SUMO
+network they come from, sensor sites (traffic loops, car parks, bike stations, weather and air-quality stations)
+and public transport (stops, lines, and the GTFS feed they come from). Zone ids are ``Z`` and two digits: the events' ``zone`` field carries them.
 """
 
 from __future__ import annotations

@@ -185,3 +185,14 @@ def test_history_of_a_city_without_a_road_network_is_refused(tmp_path):
     with configured_city(tmp_path / "montreal.json"):
         result = CliRunner().invoke(app, ["history", "generate", "--days", "1"])
     assert result.exit_code == 2 and "the city stm has no road network" in result.output
+
+
+def test_history_of_roads_without_loop_sites_says_what_is_missing(tmp_path):
+    zones = collection(tmp_path / "zones.geojson", feature("Polygon", square(-70.66, -33.46), name="Centro"))
+    roads = collection(tmp_path / "roads.geojson", feature("LineString", [[-70.655, -33.455], [-70.65, -33.455]], id="ab"))
+    result = build("--from-geojson", zones, "--segments", roads, "--timezone", "America/Santiago",
+                   "--out", tmp_path / "santiago.json")
+    assert result.exit_code == 0, result.output
+    with configured_city(tmp_path / "santiago.json"):
+        result = CliRunner().invoke(app, ["history", "generate", "--days", "1"])
+    assert result.exit_code == 2 and "no traffic loop sites (sites.traffic_loops)" in result.output, result.output
