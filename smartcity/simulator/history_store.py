@@ -20,12 +20,11 @@ require("simulator", "numpy", "pandas")
 import pandas as pd  # noqa: E402 - after the check that names the extra to install
 
 from smartcity.backends.database import Database, open_database
-from smartcity.events.common import ngsi_id
 from smartcity.settings import Settings
 from smartcity.simulator.history import CityHistory, simulate_history
-from smartcity.simulator.network import traffic_loops
+from smartcity.simulator.city import load_city
 from smartcity.storage.prepare import prepare_storage
-from smartcity.storage.reference import write_rows
+from smartcity.storage.reference import loop_site_rows, write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
 from smartcity.storage.upsert import upsert
 
@@ -69,7 +68,7 @@ def generate_history(settings: Settings, days: float, end: datetime | None = Non
 def write_history(db: Database, history: CityHistory, progress: Progress | None = None) -> dict[str, int]:
     """Upsert the history's rows into ``db`` (migrated), a day per transaction; return the rows per table."""
     say = progress or (lambda message: None)
-    write_rows(db, "sensors", _sensor_reference(), update=False)
+    write_rows(db, "sensors", loop_site_rows(load_city().extent), update=False)
     TimeSeriesWriter(db).write(history.events)
     rows = {"weather_observations": len(history.weather), "incident_reports": len(history.incidents)}
     now = datetime.now(timezone.utc)
@@ -111,9 +110,3 @@ def records(frame: pd.DataFrame, **constants: Any) -> list[dict[str, Any]]:
     names = list(columns)
     return [dict(zip(names, values)) for values in zip(*columns.values())]
 
-
-def _sensor_reference() -> list[dict[str, Any]]:
-    """The loops as rows of the ``sensors`` reference table (the store adds live ones as they first report)."""
-    return [{"sensor_id": ngsi_id("TrafficFlowObserved", d.id), "segment_id": ngsi_id("RoadSegment", d.edge),
-             "lane_id": d.lane_index, "zone_id": d.zone, "lon": d.lon, "lat": d.lat}
-            for d in traffic_loops()]

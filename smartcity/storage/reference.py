@@ -1,9 +1,11 @@
-"""Reference data: the city's zones, road segments, car parks, stations, bus routes and stops, as table rows.
+"""Reference data: the city's zones, road segments, traffic sensors, car parks, stations, bus routes and stops, as
+table rows.
 
 They come from the configured city (:mod:`smartcity.city`, ``SMARTCITY_CITY_FILE``), its transit stops and lines;
-:func:`load_reference` upserts them (``smartcity db load-reference``), so loading twice changes nothing. Sensors
-are not in the description (the simulator places its loops when it starts): :func:`sensor_rows` derives them from
-the traffic events themselves, and the time-series store function adds each new one as it first reports.
+:func:`load_reference` upserts them (``smartcity db load-reference``), so loading twice changes nothing. The
+sensors are the city's traffic loop sites (:func:`loop_site_rows`); sensors it does not describe (the simulator's
+scale-out replicas, a connector's) are derived from the traffic events themselves (:func:`sensor_rows`): the
+time-series store function adds each new one as it first reports.
 Ids are the ones events carry (see ``0001_reference_tables.sql``).
 """
 
@@ -72,6 +74,7 @@ def city_rows(model: CityDefinition) -> dict[str, list[dict[str, Any]]]:
              "length_m": s.length, "speed_limit_kmh": round(s.speed * 3.6, 2), "lon": s.lon, "lat": s.lat}
             for s in model.segments
         ],
+        "sensors": loop_site_rows(model),
         "stations": stations,
         "parkings": [
             {"parking_id": OffStreetParking.make_id(p.id), "name": p.name, "zone_id": p.zone,
@@ -83,6 +86,13 @@ def city_rows(model: CityDefinition) -> dict[str, list[dict[str, Any]]]:
         "stops": [{"stop_id": s.id, "name": s.name, "lon": s.lon, "lat": s.lat, "zone_id": s.zone}
                   for s in model.transit.stops],
     }
+
+
+def loop_site_rows(model: CityDefinition) -> list[dict[str, Any]]:
+    """The rows of the city's traffic loop sites, with the ids their events carry."""
+    return [{"sensor_id": TrafficFlowObserved.make_id(loop.id), "segment_id": segment_id(loop.edge),
+             "lane_id": loop.lane_index, "zone_id": loop.zone, "lon": loop.lon, "lat": loop.lat}
+            for loop in model.sites.traffic_loops]
 
 
 def sensor_rows(events: Iterable[TrafficFlowObserved]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from smartcity.cli import app
 from smartcity.events import STREAMS, city
 from smartcity.events.common import ngsi_id
 from smartcity.simulator.sumo import TrafficSimulation
+from smartcity.storage.reference import city_rows
 from tests.city_samples import configured_city
 from tests.storage_samples import drain, embedded_settings
 
@@ -86,6 +87,8 @@ def test_the_city_build_places_loop_sites_on_its_streets_inside_its_boundary(mon
         assert built.contains(loop.lon, loop.lat) and built.zone_of(loop.lon, loop.lat) == loop.zone
         assert loop.position == pytest.approx(segments[loop.edge].length / 2, abs=1)
     assert len({loop.zone for loop in loops}) >= 5
+    sensors = city_rows(built)["sensors"]  # what db load-reference writes
+    assert [row["sensor_id"] for row in sensors] == [ngsi_id("TrafficFlowObserved", loop.id) for loop in loops]
     assert built.transit.lines and built.gtfs_file.is_file()  # buses along its main roads
 
 
