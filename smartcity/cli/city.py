@@ -66,7 +66,7 @@ def _build(out: Path, from_sumo: Path | None, from_gtfs: Path | None, from_geojs
 def summary(city: CityDefinition) -> str:
     sites = city.sites
     return (f"{city.name} ({city.timezone}), {len(city.zones)} zones, {len(city.segments)} road segments, "
-            f"{len(sites.car_parks)} car parks, {len(sites.bike_stations)} bike stations, "
+            f"{len(sites.traffic_loops)} traffic loops, {len(sites.car_parks)} car parks, {len(sites.bike_stations)} bike stations, "
             f"{len(sites.weather_stations) + len(sites.air_quality_stations)} measuring stations, "
             f"{len(city.transit.stops)} transit stops on {len(city.transit.lines)} lines")
 
