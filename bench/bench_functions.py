@@ -120,12 +120,13 @@ async def _concurrent(url: str, messages: list, concurrency: int) -> tuple[float
 
 
 def bench_gateway(stack: Path, settings, count: int, concurrency: int) -> None:
-    port = _free_port()
-    server = subprocess.Popen([str(SMARTCITY), "functions", "gateway", "echo", "--stack", str(stack), "--port", str(port)],
+    port, internal_port = _free_port(), _free_port()
+    server = subprocess.Popen([str(SMARTCITY), "functions", "gateway", "echo", "--stack", str(stack), "--port", str(port),
+                               "--internal-port", str(internal_port)],
                               env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(f"{url}/healthz", 60, server)
+        wait_until_ready(f"http://127.0.0.1:{internal_port}/healthz", 60, server)  # health: on the internal port
         with httpx.Client(base_url=url, timeout=30) as client:
             messages = iter(_messages(count))
 

@@ -47,10 +47,10 @@ def wait_for(describe: str, probe, timeout_s: float, process: subprocess.Popen):
 
 
 def test_demo_serves_what_the_simulated_city_sends(tmp_path: Path):
-    gateway_port, metrics_port, trigger_port = free_port(), free_port(), free_port()
+    gateway_port, internal_port, metrics_port, trigger_port = free_port(), free_port(), free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
-    env.update(SMARTCITY_GATEWAY_PORT=str(gateway_port), SMARTCITY_STREAMING_METRICS_PORT=str(metrics_port),
-               SMARTCITY_TRIGGER_METRICS_PORT=str(trigger_port))
+    env.update(SMARTCITY_GATEWAY_PORT=str(gateway_port), SMARTCITY_GATEWAY_INTERNAL_PORT=str(internal_port),
+               SMARTCITY_STREAMING_METRICS_PORT=str(metrics_port), SMARTCITY_TRIGGER_METRICS_PORT=str(trigger_port))
     log = (tmp_path / "demo.log").open("w")
     demo = subprocess.Popen(
         [sys.executable, "-m", "smartcity.cli", "demo", "--duration", "150s", "--data-dir", str(tmp_path / "data"),
@@ -72,6 +72,8 @@ def test_demo_serves_what_the_simulated_city_sends(tmp_path: Path):
         assert all(0 <= sensor["occupancy"] <= 1 for sensor in sensors)
         assert client.get("/v1/traffic/sensors").status_code == 200
         assert httpx.get(f"{base}/v1/traffic/sensors").status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{internal_port}/healthz").text == "OK"  # health: on the internal port
+        assert httpx.get(f"{base}/healthz").status_code == 404
         assert wait_for("traffic history", lambda: items("/v1/traffic/history?bucket=1m"), 30, demo)
         zones = wait_for("the streaming job's mobility index", lambda: items("/v1/mobility/index", "zones"), 150, demo)
         assert all(0 <= zone["mobility_index"] <= 100 for zone in zones), zones
@@ -95,7 +97,8 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
     from smartcity.simulator.history import floor_to_step
     from tests.fixtures.functions.helpers import embedded_settings
 
-    settings = embedded_settings(tmp_path, gateway_port=free_port(), secrets_dir=tmp_path / "secrets")
+    settings = embedded_settings(tmp_path, gateway_port=free_port(), gateway_internal_port=free_port(),
+                                 secrets_dir=tmp_path / "secrets")
     said: list[str] = []
     # 6 days: the least a training run takes (3 to train, 3 held out); the demo's default is 28
     demo = Demo(settings, DemoOptions(data_dir=tmp_path, history_days=6, training_models="xgboost"), say=said.append)

@@ -17,13 +17,13 @@ from tests.ports import free_port
 
 
 def test_the_gateway_runs_in_several_worker_processes_serving_the_functions_named(tmp_path):
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
     env["SMARTCITY_SECRETS_DIR"] = str(tmp_path)
     admin = admin_headers(Settings(secrets_dir=tmp_path))  # /system/* needs an admin token
     gateway = subprocess.Popen(
         [sys.executable, "-m", "smartcity.cli", "functions", "gateway", "ingest-weather", "api-traffic",
-         "--workers", "2", "--port", str(port)],
+         "--workers", "2", "--port", str(port), "--internal-port", str(internal_port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     children: list[int] = []
@@ -37,6 +37,12 @@ def test_the_gateway_runs_in_several_worker_processes_serving_the_functions_name
                 time.sleep(0.5)
         assert answer is not None, "the gateway did not answer within 60 s"
         assert sorted(function["name"] for function in answer) == ["api-traffic", "ingest-weather"]
+        # every worker serves the internal port too (the supervisor handed it both sockets), and only there
+        for _ in range(4):
+            metrics = httpx.get(f"http://127.0.0.1:{internal_port}/metrics", timeout=2).text
+            assert 'gateway_service_count{function_name="ingest-weather"} 1.0' in metrics
+            assert httpx.get(f"http://127.0.0.1:{internal_port}/healthz", timeout=2).text == "OK"
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 404
         children = process_tree(gateway.pid)[1:]
         workers = [pid for pid in children if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
         assert len(workers) == 2

@@ -53,8 +53,8 @@ def _slow_echo_stack(directory: Path, run: str, delay_s: float, name: str = "ech
 
 
 def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port, internal_port = free_port(), free_port()
+    url, internal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal_port}"  # /healthz is on the internal one
     env = {key: value for key, value in os.environ.items() if not key.startswith("SMARTCITY_")}
     env.update({
         "SMARTCITY_BUS_URL": f"file://{tmp_path}/bus", "SMARTCITY_CACHE_URL": "memory://",
@@ -66,7 +66,7 @@ def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_
     stack = _slow_echo_stack(tmp_path, uuid.uuid4().hex[:10], SLOW_S)
     log = tmp_path / "gateway.log"
     gateway = subprocess.Popen([str(SMARTCITY), "functions", "gateway", "echo", "--stack", str(stack), "--port",
-                                str(port), "--workers", "1"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+                                str(port), "--internal-port", str(internal_port), "--workers", "1"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     answers: dict[str, int | str] = {}
 
     def call(event) -> None:
@@ -78,7 +78,7 @@ def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_
             answers[event.get_id()] = f"{type(error).__name__}: {error}"
 
     try:
-        wait_until_ready(f"{url}/healthz", 60, gateway, log=log)
+        wait_until_ready(f"{internal}/healthz", 60, gateway, log=log)
         events = [reading(f"s{i}", i) for i in range(8)]
         callers = [threading.Thread(target=call, args=(event,)) for event in events]
         for caller in callers:
@@ -86,7 +86,7 @@ def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_
         time.sleep(0.5)  # the requests are in the function's sleep
         gateway.send_signal(signal.SIGTERM)
         time.sleep(0.2)
-        health = httpx.get(f"{url}/healthz", timeout=5)  # unready, still answering
+        health = httpx.get(f"{internal}/healthz", timeout=5)  # unready, still answering
         late = reading("late", 1.0)  # a request a load balancer still sent during the delay
         callers.append(threading.Thread(target=call, args=(late,)))
         callers[-1].start()
@@ -100,8 +100,9 @@ def test_the_gateway_answers_every_request_in_flight_on_sigterm_and_exits_0(tmp_
     assert health.status_code == 503 and health.json()["status"] == 503, health.text
     assert answers == {event.get_id(): 200 for event in [*events, late]}, log.read_text()[-3000:]
     assert code == 0, log.read_text()[-3000:]
-    with pytest.raises(httpx.ConnectError):  # and it is gone
-        httpx.get(f"{url}/healthz", timeout=2)
+    for gone in (f"{url}/function/echo", f"{internal}/healthz"):  # and it is gone, from both ports
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(gone, timeout=2)
 
 
 @pytest.mark.real

@@ -129,7 +129,8 @@ def live_prometheus(real_stack: dict[str, str], tmp_path_factory) -> Iterator[ht
     counter = threading.Thread(target=_count, args=(gateway, stop), daemon=True)
     counter.start()
     settings = Settings(stack_dir=tmp_path_factory.mktemp("prometheus"), prometheus_port=free_port(),
-                        gateway_port=gateway_server.server_port, streaming_metrics_port=streaming_server.server_port)
+                        gateway_port=free_port(), gateway_internal_port=gateway_server.server_port,  # its /metrics
+                        streaming_metrics_port=streaming_server.server_port)
     service = EverySecondPrometheus(settings)
     try:
         service.start()

@@ -20,6 +20,7 @@ import pytest
 
 from smartcity import stack
 from smartcity.events import PLATFORM_TOPICS
+from smartcity.runtime.internal import health_port
 from smartcity.settings import get_settings
 from smartcity.stack.base import port_open
 from smartcity.stack.processes import alive_processes, process_tree
@@ -96,7 +97,7 @@ def test_prometheus_api_lists_the_configured_targets(real_stack):
     url = real_stack["SMARTCITY_PROMETHEUS_URL"]
     expected = {
         f"http://127.0.0.1:{settings.prometheus_port}/metrics",
-        f"http://127.0.0.1:{settings.gateway_port}/metrics",
+        f"http://127.0.0.1:{health_port(settings)}/metrics",  # the gateway's internal port
         f"http://127.0.0.1:{settings.streaming_metrics_port}/metrics",
         f"http://127.0.0.1:{settings.trigger_metrics_port}/metrics",
     }

@@ -97,6 +97,7 @@ def _gateway(env: dict[str, str], functions: list[str]):
     port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own CLI
         [str(SMARTCITY), "functions", "gateway", *functions, "--port", str(port), "--workers", "1",
+         "--internal-port", str(free_port()),  # not the default 8081, which another gateway may hold
          "--ssl-certfile", str(files.cert), "--ssl-keyfile", str(files.key)],
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
     )
