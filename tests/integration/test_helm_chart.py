@@ -192,6 +192,18 @@ def test_the_streaming_checkpoints_are_on_a_persistent_volume(rendered):
         assert claim in _names(documents, "PersistentVolumeClaim")
 
 
+def test_the_streaming_metrics_are_scraped_on_the_internal_host_and_exposed_by_no_service(rendered):
+    for documents in rendered.values():
+        settings = next(doc for doc in documents if doc["kind"] == "ConfigMap"
+                        and "SMARTCITY_INTERNAL_HOST" in doc.get("data", {}))["data"]
+        assert settings["SMARTCITY_INTERNAL_HOST"] == "0.0.0.0"  # the pod's address, where Prometheus scrapes
+        driver = next(doc for doc in documents if doc["kind"] == "SparkApplication")["spec"]["driver"]
+        assert driver["annotations"]["prometheus.io/port"] == settings["SMARTCITY_STREAMING_METRICS_PORT"]
+        exposed = {port.get("targetPort", port["port"]) for doc in documents if doc["kind"] == "Service"
+                   and doc["apiVersion"] == "v1" for port in doc["spec"].get("ports", [])}
+        assert int(settings["SMARTCITY_STREAMING_METRICS_PORT"]) not in exposed, exposed
+
+
 def test_production_volumes_are_on_an_encrypted_storage_class(rendered):
     [storage_class] = [doc for doc in rendered["production"] if doc["kind"] == "StorageClass"]
     assert storage_class["parameters"]["encrypted"] == "true" and storage_class["provisioner"]
