@@ -31,6 +31,7 @@ from smartcity.simulator.network import topology
 from smartcity.simulator.sumo_network import SCENARIO, allows_cars, loop_lanes, network, resco_network, scenario_dir
 
 NAME = "Cologne (Nippes, RESCO cologne8 network)"
+PLACE = "Nippes"  # the bundled district, in its places' names; another network's city gives its own name
 TIMEZONE = "Europe/Berlin"
 MARGIN_M = 150
 ZONE_ROWS = ZONE_COLS = 3
@@ -46,8 +47,7 @@ def main() -> None:
 def write(net_file: Path | None, out: Path, name: str, timezone: str) -> CityDefinition:
     """Build the city of ``net_file`` (default: the bundled scenario) into ``out`` and its GTFS zip beside it."""
     gtfs = GTFS_FILE if net_file is None else out.with_name(f"{out.stem}-gtfs.zip")
-    # a network of its own is named relative to the city file (as its feed is): keep them together
-    source = None if net_file is None else os.path.relpath(Path(net_file).resolve(), Path(out).resolve().parent)
+    source = None if net_file is None else _network_name(Path(net_file), Path(out))
     city, feed = build(net_file, name, timezone, gtfs.name, source)
     save_city(city, out)
     if not feed:
@@ -72,21 +72,30 @@ def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZO
         shapes = {line: _shape(traci, edges) for line, edges in lines.items()}
         stops = {line: _stops(traci, edges, extent) for line, edges in lines.items()}
     rng = random.Random(SEED)
-    feed = _gtfs_zip(lines, shapes, stops, timezone) if lines else b""
+    place = PLACE if source == resco_network(SCENARIO) else name
+    feed = _gtfs_zip(lines, shapes, stops, timezone, place) if lines else b""
     sites = Sites(
         traffic_loops=loops,
         car_parks=_car_parks(segments, rng),
         bike_stations=_bike_stations(segments),
-        weather_stations=[_station(segments, "W1", "Weather station Nippes", "weather", main_road=False)],
+        weather_stations=[_station(segments, "W1", f"Weather station {place}", "weather", main_road=False)],
         air_quality_stations=[
-            _station(segments, "AQ1", "Air quality Nippes (traffic)", "traffic", main_road=True),
-            _station(segments, "AQ2", "Air quality Nippes (urban background)", "background", main_road=False),
+            _station(segments, "AQ1", f"Air quality {place} (traffic)", "traffic", main_road=True),
+            _station(segments, "AQ2", f"Air quality {place} (urban background)", "background", main_road=False),
         ],
     )
     transit = transit_of(load_feed(io.BytesIO(feed)), extent.zone_of, gtfs_name) if feed else Transit()
     city = CityDefinition(**{**extent.model_dump(), "network": source, "segments": segments, "sites": sites,
                              "transit": transit})
     return city, feed
+
+
+def _network_name(net_file: Path, out: Path) -> str:
+    """How the city file names its network: the bundled scenario's by its sumo-rl name (wherever that is
+    installed), another relative to the city file (as its feed is: keep them together)."""
+    if net_file.resolve() == (scenario_dir(SCENARIO) / f"{SCENARIO}.net.xml").resolve():
+        return resco_network(SCENARIO)
+    return os.path.relpath(net_file.resolve(), out.resolve().parent)
 
 
 # --- the city -------------------------------------------------------------------------------------------------
@@ -247,7 +256,7 @@ def _stops(traci: ModuleType, edges: list[str], extent: CityDefinition) -> list[
     return stops
 
 
-def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict, timezone: str) -> bytes:
+def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict, timezone: str, place: str) -> bytes:
     tables: dict[str, list[dict]] = {
         "agency.txt": [{"agency_id": "SIM", "agency_name": "Smart-city simulated buses",
                         "agency_url": "https://smartcity.invalid/transit", "agency_timezone": timezone}],
@@ -261,7 +270,7 @@ def _gtfs_zip(lines: dict[str, list[str]], shapes: dict, stops: dict, timezone: 
     }
     for line in sorted({name.split(".")[0] for name in lines}):
         tables["routes.txt"].append({"route_id": f"L{line}", "agency_id": "SIM", "route_short_name": f"N{line}",
-                                     "route_long_name": f"Nippes line {line}", "route_type": 3})
+                                     "route_long_name": f"{place} line {line}", "route_type": 3})
     for name, edges in lines.items():
         line, direction = name.split(".")
         shape_id = f"L{line}.{direction}"

@@ -90,6 +90,7 @@ def test_the_city_build_places_loop_sites_on_its_streets_inside_its_boundary(mon
     sensors = city_rows(built)["sensors"]  # what db load-reference writes
     assert [row["sensor_id"] for row in sensors] == [ngsi_id("TrafficFlowObserved", loop.id) for loop in loops]
     assert built.transit.lines and built.gtfs_file.is_file()  # buses along its main roads
+    assert built.sites.weather_stations[0].name == "Weather station Montréal grid"  # not the bundled district's
 
 
 def test_the_live_simulator_runs_traffic_on_the_citys_own_network(montreal, tmp_path, monkeypatch):

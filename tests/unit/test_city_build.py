@@ -133,6 +133,7 @@ def test_a_sumo_network_makes_the_bundled_district_again(tmp_path):
     assert result.exit_code == 0, result.output
     built, bundled = read_city(tmp_path / "c.json"), read_city(DEFAULT_CITY_FILE)
     assert built.segments == bundled.segments and built.sites == bundled.sites and built.zones == bundled.zones
+    assert built.network == bundled.network == "sumo_rl/nets/RESCO/cologne8/cologne8.net.xml"  # wherever installed
     assert built.gtfs_file == tmp_path / "c-gtfs.zip" and built.gtfs_file.read_bytes() == bundled.gtfs_file.read_bytes()
 
 
