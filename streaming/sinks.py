@@ -7,10 +7,11 @@ by what they describe, so a consumer that deduplicates on (source, id) sees each
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+import orjson
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -21,29 +22,49 @@ from smartcity.errors import problem
 from smartcity.runtime.bindings import error_data
 from smartcity.settings import DEAD_LETTER_TOPIC
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 
 def collect_records(batch: DataFrame) -> list[dict[str, Any]]:
-    """The rows of a (small) micro-batch output as dicts, timestamps as tz-aware UTC datetimes.
+    """The rows of a (small) micro-batch output as dicts, timestamps as tz-aware UTC datetimes, maps as dicts.
 
-    PySpark would hand timestamps over as naive datetimes in the Python process's local time zone; they are
-    fetched as Unix microseconds instead and converted here.
+    The rows come over as one Arrow table, column by column: a micro-batch of 12,500 windows took 2.0-2.5 s to
+    ``collect()`` as pickled Rows, 0.3-0.6 s this way (local[2], a loaded machine). Timestamps are fetched as Unix
+    microseconds and converted here, exactly (Arrow's own are zoneinfo-aware and several times slower to convert).
     """
-    timestamps = [f.name for f in batch.schema.fields if isinstance(f.dataType, T.TimestampType)]
-    columns = [F.unix_micros(name).alias(name) if name in timestamps else F.col(name) for name in batch.columns]
-    records = []
-    for row in batch.select(*columns).collect():
-        record = row.asDict()
-        for name in timestamps:
-            if record[name] is not None:
-                record[name] = datetime.fromtimestamp(record[name] / 1_000_000, timezone.utc)
-        records.append(record)
-    return records
+    fields = {field.name: field.dataType for field in batch.schema.fields}
+    columns = [F.unix_micros(name).alias(name) if isinstance(kind, T.TimestampType) else F.col(name)
+               for name, kind in fields.items()]
+    table = batch.select(*columns).toArrow()
+    values = [_python_values(table.column(name).to_pylist(), fields[name]) for name in fields]
+    names = list(fields)
+    return [dict(zip(names, row)) for row in zip(*values)]
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+def _python_values(values: list[Any], kind: T.DataType) -> list[Any]:
+    """A column's Arrow values as PySpark's ``collect()`` gives them (a timestamp column holds Unix microseconds)."""
+    if isinstance(kind, T.TimestampType):
+        return [None if micros is None else EPOCH + timedelta(microseconds=micros) for micros in values]
+    if isinstance(kind, T.MapType):  # Arrow gives a map as its (key, value) pairs
+        return [None if pairs is None else dict(pairs) for pairs in values]
+    return values
+
+
+class Stopwatch:
+    """Milliseconds spent in each phase of a micro-batch's write, for the debug log (where a batch's time goes)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """End ``phase``: the time since the previous lap (or since the start) is its own."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {ms:.0f} ms" for phase, ms in self.phases.items())
 
 
 class CurrentWindows:
@@ -68,8 +89,8 @@ class CurrentWindows:
         cached = self.cache.get_many(keys)
         fresh = {}
         for key, row, old in zip(keys, newest.values(), cached):
-            if old is None or json.loads(old)["window_start"] <= row["window_start"].isoformat():
-                fresh[key] = json.dumps(row, default=_json_default).encode()
+            if old is None or orjson.loads(old)["window_start"] <= row["window_start"].isoformat():
+                fresh[key] = orjson.dumps(row)  # datetimes in ISO 8601, as isoformat() writes them
         if fresh:
             self.cache.set_many(fresh, ttl_s=self.ttl_s)
         return len(fresh)

@@ -20,6 +20,7 @@ aggregate can be queried seconds after its events arrive, and late events inside
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from pyspark.sql import Column, DataFrame
@@ -29,7 +30,7 @@ from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S, Job, StreamingContext, observe_input, window_of
-from streaming.sinks import CurrentWindows, collect_records
+from streaming.sinks import CurrentWindows, Stopwatch, collect_records
 from streaming.sources import event_column, read_events
 
 TOPIC = "traffic-sensors"
@@ -43,6 +44,7 @@ SEGMENT_COLUMNS = (
     "segment_id", "window_start", "window_end", "zone_id", "sensor_count", "event_count", "flow", "flow_per_hour",
     "mean_speed_kmh", *SPEED_PERCENTILES, "mean_occupancy", "congestion_index", "last_event_at", "updated_at",
 )
+log = logging.getLogger(__name__)
 
 
 def sensor_readings(ctx: StreamingContext, job: str) -> DataFrame:
@@ -116,7 +118,9 @@ def build(ctx: StreamingContext) -> DataFrame:
 
 def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     """Upsert the changed windows, then put each entity's newest window in the cache."""
-    records = collect_records(batch)
+    watch = Stopwatch()
+    records = collect_records(batch)  # runs the batch's query: the time of its aggregation counts here
+    watch.lap("collect")
     now = datetime.now(timezone.utc)
     sensors = [_row(record, SENSOR_COLUMNS, now, sensor_id=record["entity_id"]) for record in records
                if record["kind"] == "sensor"]
@@ -125,9 +129,12 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     with ctx.database.transaction():
         upsert(ctx.database, "traffic_sensor_5min", sensors, key=("sensor_id", "window_start"))
         upsert(ctx.database, "traffic_segment_5min", segments, key=("segment_id", "window_start"))
+    watch.lap("database")
     current = CurrentWindows(ctx.cache, ctx.cache_prefix, ctx.cache_ttl_s)
     current.put("traffic:sensor", "sensor_id", sensors)
     current.put("traffic:segment", "segment_id", segments)
+    watch.lap("cache")
+    log.debug("traffic batch %d: %d windows; %s", batch_id, len(records), watch)
 
 
 def _row(record: dict, columns: tuple[str, ...], now: datetime, **ids: str) -> dict:

@@ -9,19 +9,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from smartcity.backends.database import Database
+from smartcity.backends.database.base import upsert_sql
 
-
-def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``: the same SQL for PostgreSQL and SQLite."""
-    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + column for column in columns)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
+__all__ = ["upsert", "upsert_sql"]
 
 
 def upsert(db: Database, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> int:
-    """Insert or replace ``rows`` of ``table`` by ``key``, in one transaction."""
-    if not rows:
-        return 0
-    return db.executemany(upsert_sql(table, list(rows[0]), key), rows)
+    """Insert or replace ``rows`` of ``table`` by ``key``, in one transaction (see :meth:`Database.upsert`)."""
+    return db.upsert(table, rows, key)

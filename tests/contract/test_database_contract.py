@@ -134,3 +134,28 @@ def test_insert_new_rolls_back_with_its_transaction(database, table):
         raise RuntimeError("handler failed")
     assert database.insert_new(table, ("id", "name"), [(1, "kept")]) == 1
     assert database.query(f"SELECT name FROM {table}") == [{"name": "kept"}]
+
+
+def test_upsert_inserts_new_keys_replaces_known_ones_and_the_last_repeat_wins(database, table):
+    assert database.upsert(table, [{"id": 1, "name": "a", "speed": 1.5}, {"id": 2, "name": "b", "speed": None}],
+                           key=("id",)) == 2
+    # a replayed batch: 1 changed, 2 unchanged, 3 twice (the last one stays), note left alone (not a column here)
+    database.execute(f"UPDATE {table} SET note = 'kept' WHERE id = 1")
+    assert database.upsert(table, [{"id": 1, "name": "a2", "speed": 2.5}, {"id": 2, "name": "b", "speed": None},
+                                   {"id": 3, "name": "c", "speed": 3.0}, {"id": 3, "name": "c2", "speed": 3.5}],
+                           key=("id",)) == 3
+    assert database.query(f"SELECT id, name, speed, note FROM {table} ORDER BY id") == [
+        {"id": 1, "name": "a2", "speed": 2.5, "note": "kept"}, {"id": 2, "name": "b", "speed": None, "note": None},
+        {"id": 3, "name": "c2", "speed": 3.5, "note": None}]
+    assert database.upsert(table, [], key=("id",)) == 0
+
+
+def test_upserts_share_a_transaction_and_roll_back_with_it(database, table):
+    with database.transaction():  # twice into the same table in one transaction
+        database.upsert(table, [{"id": 1, "name": "a"}], key=("id",))
+        database.upsert(table, [{"id": 1, "name": "a2"}, {"id": 2, "name": "b"}], key=("id",))
+    with pytest.raises(RuntimeError), database.transaction():
+        database.upsert(table, [{"id": 2, "name": "lost"}, {"id": 3, "name": "lost"}], key=("id",))
+        raise RuntimeError("handler failed")
+    assert database.query(f"SELECT id, name FROM {table} ORDER BY id") == [{"id": 1, "name": "a2"},
+                                                                             {"id": 2, "name": "b"}]

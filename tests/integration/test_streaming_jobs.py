@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from streaming import samples, traffic_windows
 from streaming.app import JOBS, close_context, open_context, start_jobs
 from streaming.runner import await_all
 from streaming.session import build_session
+from streaming.sinks import collect_records
 
 ZONE = "Z22"
 SEGMENT = "seg-streaming"
@@ -399,6 +401,23 @@ def test_window_measures_do_not_depend_on_the_order_of_the_readings(spark):
     assert forward == measured(F.desc("occupancy"), *traffic_windows.traffic_measures())
     assert forward["mean_occupancy"] == 0.25
     assert forward["mean_speed_kmh"] == pytest.approx((10.1 * 3 + 20.2 + 30.3 * 2) / 6, abs=1e-12)
+
+
+def test_collected_records_hold_utc_datetimes_and_dicts_like_a_row_collect(spark):
+    at = datetime(1999, 12, 31, 23, 59, 58, 123456, tzinfo=timezone.utc)
+    batch = spark.createDataFrame(
+        [("a", 3, 1.5, at, {"ce_type": "x"}, Decimal("0.100000000001"), [1.0, None], True),
+         ("b", None, None, None, None, None, None, None)],
+        "id string, count long, speed double, at timestamp, headers map<string,string>, exact decimal(30,12), "
+        "speeds array<double>, flag boolean")
+    records = collect_records(batch)
+    assert records == [
+        {"id": "a", "count": 3, "speed": 1.5, "at": at, "headers": {"ce_type": "x"},
+         "exact": Decimal("0.100000000001"), "speeds": [1.0, None], "flag": True},
+        dict.fromkeys(("count", "speed", "at", "headers", "exact", "speeds", "flag"), None) | {"id": "b"},
+    ]
+    assert records[0]["at"].utcoffset() == timedelta(0)
+    assert collect_records(batch.where("false")) == []
 
 
 def test_the_same_job_on_the_embedded_bus_gives_the_same_windows(embedded_settings, context_of, prefix):

@@ -11,6 +11,21 @@ from contextlib import AbstractContextManager
 from typing import Any, Mapping, Protocol, Sequence
 
 
+def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], source: str | None = None) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` (the same SQL for PostgreSQL and SQLite) of one row of ``:column``
+    parameters, or of every row of the table ``source``."""
+    names = ", ".join(columns)
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
+    values = f"VALUES ({', '.join(':' + column for column in columns)})" if source is None else (
+        f"SELECT {names} FROM {source} WHERE true")  # WHERE: SQLite's parser needs it before ON CONFLICT
+    return f"INSERT INTO {table} ({names}) {values} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+
+
+def last_per_key(rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The last of ``rows`` with each ``key``, in the order of their keys' first rows."""
+    return list({tuple(row[column] for column in key): row for row in rows}.values())
+
+
 class Database(Protocol):
     dialect: str
 
@@ -23,6 +38,11 @@ class Database(Protocol):
     def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert the rows (values in ``columns`` order), skipping any whose key is already there (or twice among
         them), in one transaction; return how many were new. PostgreSQL does it with ``COPY``."""
+
+    def upsert(self, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> int:
+        """Insert ``rows`` (dicts with the same columns) or, where a row with the same ``key`` is there, replace its
+        other columns, in one transaction; a key twice among ``rows``: the last one wins. Return how many keys were written.
+        PostgreSQL copies them into a staging table first (``COPY``), then upserts them with one statement."""
 
     def executescript(self, sql: str) -> None:
         """Run several ``;``-separated statements with no parameters (a schema file), in one transaction."""

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, query_options, tls_ca_file, unreachable
+from smartcity.backends.database.base import last_per_key, upsert_sql
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings, read_secret
 
@@ -138,6 +139,23 @@ class PostgresDatabase:
                     copy.write_row(row)
             cursor = connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
                                         "ON CONFLICT DO NOTHING")
+            return max(cursor.rowcount, 0)
+
+    def upsert(self, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> int:
+        # One row per key (the last: what executemany would leave), or the INSERT would meet a key twice and fail.
+        # executemany sends a statement per row (pipelined); COPY sends the rows as one stream, about 3x faster.
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        staging = f"_upsert_{table}"
+        with self.transaction(), self._connection() as connection:
+            connection.execute(f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS "
+                               f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA")
+            with connection.cursor().copy(f"COPY {staging} FROM STDIN") as copy:
+                for row in last_per_key(rows, key):
+                    copy.write_row([row[column] for column in columns])
+            cursor = connection.execute(to_psycopg(upsert_sql(table, columns, key, source=staging))[0])
+            connection.execute(f"DROP TABLE {staging}")  # now, not at commit: a second upsert may come before it
             return max(cursor.rowcount, 0)
 
     def executescript(self, sql: str) -> None:

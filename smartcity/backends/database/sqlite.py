@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from smartcity.backends._url import local_path
+from smartcity.backends.database.base import last_per_key, upsert_sql
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings
 
@@ -67,6 +68,9 @@ class SqliteDatabase:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
         with self.transaction():
             return max(self.connection().executemany(sql, rows).rowcount, 0)
+
+    def upsert(self, table: str, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> int:
+        return self.executemany(upsert_sql(table, list(rows[0]), key), last_per_key(rows, key)) if rows else 0
 
     def executescript(self, sql: str) -> None:
         # sqlite3's own executescript() commits first and cannot run inside our transaction: split instead.
