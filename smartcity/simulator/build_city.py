@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
-from smartcity.city import CityDefinition, metres, road_class, save_city
+from smartcity.city import CityDefinition, CityFileError, metres, road_class, save_city
 from smartcity.city.files import DEFAULT_CITY_FILE
 from smartcity.city.gtfs import load_feed
 from smartcity.city.grid import grid_zones
@@ -64,6 +64,7 @@ def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZO
     (default: the bundled scenario's); ``source`` is how the city file names the network (default: ``net_file``)."""
     source = source or (resco_network(SCENARIO) if net_file is None else str(net_file))
     net_file = net_file or scenario_dir(SCENARIO) / f"{SCENARIO}.net.xml"
+    _check_geo_referenced(net_file)
     with network(net_file) as traci:
         extent = _extent(traci, name, timezone)
         segments = _segments(traci, net_file, extent)
@@ -88,6 +89,18 @@ def build(net_file: Path | None = None, name: str = NAME, timezone: str = TIMEZO
     city = CityDefinition(**{**extent.model_dump(), "network": source, "segments": segments, "sites": sites,
                              "transit": transit})
     return city, feed
+
+
+def _check_geo_referenced(net_file: Path) -> None:
+    """CityFileError unless the network has a projection (its ``<location projParameter>``): without one SUMO's
+    coordinates are metres, not longitudes and latitudes."""
+    for _, element in ElementTree.iterparse(net_file):
+        if element.tag == "location":
+            if element.get("projParameter", "!") != "!":
+                return
+            break
+    raise CityFileError(f"{net_file}: location.projParameter: the network is not geo-referenced; "
+                        "convert it with netconvert --proj.utm (or --proj)")
 
 
 def _network_name(net_file: Path, out: Path) -> str:

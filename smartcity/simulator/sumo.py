@@ -103,7 +103,11 @@ class TrafficSimulation:
         self.detectors = self._place_detectors()
         self._covered = [0.0] * len(self.detectors)
         self._sampled_steps = 0
-        self.demand = self._load_demand()
+        try:
+            self.demand = self._load_demand()
+        except BaseException:  # libsumo runs one simulation per process: leave none behind
+            self.close()
+            raise
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 

@@ -146,3 +146,14 @@ def test_history_generates_the_loops_of_the_citys_network(montreal, tmp_path, mo
                                                      for loop in built.sites.traffic_loops}
     assert all(built.contains(row["lon"], row["lat"]) for row in sensors) and windows == len(sensors)
 
+
+
+def test_a_network_without_a_projection_is_refused_naming_the_field(tmp_path):
+    net = tmp_path / "plain.net.xml"  # SUMO's own grid: metres, no geo-reference
+    done = subprocess.run([str(Path(sumo.SUMO_HOME) / "bin" / "netgenerate"), "--grid", "--grid.number", "3",
+                           "-o", str(net)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = CliRunner().invoke(app, ["city", "build", "--from-sumo", str(net), "--timezone", "UTC",
+                                      "--out", str(tmp_path / "plain.json")])
+    assert result.exit_code == 2 and "location.projParameter: the network is not geo-referenced" in result.output
+    assert not (tmp_path / "plain.json").exists()
