@@ -76,6 +76,7 @@ def gateway(
     from smartcity.runtime.draining import exit_zero_on_sigterm
     from smartcity.runtime.gateway import build_gateway, gateway_function_names
     from smartcity.runtime.internal import serve
+    from smartcity.runtime.metrics import shared_across_processes
 
     settings = get_settings()
     if internal_port is not None:  # the flag wins; worker processes read it from the environment
@@ -96,7 +97,8 @@ def gateway(
         os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())
         os.environ["SMARTCITY_GATEWAY_FUNCTIONS"] = ",".join(names or []) or settings.gateway_functions
         console.print(f"gateway: {workers} workers on {scheme}://{host}:{port}{internal}")
-        serve("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, **listen)
+        with shared_across_processes():  # /metrics sums every worker's counts, whichever worker answers
+            serve("smartcity.runtime.gateway:gateway_from_settings", factory=True, workers=workers, **listen)
         return
     with console.status("loading functions"):
         app_ = build_gateway(_stack(stack), settings, names or gateway_function_names(settings))

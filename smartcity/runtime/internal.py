@@ -8,9 +8,8 @@ the public port they do not exist (404), and the internal port knows no other pa
 
 Both ports are sockets of the same uvicorn server (:func:`serve`; of each worker process with ``--workers``, as
 uvicorn hands its workers every socket it bound): the gateway's app tells them apart by the local port a request
-came in on (``scope["server"]``), so ``/healthz`` turns 503 in the process that drains, and ``/metrics`` counts the
-calls of the process that answers it (one worker's, as before with several workers: one process per pod scales
-by replicas, ``infra/helm``).
+came in on (``scope["server"]``), so ``/healthz`` turns 503 in the process that drains, and ``/metrics`` sums
+what every worker counted (:func:`smartcity.runtime.metrics.shared_across_processes`), whichever answers it.
 """
 
 from __future__ import annotations

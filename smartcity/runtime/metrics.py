@@ -7,16 +7,43 @@ invocations ``code`` is the HTTP status the same outcome would have had: 200 han
 
 Metrics a function defines about its own work (a forecast's error, say) go in :data:`FUNCTION_METRICS`; every
 gateway and trigger process exposes them beside its own, on the same ``/metrics``.
+
+A gateway of several worker processes (``smartcity functions gateway --workers N``) counts in prometheus_client's
+multiprocess mode (:func:`shared_across_processes`): each worker writes its counters and histograms to files in one
+folder, and whichever worker answers ``/metrics`` sums them all, so a scrape is complete whichever it reaches.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE_LATEST", "FUNCTION_METRICS", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "FUNCTION_METRICS", "Metrics", "shared_across_processes"]
 
 FUNCTION_METRICS = CollectorRegistry(auto_describe=True)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's: set before a process imports it
+
+
+@contextmanager
+def shared_across_processes() -> Iterator[str]:
+    """Within: processes started from here count in multiprocess mode, in a fresh folder removed afterwards (or in
+    the folder ``PROMETHEUS_MULTIPROC_DIR`` already names, left as it is)."""
+    given = os.environ.get(MULTIPROCESS_DIR)
+    folder = given or tempfile.mkdtemp(prefix="smartcity-metrics-")
+    os.environ[MULTIPROCESS_DIR] = folder
+    try:
+        yield folder
+    finally:
+        if not given:
+            os.environ.pop(MULTIPROCESS_DIR, None)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _FunctionMetrics:
@@ -24,6 +51,17 @@ class _FunctionMetrics:
 
     def collect(self):
         return FUNCTION_METRICS.collect()
+
+
+class _AllProcesses:
+    """What every process counted in the multiprocess folder, summed, and this process's collectors that keep no
+    file there (the replication lag, read when asked)."""
+
+    def collect(self):
+        shared = list(MultiProcessCollector(None).collect())
+        names = {family.name for family in shared}
+        yield from shared
+        yield from (family for family in FUNCTION_METRICS.collect() if family.name not in names)
 
 
 class Metrics:
@@ -37,7 +75,8 @@ class Metrics:
         self.started = Counter(
             "gateway_function_invocation_started", "Function invocations started", ["function_name"], registry=self.registry
         )
-        self.replicas = Gauge("gateway_service_count", "Replicas of each function", ["function_name"], registry=self.registry)
+        self.replicas = Gauge("gateway_service_count", "Replicas of each function", ["function_name"],
+                              registry=self.registry, multiprocess_mode="max")  # 1 in every worker: 1
         self.registry.register(_FunctionMetrics())
         self._children: dict[tuple[str, int], tuple] = {}  # labelled once per function and code: a hot path
 
@@ -66,4 +105,7 @@ class Metrics:
         return int(total)
 
     def exposition(self) -> bytes:
+        """The text format of this process's metrics, or of every process's in multiprocess mode."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            return generate_latest(_AllProcesses())
         return generate_latest(self.registry)
