@@ -3,8 +3,9 @@
 Each tick injects due incidents, runs SUMO for 5 s, then asks every source whose cadence falls due for its
 events. The same options and seed give the same events in the same order. The city is the configured one
 (``SMARTCITY_CITY_FILE``); the streams that need the traffic simulation (:data:`NEEDS_TRAFFIC`) run on the city's
-own SUMO network with its traffic loops: a city without them (built from a GTFS feed or GeoJSON) leaves them out
-with a logged message, or refuses them when they were asked for by name.
+own SUMO network with its traffic loops, and the buses on its transit feed: a city without them (built from a GTFS
+feed or GeoJSON; a network with no bus line) leaves those streams out with a logged message, or refuses them when
+they were asked for by name.
 """
 
 from __future__ import annotations
@@ -84,17 +85,30 @@ def simulates_traffic(city: CityModel) -> bool:
     return missing_for_traffic(city) is None
 
 
-def _without_traffic(options: SimulatorOptions, city: CityModel) -> SimulatorOptions:
-    """The options less the streams that need traffic: logged when they came with all streams, else refused."""
-    needing = [topic for topic in options.streams if topic in NEEDS_TRAFFIC]
+def _without(options: SimulatorOptions, needing_topics: set[str], reason: str, named: bool) -> SimulatorOptions:
+    """The options less ``needing_topics``, which the city cannot feed (``reason``): refused when the streams were
+    ``named``, else logged."""
+    needing = [topic for topic in options.streams if topic in needing_topics]
     if not needing:
         return options
-    reason = (f"the city {city.extent.name} has no road network the simulator runs ({missing_for_traffic(city)}): "
-              f"{', '.join(needing)} need it")
-    if tuple(options.streams) != TOPICS:
+    reason = f"{reason}: {', '.join(needing)} need it"
+    if named:
         raise ConfigurationError("--streams", f"{reason}; leave them out")
     log.warning("%s; simulating without them", reason)
-    return replace(options, streams=tuple(t for t in options.streams if t not in NEEDS_TRAFFIC))
+    return replace(options, streams=tuple(t for t in options.streams if t not in needing_topics))
+
+
+def _feasible(options: SimulatorOptions, city: CityModel) -> SimulatorOptions:
+    """The options less what the city lacks: a road network for the traffic streams, a transit feed for the buses
+    (refused when the streams were named, rather than all of them by default)."""
+    named = tuple(options.streams) != TOPICS
+    if not simulates_traffic(city):
+        options = _without(options, NEEDS_TRAFFIC, f"the city {city.extent.name} has no road network the simulator "
+                                                   f"runs ({missing_for_traffic(city)})", named)
+    if options.gtfs is None and city.extent.gtfs_file is None:
+        options = _without(options, {"public-transport"}, f"the city {city.extent.name} has no transit feed "
+                                                          "(transit.gtfs in its city file; or --gtfs)", named)
+    return options
 
 
 @dataclass
@@ -114,7 +128,7 @@ class CitySimulation:
 
     def __init__(self, options: SimulatorOptions) -> None:
         city = load_city()
-        options = _without_traffic(options, city) if not simulates_traffic(city) else options
+        options = _feasible(options, city)
         self.options = options
         start = options.start - timedelta(seconds=options.start.timestamp() % TICK_S)
         local = start.astimezone(city.timezone)

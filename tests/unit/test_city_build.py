@@ -197,3 +197,17 @@ def test_history_of_roads_without_loop_sites_says_what_is_missing(tmp_path):
     with configured_city(tmp_path / "santiago.json"):
         result = CliRunner().invoke(app, ["history", "generate", "--days", "1"])
     assert result.exit_code == 2 and "no traffic loop sites (sites.traffic_loops)" in result.output, result.output
+
+
+def test_a_city_without_a_transit_feed_simulates_the_rest_and_says_why_not_buses(tmp_path, caplog):
+    zones = collection(tmp_path / "zones.geojson", feature("Polygon", square(-70.66, -33.46), name="Centro"))
+    assert build("--from-geojson", zones, "--timezone", "America/Santiago", "--out", tmp_path / "santiago.json",
+                 ).exit_code == 0
+    start = datetime(2026, 3, 2, 7, 58, tzinfo=ZoneInfo("America/Santiago"))
+    with configured_city(tmp_path / "santiago.json"):
+        with pytest.raises(ConfigurationError, match="--streams: the city .* has no transit feed .* public-transport"):
+            CitySimulation(SimulatorOptions(start=start, streams=("public-transport", "weather")))
+        with caplog.at_level(logging.WARNING), CitySimulation(SimulatorOptions(start=start, duration_s=60)) as run:
+            list(run.ticks())
+    assert "has no transit feed" in caplog.text and "public-transport need it; simulating without them" in caplog.text
+    assert run.options.streams == ("parking", "bike-share", "weather")  # their sites: none in these GeoJSON zones
