@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -140,7 +141,8 @@ def prefixed_stack(folder: Path, prefix: str, names: list[str]) -> Path:
         annotations = entry.setdefault("annotations", {})
         if "topic" in annotations:
             annotations["topic"] = ",".join(prefix + topic for topic in annotations["topic"].split(","))
-            annotations[DEAD_LETTER_ANNOTATION] = prefix + DEAD_LETTER_TOPIC
+            # a function's own dead-letter topic (dead-letter-archive's) prefixed too
+            annotations[DEAD_LETTER_ANNOTATION] = prefix + annotations.get(DEAD_LETTER_ANNOTATION, DEAD_LETTER_TOPIC)
         if name.startswith("ingest-"):
             entry.setdefault("environment", {})[OUTPUT_TOPIC_VARIABLE] = prefix + name.removeprefix("ingest-")
         functions[name] = entry
@@ -161,6 +163,17 @@ def real_settings(real_stack: dict[str, str], unique: str, **overrides: Any) -> 
     objects_url = base.objects_url.rsplit("/", 1)[0] + f"/t-{unique}"
     return Settings(**{**env, "database_url": database_url, "documents_url": documents_url, "objects_url": objects_url,
                        **overrides})
+
+
+def real_settings_of_own(real_stack: dict[str, str], folder: Path, redis_db: int, **overrides: Any) -> Settings:
+    """:func:`real_settings` with a copy of the stack's secrets under ``folder`` holding a pseudonym key of the
+    test's own, and the cache in Redis database ``redis_db`` (the test's own: it may empty it)."""
+    secrets = folder / "secrets"
+    shutil.copytree(real_stack["SMARTCITY_SECRETS_DIR"], secrets)
+    (secrets / PSEUDONYM_KEY_SECRET).write_text(uuid.uuid4().hex)
+    cache_url = real_stack["SMARTCITY_CACHE_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
+    return real_settings({**real_stack, "SMARTCITY_SECRETS_DIR": str(secrets)}, uuid.uuid4().hex[:10],
+                         cache_url=cache_url, **overrides)
 
 
 def drop_real_stores(settings: Settings) -> None:

@@ -9,7 +9,6 @@ runtime's dedup marks cleared (as if they had expired): no row, document, state 
 The test has its own topics (a prefix), database, document database, bucket and Redis database, and removes them.
 """
 
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,7 @@ from smartcity.backends.database import open_database
 from smartcity.backends.documents import open_documents
 from smartcity.backends.objects import open_objects
 from smartcity.events import STREAMS, TOPICS
-from smartcity.privacy import PSEUDONYM_KEY_SECRET, Pseudonymizer
+from smartcity.privacy import Pseudonymizer
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.runtime.gateway import build_gateway
@@ -45,7 +44,7 @@ from smartcity.storage.migrate import migrate
 from smartcity.storage.reference import load_reference
 from smartcity.storage.tables import STREAM_TABLES
 from tests.credentials import ingest_headers
-from tests.storage_samples import drain, drop_real_stores, prefixed_stack, real_settings
+from tests.storage_samples import drain, drop_real_stores, prefixed_stack, real_settings_of_own
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 START = datetime(2026, 3, 2, 7, 55, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -69,13 +68,8 @@ class RecordingSink(HttpSink):
 
 @pytest.fixture
 def settings(real_stack, tmp_path):
-    secrets = tmp_path / "secrets"  # the stack's secrets, and a pseudonym key of the test's own
-    shutil.copytree(real_stack["SMARTCITY_SECRETS_DIR"], secrets)
-    (secrets / PSEUDONYM_KEY_SECRET).write_text(uuid.uuid4().hex)
-    cache_url = real_stack["SMARTCITY_CACHE_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    settings = real_settings({**real_stack, "SMARTCITY_SECRETS_DIR": str(secrets)}, uuid.uuid4().hex[:10],
-                             cache_url=cache_url, topic_partitions=3)
-    cache = open_cache(cache_url)
+    settings = real_settings_of_own(real_stack, tmp_path, REDIS_DB, topic_partitions=3)
+    cache = open_cache(settings.cache_url)
     clear_cache(cache)
     yield settings
     clear_cache(cache)

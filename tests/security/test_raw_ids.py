@@ -9,14 +9,13 @@ archive-raw, dead-letter-archive); a backup is taken. Then every byte of every f
 value and index of the cache and every captured log line (all loggers at DEBUG, and stdout/stderr) are scanned for
 the raw ids, in their text and JSON-escaped forms. A control value, the trip's entity id, is stored in plaintext:
 the same scan must find it (in the topic's files and the database), so a scan that reads nothing cannot pass.
+The same on the real servers: tests/security/test_raw_ids_real.py.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import orjson
 
 from smartcity.backends.bus import open_bus
 from smartcity.backends.cache import open_cache
@@ -26,29 +25,15 @@ from smartcity.backends.objects import open_objects
 from smartcity.events import STREAMS, Location, personal_fields
 from smartcity.privacy import PSEUDONYM_PREFIX, Pseudonymizer
 from smartcity.runtime.loader import load_stack
-from smartcity.runtime.stackfile import read_stack
 from smartcity.runtime.trigger import FunctionTrigger
 from smartcity.settings import DEAD_LETTER_TOPIC
 from smartcity.storage.backup import Backups
 from smartcity.storage.encryption import ensure_keyring
 from tests.storage_samples import drain, sample_events
-from tests.stream_functions import STACK_FILE, ingest_function, reading
+from tests.security.raw_id_scan import CONTROL, RAW_DRIVER, RAW_VEHICLE, STREAM, scan, send_readings, triggered_functions
+from tests.stream_functions import STACK_FILE, ingest_function
 
-RAW_VEHICLE = "RAW-VEH-4711-QX"
-RAW_DRIVER = "raw-driver-0815-kq"
-CONTROL = "urn:ngsi-ld:TaxiTrip:control-trip-5150"
-TOPICS = {"taxi-vtc", DEAD_LETTER_TOPIC}
-
-
-def forms(value: str) -> list[bytes]:
-    """The value as text, JSON-escaped, UTF-16 (SQLite may store text so) and in upper and lower case."""
-    return sorted({value.encode(), orjson.dumps(value)[1:-1], value.encode("utf-16-le"),
-                   value.lower().encode(), value.upper().encode()})
-
-
-def scan(files: dict[str, bytes], value: str) -> list[str]:
-    """The names of the files (or captured outputs) whose bytes hold any form of ``value``."""
-    return sorted(name for name, data in files.items() if any(form in data for form in forms(value)))
+TOPICS = {STREAM, DEAD_LETTER_TOPIC}
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -63,20 +48,11 @@ def cache_bytes(cache_url: str) -> bytes:
     return b"\n".join(parts)
 
 
-def triggered_functions() -> list[str]:
-    _, specs = read_stack(STACK_FILE)
-    return [spec.name for spec in specs if TOPICS & set(spec.topics)]
-
-
-def send_readings(folder: Path):
-    """The three readings through ingest-taxi-vtc; the settings it ran on."""
-    with ingest_function(folder, "taxi-vtc") as ingest:
+def send_readings_through_ingest(folder: Path):
+    """The readings of :func:`send_readings` through ingest-taxi-vtc; the settings it ran on."""
+    with ingest_function(folder, STREAM) as ingest:
         ensure_keyring(ingest.settings)
-        valid = [reading("taxi-vtc", id=CONTROL, vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER),
-                 reading("taxi-vtc", id=CONTROL + "-2", vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER, speed=12.0)]
-        assert ingest.post(valid).status_code == 202
-        refused = ingest.post([reading("taxi-vtc", vehicleId=RAW_VEHICLE, driverId=RAW_DRIVER, speed=-3)])
-        assert refused.status_code == 422
+        send_readings(ingest.post)
         return ingest.settings
 
 
@@ -84,7 +60,7 @@ def run_triggered_functions(settings) -> dict[str, tuple[int, int]]:
     bus = open_bus(settings.bus_url)
     try:
         outcomes = {}
-        for function in load_stack(STACK_FILE, settings, triggered_functions()):
+        for function in load_stack(STACK_FILE, settings, triggered_functions(TOPICS)):
             records = drain(bus, [topic for topic in function.spec.topics if topic in TOPICS])
             outcome = FunctionTrigger(function).process(records)
             outcomes[function.name] = (outcome.handled, outcome.dead_lettered)
@@ -104,7 +80,7 @@ def take_backup(settings, folder: Path) -> None:
 
 def test_raw_ids_sent_through_ingest_appear_in_no_store_topic_archive_backup_or_log(tmp_path, caplog, capfd):
     caplog.set_level(logging.DEBUG)
-    settings = send_readings(tmp_path)
+    settings = send_readings_through_ingest(tmp_path)
     outcomes = run_triggered_functions(settings)
     assert {"store-timeseries", "store-latest", "store-documents", "archive-raw"} <= set(outcomes)
     assert all(outcomes[name][0] == 2 for name in ("store-timeseries", "store-documents", "archive-raw")), outcomes
