@@ -98,7 +98,7 @@ def seed_history(database, now: datetime) -> None:
 class Stores:
     """The bench's PostgreSQL database and Redis database, on the local stack; :meth:`close` removes both."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, redis_db: int = REDIS_DB) -> None:
         import psycopg
         import redis
 
@@ -108,10 +108,10 @@ class Stores:
         env = stack.settings_env()
         self.admin_url = env["SMARTCITY_DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
         self.name = f"bench_api_{uuid.uuid4().hex[:8]}"
-        cache_url = env["SMARTCITY_CACHE_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
+        cache_url = env["SMARTCITY_CACHE_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
         self.redis = redis.Redis.from_url(cache_url)
         if self.redis.dbsize():
-            raise SystemExit(f"Redis database {REDIS_DB} ({cache_url}) is not empty: the bench owns it and empties it")
+            raise SystemExit(f"Redis database {redis_db} ({cache_url}) is not empty: the bench owns it and empties it")
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.name}"')
         self.settings = sample_settings(directory, database_url=self.admin_url.rsplit("/", 1)[0] + f"/{self.name}",

@@ -135,13 +135,13 @@ class CachedReadShortcut:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             request = Request(scope)
-            response = self._from_cache(request)
+            response = await self._from_cache(request)
             if response is not None:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _from_cache(self, request: Request):
+    async def _from_cache(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
@@ -149,7 +149,7 @@ class CachedReadShortcut:
             caller = verify_token(self.api.state.keyring, token.strip())
         except ProblemError:
             return None
-        cached = _read_cache(self.api).lookup(request_key(request))
+        cached = await _read_cache(self.api).lookup(request_key(request))
         if cached is None or caller.role.rank < Role(cached.role).rank:
             return None
         return conditional_response(request, cached)

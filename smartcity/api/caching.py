@@ -80,14 +80,17 @@ class ReadCache:
         entry_stamp, cached = self._decode(entry)
         return (cached if entry_stamp == stamp else None), stamp
 
-    def lookup(self, key: str) -> CachedBody | None:
-        """The entry under ``key`` if it is current, whatever its tags (one more round trip when it has some)."""
-        entry = self.cache.get(self._entry_key(key))
+    async def lookup(self, key: str) -> CachedBody | None:
+        """The entry under ``key`` if it is current, whatever its tags (one more round trip when it has some);
+        awaited without blocking the event loop (:meth:`Cache.get_many_async`)."""
+        entry, = await self.cache.get_many_async([self._entry_key(key)])
         if entry is None:
             return None
         entry_stamp, cached = self._decode(entry)
-        if cached.tags and self._stamp(self.cache.get_many(self._generation_keys(cached.tags))) != entry_stamp:
-            return None
+        if cached.tags:
+            generations = await self.cache.get_many_async(self._generation_keys(cached.tags))
+            if self._stamp(generations) != entry_stamp:
+                return None
         return cached
 
     def put(self, key: str, stamp: bytes, body: bytes, ttl_s: float, tags: Sequence[str] = (),

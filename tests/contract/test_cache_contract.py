@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -106,3 +107,16 @@ def test_an_index_keeps_its_members_once_in_byte_order_and_pages_after_a_member(
     assert cache.keys(prefix) == [index]  # an index is a key: listed, and deleted like one
     assert cache.delete(index) == 1
     assert cache.index_range(index, None, 10) == []
+
+
+def test_reads_from_coroutines_give_each_caller_its_values(cache, prefix):
+    big = bytes(range(256)) * 1000  # longer than one socket read
+    cache.set_many({f"{prefix}a": b"1", f"{prefix}b": b"", f"{prefix}big": big})
+    asks = [[f"{prefix}a"], [f"{prefix}missing", f"{prefix}b"], [], [f"{prefix}big", f"{prefix}a"], [f"{prefix}a"]]
+
+    async def read_at_once() -> list[list[bytes | None]]:  # one turn of the loop: Redis batches them
+        return list(await asyncio.gather(*(cache.get_many_async(keys) for keys in asks)))
+
+    expected = [[b"1"], [None, b""], [], [big, b"1"], [b"1"]]
+    assert asyncio.run(read_at_once()) == expected
+    assert asyncio.run(read_at_once()) == expected  # another event loop: the reads follow it

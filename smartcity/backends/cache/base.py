@@ -22,6 +22,10 @@ class Cache(Protocol):
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values in the order of the keys."""
 
+    async def get_many_async(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`get_many` for a coroutine: it must not block the event loop while the server answers (the
+        cached API reads are served so)."""
+
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         """Store a value; with a TTL it expires after ``ttl_s`` seconds."""
 

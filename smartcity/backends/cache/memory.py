@@ -67,6 +67,9 @@ class MemoryCache:
             now = time.monotonic()
             return [self._live(key, now) for key in keys]
 
+    async def get_many_async(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.get_many(keys)  # a dict read: nothing to wait for
+
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         self.set_many({key: value}, ttl_s)
 

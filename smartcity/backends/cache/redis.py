@@ -3,6 +3,8 @@
 Over ``rediss://`` the server's certificate and host name are verified, against ``SMARTCITY_TLS_CA_FILE`` when set.
 
 ``*_many`` calls are one command each (MGET; MSET, or a script of SETs with a TTL); TTLs are set in milliseconds.
+:meth:`RedisCache.get_many_async` reads without blocking the event loop, batched with the other reads of the
+same turn of the loop (:mod:`smartcity.backends.cache.redis_pipe`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import redis
 
 from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, tls_ca_file, unreachable
 from smartcity.backends.cache.base import check_ttl
+from smartcity.backends.cache.redis_pipe import RedisPipe
 from smartcity.settings import Settings
 
 SCAN_BATCH = 1000
@@ -42,6 +45,7 @@ def tls_options(url: str, settings: Settings | None = None) -> dict[str, object]
 class RedisCache:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self.pipe = RedisPipe(client.connection_pool.connection_kwargs)  # reads from coroutines
         self._set_with_ttl = client.register_script(_SET_WITH_TTL)  # EVALSHA, loaded on first use
 
     @classmethod
@@ -61,6 +65,9 @@ class RedisCache:
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return self.client.mget(keys) if keys else []
+
+    async def get_many_async(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await self.pipe.get_many(keys) if keys else []
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         self.client.set(key, value, px=_millis(check_ttl(ttl_s)))
@@ -100,6 +107,7 @@ class RedisCache:
             raise ValueError(f"the value of {key!r} is not an integer: {error}") from None
 
     def close(self) -> None:
+        self.pipe.close()
         self.client.close()
 
 
