@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         "may send through the gateway, as a token bucket; over it: 429 with Retry-After. 0: no limit.")
     gateway_rate_burst: int = Field(
         default=400, ge=1, description="Requests a caller may send at once before `gateway_rate_per_s` applies.")
+    gateway_trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated CIDRs of the load balancers or ingress in front of the gateway; empty: none. Only "
+        "from a peer inside them is a caller's address (its rate-limit bucket) read from X-Forwarded-For (the "
+        "right-most hop not itself a trusted proxy) or Forwarded: for=; from any other peer those headers are ignored.")
     gateway_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest a function may take to start answering through the gateway; then 504.")
     gateway_drain_delay_s: float = Field(

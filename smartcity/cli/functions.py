@@ -90,8 +90,10 @@ def gateway(
     scheme = "https" if tls else "http"
     iport = settings.gateway_internal_port
     internal = f"; /healthz, /metrics on {scheme}://{settings.internal_host}:{iport}" if iport else ""
+    # proxy_headers off: the client address is the guard's to read, from trusted proxies only
+    # (SMARTCITY_GATEWAY_TRUSTED_PROXIES); uvicorn's own would take X-Forwarded-For from any caller on 127.0.0.1
     listen = dict(host=host, port=port, internal_host=settings.internal_host, internal_port=iport,
-                  timeout_graceful_shutdown=settings.gateway_drain_timeout_s, **tls)
+                  timeout_graceful_shutdown=settings.gateway_drain_timeout_s, proxy_headers=False, **tls)
     if workers > 1:
         # Each worker process builds its own gateway from the settings, which these variables hand down to it.
         os.environ["SMARTCITY_STACK_FILE"] = str(_stack(stack).resolve())

@@ -5,7 +5,9 @@ rate limits and time limits.
   not served at ``/function`` or ``/async-function`` (404, as if it did not exist): its trigger calls it in-process;
 - ``/system/*`` needs an ``admin`` JWT (401 without a valid one, 403 for another role), and a function whose
   ``stack.yml`` entry names a ``smartcity.io/caller-role`` a JWT of that role or above;
-- every function route is limited per caller (:mod:`smartcity.runtime.ratelimit`): 429 with ``Retry-After``;
+- every function route is limited per caller (:mod:`smartcity.runtime.ratelimit`): 429 with ``Retry-After``; a
+  caller without credentials by its client address, read behind trusted proxies
+  (:mod:`smartcity.runtime.client_address`);
 - a function that has not started answering after ``timeout_s`` is cut off: 504.
 """
 
@@ -21,6 +23,7 @@ from starlette.responses import Response
 from smartcity.api.auth import KeyRing, Role, caller_with_role, unauthorized
 from smartcity.api.problems import ProblemError
 from smartcity.errors import ConfigurationError
+from smartcity.runtime.client_address import TrustedProxies
 from smartcity.runtime.credentials import Refusal
 from smartcity.runtime.loader import LoadedFunction
 from smartcity.runtime.problems import problem_response
@@ -37,18 +40,20 @@ class GatewayGuard:
     roles: Mapping[str, Role] = field(default_factory=dict)  # function -> the role its callers need
     limiter: RateLimiter | None = None
     timeout_s: float | None = None
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
     @classmethod
     def for_functions(cls, functions: Sequence[LoadedFunction], settings: Settings | None = None) -> GatewayGuard:
         """The guard of these functions: their internal marks and caller roles; with ``settings``, also the JWT
-        keys (without them ``/system`` and role-guarded functions stay shut) and the rate and time limits."""
+        keys (without them ``/system`` and role-guarded functions stay shut), the rate and time limits and the
+        trusted proxies."""
         internal = frozenset(function.name for function in functions if function.spec.internal)
         roles = {function.name: caller_role(function) for function in functions if function.spec.caller_role}
         if settings is None:
             return cls(internal, roles=roles)
         return cls(internal, KeyRing(settings), roles,
                    rate_limiter(settings.gateway_rate_per_s, settings.gateway_rate_burst, settings.cache_url),
-                   settings.gateway_timeout_s)
+                   settings.gateway_timeout_s, TrustedProxies.parse(settings.gateway_trusted_proxies))
 
     def admin_refusal(self, request: Request) -> Response | None:
         """The problem refusing a ``/system`` request without an admin token, or None."""
@@ -73,7 +78,7 @@ class GatewayGuard:
         if self.limiter is None:
             return None
         request = Request(scope)
-        client = request.client.host if request.client else "unknown"
+        client = self.proxies.client(request.client.host if request.client else "unknown", request.headers)
         wait = await self.limiter.retry_after(request.headers, client)
         if wait is None:
             return None
