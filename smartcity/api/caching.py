@@ -111,8 +111,13 @@ def request_key(request: Request) -> str:
     """What identifies a read: its path and its query parameters sorted by name (a repeated parameter keeps the
     order of its values, which can matter: ``zones=Z11&zones=Z33``). Names and values are encoded again, so a
     value holding ``&`` or ``=`` is not read as more parameters (``a=1%26b%3D2`` is not ``a=1&b=2``)."""
+    scope = request.scope
+    # request.url.path, without building the whole URL (a hot read's key is made on every request)
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    if not scope.get("query_string"):
+        return f"{path}?"
     items = sorted(request.query_params.multi_items(), key=lambda item: item[0])
-    return f"{request.url.path}?{urlencode(items)}"
+    return f"{path}?{urlencode(items)}"
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

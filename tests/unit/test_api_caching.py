@@ -187,6 +187,18 @@ def test_the_shortcut_does_not_serve_an_answer_a_write_made_stale(guarded):
     assert client.get("/v1/test/open", headers=headers("viewer")).json() == {"calls": 2}
 
 
+def test_the_shortcut_leaves_a_request_to_the_route_when_its_cache_read_fails(guarded, cache, monkeypatch):
+    client, headers, calls = guarded
+    assert client.get("/v1/test/open", headers=headers("viewer")).json() == {"calls": 1}
+
+    async def failing(keys):
+        raise ConnectionError("the cache server is down")
+
+    monkeypatch.setattr(cache, "get_many_async", failing)
+    assert client.get("/v1/test/open", headers=headers("viewer")).json() == {"calls": 1}  # the route's own read
+    assert calls["n"] == 1
+
+
 class Written(BaseModel):
     at: datetime
     share: float
