@@ -197,6 +197,25 @@ def test_the_same_clients_are_taken_with_the_project_ca(tls_stack):
         opener(getattr(settings, url_setting), settings=settings).close()
 
 
+def test_cache_reads_from_coroutines_go_over_verified_tls_too(tls_stack, other_ca):
+    import asyncio
+
+    import redis
+
+    settings = _settings(tls_stack)
+    cache = open_cache(settings.cache_url, settings=settings)
+    key = f"tls:{uuid.uuid4().hex[:8]}"
+    try:
+        cache.set(key, b"over TLS", ttl_s=60)
+        assert asyncio.run(cache.get_many_async([key, f"{key}:absent"])) == [b"over TLS", None]
+        cache.pipe.options = {**cache.pipe.options, "ssl_ca_certs": str(other_ca)}
+        with pytest.raises(redis.ConnectionError, match="(?i)certificate verify failed"):
+            asyncio.run(cache.get_many_async([key]))
+    finally:
+        cache.delete(key)
+        cache.close()
+
+
 def test_the_https_gateway_refuses_a_client_that_trusts_another_ca(https_gateway, other_ca):
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{https_gateway}/healthz", verify=ssl.create_default_context(cafile=other_ca))

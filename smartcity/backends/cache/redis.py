@@ -45,7 +45,8 @@ def tls_options(url: str, settings: Settings | None = None) -> dict[str, object]
 class RedisCache:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.pipe = RedisPipe(client.connection_pool.connection_kwargs)  # reads from coroutines
+        pool = client.connection_pool
+        self.pipe = RedisPipe({**pool.connection_kwargs, "ssl": issubclass(pool.connection_class, redis.SSLConnection)})
         self._set_with_ttl = client.register_script(_SET_WITH_TTL)  # EVALSHA, loaded on first use
 
     @classmethod

@@ -26,9 +26,9 @@ def _command(*parts: bytes) -> bytes:
 
 
 def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext | None:
-    """The TLS context of a ``rediss://`` client's options (None without TLS): the certificate and host name are
-    verified, as the blocking client verifies them."""
-    if "ssl_cert_reqs" not in options:
+    """The TLS context of a ``rediss://`` client's options (``ssl`` true; None without TLS): the certificate and
+    host name are verified, against ``ssl_ca_certs`` when given, as the blocking client verifies them."""
+    if not options.get("ssl"):
         return None
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     context.check_hostname = bool(options.get("ssl_check_hostname", True))
@@ -97,7 +97,7 @@ class RedisPipe:
     """Batched, pipelined ``MGET`` s on one connection of the running event loop (see the module docstring)."""
 
     def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options  # a redis-py client's connection options: host, port, db, password, TLS ...
+        self.options = options  # a redis-py client's connection options (host, port, db, password ...), ssl: TLS
         self.timeout_s = options.get("socket_timeout") or 30.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.replies: _Replies | None = None
