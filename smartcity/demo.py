@@ -145,8 +145,9 @@ class Demo:
         from smartcity.runtime.internal import sockets
 
         app = build_gateway(self.settings.stack_file, self.settings)
+        # proxy_headers off: the client address is the guard's to read, from trusted proxies only
         config = uvicorn.Config(app, host="127.0.0.1", port=self.settings.gateway_port, log_config=None,
-                                log_level="warning")
+                                log_level="warning", proxy_headers=False)
         bound = sockets(config, self.settings.internal_host, self.settings.gateway_internal_port)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=self._guard("gateway", lambda: server.run(sockets=bound)), name="gateway",

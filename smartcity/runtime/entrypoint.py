@@ -46,7 +46,9 @@ def main(host: str = UPSTREAM_HOST, port: int = UPSTREAM_PORT) -> None:
     logship.configure(settings, settings.function_name or "function")
     app = container_app(settings, HANDLER_FOLDER.resolve())
     # SIGTERM (after the pod's preStop sleep): in-flight requests get the drain timeout to finish
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s)
+    # proxy_headers off: a caller on the watchdog's loopback must not name its own address with X-Forwarded-For
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=settings.gateway_drain_timeout_s,
+                proxy_headers=False)
 
 
 if __name__ == "__main__":
