@@ -44,7 +44,7 @@ def test_reads_the_database_of_the_url_and_opens_the_connection_again_after_it_i
 
     async def read_lose_read() -> tuple:
         first = await cache.get_many_async([f"{prefix}k"])
-        cache.pipe.replies.writer.transport.abort()  # the connection breaks between two reads
+        cache.pipe.loops[asyncio.get_running_loop()].replies.writer.transport.abort()  # broken between reads
         await asyncio.sleep(0.05)
         second = await cache.get_many_async([f"{prefix}k", f"{prefix}absent"])
         cache.pipe.close()
@@ -84,3 +84,19 @@ def test_no_server_and_a_refused_password_are_errors(real_stack):
     options = {**redis.Redis.from_url(url).connection_pool.connection_kwargs, "username": "nobody", "password": "x"}
     with pytest.raises(redis.ResponseError):
         asyncio.run(RedisPipe(options).get_many(["a"]))
+
+
+def test_event_loops_in_two_threads_read_at_once_each_on_its_own_connection(cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache, prefix = cache
+    cache.set_many({f"{prefix}a": b"1", f"{prefix}b": b"2"})
+
+    async def reads() -> None:
+        for _ in range(100):
+            assert await asyncio.gather(cache.get_many_async([f"{prefix}a"]), cache.get_many_async([f"{prefix}b"])) \
+                == [[b"1"], [b"2"]]
+        cache.pipe.loops[asyncio.get_running_loop()].close()
+
+    with ThreadPoolExecutor(2) as threads:
+        list(threads.map(lambda _: asyncio.run(asyncio.wait_for(reads(), 20)), range(2)))

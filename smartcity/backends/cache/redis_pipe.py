@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
+import weakref
 from collections import deque
 from typing import Any, Sequence
 
@@ -94,24 +96,51 @@ class _Replies:
 
 
 class RedisPipe:
-    """Batched, pipelined ``MGET`` s on one connection of the running event loop (see the module docstring)."""
+    """Batched, pipelined ``MGET`` s on one connection per event loop (see the module docstring): each loop that
+    reads (a worker's, a test client's) has its own, forgotten with the loop."""
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options  # a redis-py client's connection options (host, port, db, password ...), ssl: TLS
         self.timeout_s = options.get("socket_timeout") or 30.0
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopReads] = weakref.WeakKeyDictionary()
+        self.last: tuple[asyncio.AbstractEventLoop | None, _LoopReads | None] = (None, None)  # no lookup on the hot path
+        self.lock = threading.Lock()
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` in their order, read with the other reads of this turn of the loop."""
+        loop = asyncio.get_running_loop()
+        last_loop, reads = self.last
+        if last_loop is not loop:
+            with self.lock:
+                reads = self.loops.get(loop)
+                if reads is None:
+                    reads = self.loops[loop] = _LoopReads(self, loop)
+            self.last = (loop, reads)
+        return await reads.get_many(keys)
+
+    def close(self) -> None:
+        """Close every loop's connection: at once from a coroutine of its loop, else soon on it (if it still runs)."""
+        with self.lock:
+            every = list(self.loops.values())
+            self.loops.clear()
+            self.last = (None, None)
+        for reads in every:
+            reads.close()
+
+
+class _LoopReads:
+    """The reads of one event loop: the batch of this turn, the connection."""
+
+    def __init__(self, pipe: RedisPipe, loop: asyncio.AbstractEventLoop) -> None:
+        self.pipe, self.loop = pipe, loop
         self.replies: _Replies | None = None
         self.connecting: asyncio.Task | None = None
         self.batch: list[tuple[Sequence[str], asyncio.Future]] = []
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """The values of ``keys`` in their order, read with the other reads of this turn of the loop."""
-        loop = asyncio.get_running_loop()
-        if loop is not self.loop:  # another loop (a test client's): its own connection
-            self.loop, self.replies, self.connecting, self.batch = loop, None, None, []
-        future = loop.create_future()
+        future = self.loop.create_future()
         if not self.batch:
-            loop.call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         self.batch.append((keys, future))
         return await future
 
@@ -121,11 +150,12 @@ class RedisPipe:
 
     async def _send(self, batch: list[tuple[Sequence[str], asyncio.Future]]) -> None:
         keys = [key.encode() for keys, _ in batch for key in keys]
+        timeout_s = self.pipe.timeout_s
         try:
             replies = await self._connection()
-            values = await asyncio.wait_for(asyncio.shield(replies.send(_command(b"MGET", *keys))), self.timeout_s)
+            values = await asyncio.wait_for(asyncio.shield(replies.send(_command(b"MGET", *keys))), timeout_s)
         except asyncio.TimeoutError:
-            error: Exception = redis.TimeoutError(f"Redis did not answer within {self.timeout_s:g} s")
+            error: Exception = redis.TimeoutError(f"Redis did not answer within {timeout_s:g} s")
             if self.replies is not None:
                 self.replies.fail(error)
         except Exception as failure:  # noqa: BLE001 - handed to every caller of the batch
@@ -145,16 +175,16 @@ class RedisPipe:
         if self.replies is not None and self.replies.open:
             return self.replies
         if self.connecting is None or self.connecting.done():
-            self.connecting = asyncio.get_running_loop().create_task(self._connect())
+            self.connecting = self.loop.create_task(self._connect())
         self.replies = await asyncio.shield(self.connecting)
         return self.replies
 
     async def _connect(self) -> _Replies:
-        options = self.options
+        options, timeout_s = self.pipe.options, self.pipe.timeout_s
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 options.get("host", "localhost"), options.get("port", 6379), ssl=_ssl_context(options)),
-                options.get("socket_connect_timeout") or self.timeout_s)
+                options.get("socket_connect_timeout") or timeout_s)
         except (OSError, asyncio.TimeoutError) as error:
             raise redis.ConnectionError(f"cannot connect to Redis at {options.get('host')}:{options.get('port')}: "
                                         f"{error or type(error).__name__}") from None
@@ -166,16 +196,15 @@ class RedisPipe:
         if options.get("db"):
             setup.append(replies.send(_command(b"SELECT", str(options["db"]).encode())))
         try:
-            await asyncio.wait_for(asyncio.gather(*setup), self.timeout_s)
+            await asyncio.wait_for(asyncio.gather(*setup), timeout_s)
         except BaseException:
             replies.fail(redis.ConnectionError("Redis refused the connection's setup"))
             raise
         return replies
 
     def close(self) -> None:
-        """Close the connection: at once from a coroutine of its loop, else soon on its loop (if it still runs)."""
         replies, self.replies = self.replies, None
-        if replies is None or self.loop is None or self.loop.is_closed():
+        if replies is None or self.loop.is_closed():
             return
         error = redis.ConnectionError("the cache was closed")
         try:
