@@ -100,3 +100,18 @@ def test_event_loops_in_two_threads_read_at_once_each_on_its_own_connection(cach
 
     with ThreadPoolExecutor(2) as threads:
         list(threads.map(lambda _: asyncio.run(asyncio.wait_for(reads(), 20)), range(2)))
+
+
+def test_a_turn_of_the_loop_with_more_reads_than_one_mget_takes_answers_each(cache):
+    from smartcity.backends.cache.redis_pipe import MAX_BATCH_READS
+
+    cache, prefix = cache
+    count = 2 * MAX_BATCH_READS + 5
+    cache.set_many({f"{prefix}{n}": str(n).encode() for n in range(count)})
+
+    async def reads() -> list:
+        answers = await asyncio.gather(*(cache.get_many_async([f"{prefix}{n}"]) for n in range(count)))
+        cache.pipe.close()
+        return answers
+
+    assert asyncio.run(reads()) == [[str(n).encode()] for n in range(count)]

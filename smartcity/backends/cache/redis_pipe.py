@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import redis
 
+MAX_BATCH_READS = 128  # reads in one MGET at most: a bigger turn of the loop sends several
+
 
 def _command(*parts: bytes) -> bytes:
     """A command in RESP: an array of bulk strings."""
@@ -142,11 +144,14 @@ class _LoopReads:
         if not self.batch:
             self.loop.call_soon(self._flush)
         self.batch.append((keys, future))
+        if len(self.batch) >= MAX_BATCH_READS:
+            self._flush()
         return await future
 
     def _flush(self) -> None:
         batch, self.batch = self.batch, []
-        self.loop.create_task(self._send(batch))
+        if batch:
+            self.loop.create_task(self._send(batch))
 
     async def _send(self, batch: list[tuple[Sequence[str], asyncio.Future]]) -> None:
         keys = [key.encode() for keys, _ in batch for key in keys]
