@@ -73,7 +73,7 @@ class _Replies:
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, IndexError, redis.RedisError) as error:
+        except Exception as error:  # noqa: BLE001 - closed, reset, a reply it cannot read: the connection is done
             self.fail(redis.ConnectionError(f"Redis connection lost: {error or type(error).__name__}"))
 
     def send(self, command: bytes) -> asyncio.Future:
