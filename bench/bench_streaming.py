@@ -24,6 +24,9 @@ Every topic, checkpoint and cache key is this run's own; its rows are deleted at
    progress). A rate is sustained when every minute's p99 stays under the target.
    With ``--hold``, the ramp of step 3 runs only when ``--rates`` is given.
 
+``--sink-log`` prints each traffic micro-batch's windows and the ms of its sink's phases (collect, which includes
+running the batch's aggregation; database; cache), from the job's debug log.
+
 Lag comes from the job's own metric (streaming/metrics.py): each micro-batch's event-time quantiles against the
 moment its sinks were written, each share of events counted at its oldest lag (so p99 errs high).
 Every loop is bounded by its duration; the run stops by itself.
@@ -32,6 +35,7 @@ Every loop is bounded by its duration; the run stops by itself.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -211,7 +215,12 @@ def main() -> None:
     parser.add_argument("--hold-rate", type=float, default=20000.0, help="events/s of the held load")
     parser.add_argument("--trigger", type=float, default=None, help="trigger interval in seconds (default: settings)")
     parser.add_argument("--embedded", action="store_true", help="file bus, SQLite, memory cache instead of the stack")
+    parser.add_argument("--sink-log", action="store_true",
+                        help="print each traffic batch's collect/database/cache ms (its debug log)")
     args = parser.parse_args()
+    if args.sink_log:
+        logging.basicConfig(format="%(asctime)s %(message)s")
+        logging.getLogger("streaming.traffic_windows").setLevel(logging.DEBUG)
     rates = args.rates if args.rates is not None else ("" if args.hold else "200,500,1000,2000,4000")
 
     folder = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
