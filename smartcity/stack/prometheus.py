@@ -10,11 +10,14 @@ from pathlib import Path
 from string import Template
 
 import httpx
+import yaml
 
 from smartcity.settings import PROJECT_ROOT
 from smartcity.stack.base import HOST, PROBE_TIMEOUT_S, LocalService
+from smartcity.stack.tls import tls_files
 
 CONFIG_TEMPLATE = PROJECT_ROOT / "infra" / "prometheus" / "prometheus.yml"
+GATEWAY_JOB = "functions"
 
 
 class PrometheusService(LocalService):
@@ -31,14 +34,24 @@ class PrometheusService(LocalService):
         return self.dir / "prometheus.yml"
 
     def config(self) -> str:
-        """The template with the settings' ports filled in; a placeholder the settings do not fill is an error."""
-        return Template(CONFIG_TEMPLATE.read_text()).substitute(
+        """The template with the settings' ports filled in; a placeholder the settings do not fill is an error.
+        With the stack's TLS on, the gateway answers HTTPS on its internal port too: its job is scraped over HTTPS,
+        verifying the project CA."""
+        text = Template(CONFIG_TEMPLATE.read_text()).substitute(
             prometheus_port=self.settings.prometheus_port,
             # the gateway's /metrics: on its internal port (smartcity.runtime.internal), else (0) its one port
             gateway_metrics_port=self.settings.gateway_internal_port or self.settings.gateway_port,
             streaming_metrics_port=self.settings.streaming_metrics_port,
             trigger_metrics_port=self.settings.trigger_metrics_port,
         )
+        if not self.settings.stack_tls:
+            return text
+        config = yaml.safe_load(text)
+        for job in config["scrape_configs"]:
+            if job["job_name"] == GATEWAY_JOB:
+                job["scheme"] = "https"
+                job["tls_config"] = {"ca_file": str(tls_files(self.settings.stack_dir).ca_cert)}
+        return yaml.safe_dump(config, sort_keys=False)
 
     def prepare(self) -> None:
         self.config_file.write_text(self.config())

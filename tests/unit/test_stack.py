@@ -72,6 +72,16 @@ def test_prometheus_configuration_scrapes_the_ports_of_the_settings(tmp_path):
     }
     one_port = yaml.safe_load(PrometheusService(settings.model_copy(update={"gateway_internal_port": 0})).config())
     assert one_port["scrape_configs"][1]["static_configs"][0]["targets"] == ["127.0.0.1:18080"]
+    assert all("scheme" not in job for job in config["scrape_configs"])  # plain HTTP without the stack's TLS
+
+
+def test_prometheus_scrapes_the_gateway_over_https_verifying_the_project_ca_when_the_stack_runs_tls(tmp_path):
+    settings = Settings(stack_dir=tmp_path, stack_tls=True, gateway_internal_port=18081)
+    jobs = {job["job_name"]: job for job in yaml.safe_load(PrometheusService(settings).config())["scrape_configs"]}
+    assert jobs["functions"]["scheme"] == "https" and jobs["functions"]["static_configs"][0]["targets"] == [
+        "127.0.0.1:18081"]
+    assert jobs["functions"]["tls_config"] == {"ca_file": str(tmp_path / "tls" / "ca.pem")}
+    assert "scheme" not in jobs["triggers"] and "scheme" not in jobs["streaming"]  # prometheus_client: plain HTTP
 
 
 def test_kafka_runs_broker_and_controller_on_the_ports_of_the_settings(tmp_path):
