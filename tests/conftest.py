@@ -44,3 +44,15 @@ def private_stack(monkeypatch):
         monkeypatch.undo()
         get_settings.cache_clear()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def migrated_sqlite(tmp_path):
+    """An embedded SQLite database with every table migrated, closed afterwards."""
+    from smartcity.backends.database import open_database
+    from smartcity.storage.migrate import migrate
+
+    database = open_database(f"sqlite:///{tmp_path / 'test.db'}")
+    migrate(database)
+    yield database
+    database.close()

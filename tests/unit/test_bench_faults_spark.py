@@ -9,10 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from smartcity.backends.database import open_database
 from smartcity.events import TrafficFlowObserved
 from smartcity.settings import PROJECT_ROOT
-from smartcity.storage.migrate import migrate
 from tests.api_samples.sample_streaming import traffic_windows, write_traffic_windows
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
@@ -24,11 +22,8 @@ NOW = datetime(2026, 12, 7, 1, 2, 3, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path}/faults.db")
-    migrate(database)
-    yield database
-    database.close()
+def db(migrated_sqlite):
+    return migrated_sqlite
 
 
 def write_run(db, run: str, start: datetime, indexes) -> None:

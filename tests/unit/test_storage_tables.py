@@ -2,20 +2,15 @@
 
 import pytest
 
-from smartcity.backends.database import open_database
 from smartcity.events import STREAMS
-from smartcity.storage.migrate import migrate
 from smartcity.storage.tables import STREAM_TABLES, snake_case
 from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.storage_samples import MOMENT, sample_events, sample_stored_events
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 'test.db'}")
-    migrate(database)
-    yield database
-    database.close()
+def db(migrated_sqlite):
+    return migrated_sqlite
 
 
 def test_every_stream_has_a_table_and_a_sample_event():
