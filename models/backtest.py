@@ -197,8 +197,16 @@ def summary(data: SeriesFile, report: Report, names: list[str]) -> str:
             lines.append(f"{name}: historical average kept for {fallback['count']} of {fallback['of']} series "
                          f"(not beaten on the last {fallback['holdout_days']} training days)"
                          + (f": {listed}" if listed else ""))
+            calibrated = fallback["calibrated"]
+            lines.append(f"{name}: P10-P90 calibrated on those days for {calibrated['series']} of {fallback['of']} "
+                         f"series, their coverage there {_percent(calibrated['holdout_coverage_before'])} -> "
+                         f"{_percent(calibrated['holdout_coverage_after'])} (nominal {calibrated['coverage']:.0%})")
         elif fallback:
             lines.append(f"{name}: no fallback check: {fallback['reason']}")
     lines.append("seconds: " + "; ".join(f"{name} fit {s['fit']:.1f}, predict {s['predict']:.1f}"
                                          for name, s in report.seconds.items()))
     return "\n".join(lines)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"

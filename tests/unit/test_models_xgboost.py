@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.baselines import HistoricalAverage, Persistence
-from models.fallback import WithFallback
+from models.fallback import WithFallback, widened
 from models.metrics import score
 from models.panel import Panel
 from models.xgboost_model import XGBoostForecaster
@@ -78,7 +78,10 @@ def test_the_fallback_keeps_the_historical_average_for_noise_and_the_model_for_a
     origins = np.arange(train_end, panel.n_times)
     forecasts = model.predict(panel, origins)
     historical = HistoricalAverage(HORIZONS).fit(panel, train_end).predict(panel, origins)
-    np.testing.assert_array_equal(forecasts[4:], historical[4:])
+    # the kept historical average's P50, its interval calibrated on the held-out days like every series'
+    np.testing.assert_array_equal(forecasts[4:, ..., 1], historical[4:, ..., 1])
+    offsets = np.array([model.interval_offsets[series] for series in panel.series_ids])
+    np.testing.assert_array_equal(forecasts[4:], widened(historical, offsets)[4:])
     assert not np.allclose(forecasts[:4], historical[:4])
     loaded = WithFallback.load_files(model.to_files())
     np.testing.assert_array_equal(loaded.predict(panel, origins), forecasts)
