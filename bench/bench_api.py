@@ -95,6 +95,12 @@ def seed_history(database, now: datetime) -> None:
     write_traffic_windows(database, *traffic_windows((stored.event for stored in events), updated_at=now))
 
 
+def history_path(now: datetime) -> str:
+    """The history scenario's request: sensor ``h01`` over the 24 h before ``now`` in 1 h buckets."""
+    return (f"/v1/traffic/history?sensor_id=urn:ngsi-ld:TrafficFlowObserved:h01&bucket=1h&limit=100"
+            f"&from={(now - timedelta(hours=24)).strftime('%Y-%m-%dT%H:%M:%SZ')}&to={now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+
+
 class Stores:
     """The bench's PostgreSQL database and Redis database, on the local stack; :meth:`close` removes both."""
 
@@ -214,9 +220,7 @@ def api_servers(workers: int) -> Iterator[Servers]:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         stores.seed(now)
         token = issue_token(KeyRing(stores.settings), "bench", Role.viewer, ttl=timedelta(hours=2))
-        history = (f"/v1/traffic/history?sensor_id=urn:ngsi-ld:TrafficFlowObserved:h01&bucket=1h&limit=100"
-                   f"&from={(now - timedelta(hours=24)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-                   f"&to={now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        history = history_path(now)
         bare_port, gateway_port = free_port(), free_port()
         servers = Servers(f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{gateway_port}", f"Bearer {token}",
                           history)

@@ -7,7 +7,8 @@ The gateway is built as one worker of ``smartcity functions gateway`` builds it,
 ``--concurrency`` requests at a time, as uvicorn calls it after parsing a request; beside it the bare FastAPI app of
 bench_api.py. Each scenario's figure is the process's CPU time (every thread: the bare app's sync route runs in the
 thread pool) over its requests, so it means the same on a shared machine, where requests/s do not; the wall time is
-printed too, for what it is worth there. ``--profile NAME`` runs that scenario (``bare``, ``cached``) under cProfile
+printed too, for what it is worth there (the history's includes PostgreSQL's time, which its CPU figure does not:
+the server is another process). ``--profile NAME`` runs that scenario (``bare``, ``cached``, ``history``) under cProfile
 and prints its ``--top`` functions by own time. HTTP parsing and writing (uvicorn, httptools) are left out: they
 cost both servers the same.
 """
@@ -29,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_api import Stores, bare_app  # noqa: E402
+from bench_api import Stores, bare_app, history_path  # noqa: E402
 
 REDIS_DB = 11  # bench_api.py's is 12: the two may run at once
 
@@ -80,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight at a time")
-    parser.add_argument("--profile", choices=("bare", "cached"), help="run this scenario under cProfile")
+    parser.add_argument("--profile", choices=("bare", "cached", "history"), help="run this scenario under cProfile")
     parser.add_argument("--top", type=int, default=25, help="functions printed from the profile")
     args = parser.parse_args()
 
@@ -90,16 +91,19 @@ def main() -> None:
 
     stores = Stores(Path(tempfile.mkdtemp(prefix="profile-api-")), REDIS_DB)
     try:
-        stores.seed(datetime.now(timezone.utc).replace(microsecond=0))
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        stores.seed(now)
         os.environ.update(stores.environment())
         from smartcity.runtime.gateway import gateway_from_settings
         from smartcity.settings import get_settings
 
         get_settings.cache_clear()  # read again from the environment just set, as a worker process reads it
 
+        gateway = gateway_from_settings()
         token = issue_token(KeyRing(stores.settings), "profile", Role.viewer, ttl=timedelta(hours=2))
         scenarios = {"bare": (bare_app(), request_scope("/json", "")),
-                     "cached": (gateway_from_settings(), request_scope("/v1/traffic/segments", f"Bearer {token}"))}
+                     "cached": (gateway, request_scope("/v1/traffic/segments", f"Bearer {token}")),
+                     "history": (gateway, request_scope(history_path(now), f"Bearer {token}"))}
         loop = uvloop.new_event_loop()
         print(f"{args.requests} requests per scenario, {args.concurrency} at a time, in-process ASGI on uvloop")
         for name, (app, scope) in scenarios.items():

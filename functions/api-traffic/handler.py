@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
-from smartcity.api.app import READ_ERRORS, create_api_app, database_work, viewer
-from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read, document_body, uncached_body
+from smartcity.api.app import READ_ERRORS, create_api_app, viewer
+from smartcity.api.caching import NOT_MODIFIED_RESPONSE, cached_read
 from smartcity.api.dependencies import DatabaseDep, LatestStatesDep, ReadCacheDep
 from smartcity.api.forecasts import EntityForecast, ForecastAccuracy, forecast_accuracy, latest_forecast
 from smartcity.api.geo import BoundingBox, bounding_box
@@ -25,7 +25,8 @@ from smartcity.api.traffic import (
     SEGMENTS, SENSORS, AnomalyMetric, AnomalySeverity, Congestion, TrafficAnomaly, all_sensors, area_congestion,
     flagged_windows, segment_filters, sensor_filters,
 )
-from smartcity.api.traffic_history import History, check_bucket_count, history_scope, is_small, traffic_history
+from smartcity.api.early_history import PATH as HISTORY_PATH, early_history
+from smartcity.api.traffic_history import History, history_response, history_scope
 from smartcity.events.common import Zone
 from smartcity.runtime import Context, http_function
 
@@ -56,11 +57,7 @@ async def history(
     (`source: raw`, table `traffic_flow`), up to the last one stored.
     """
     scope = history_scope(sensor_id, segment_id, zone)
-    check_bucket_count(period, bucket)
-    document = await database_work(
-        database, lambda: traffic_history(database, scope, bucket, period, limit, cursor),
-        small=is_small(scope, period, bucket))
-    return uncached_body(request, document_body(document))
+    return await history_response(request, database, scope, bucket, period, limit, cursor)
 
 
 @router.get("/anomalies", response_model=Page[TrafficAnomaly], responses=NOT_MODIFIED_RESPONSE)
@@ -120,4 +117,5 @@ def forecast_accuracy_route(
 def create_app(context: Context) -> FastAPI:
     app = create_api_app("traffic", "Road traffic: sensors, road segments, history, congestion.", context)
     app.include_router(router)
+    app.add_early_route(HISTORY_PATH, early_history)  # the busiest uncached read: its plain queries before FastAPI
     return app

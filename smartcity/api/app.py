@@ -15,15 +15,20 @@ token is valid with at least the role of the route that computed it; anything el
 also gives the 401/403/422 problems (and the 500 of a cache that fails). On a hot read it saves most of the
 per-request cost of the app, and the cache read does not block the event loop.
 
-:func:`database_work` runs a route's database work from a coroutine route: on the event loop when it is a small
-read of the embedded SQLite (a fraction of a millisecond, less than the hop to a worker thread costs), in a
-worker thread otherwise (PostgreSQL waits on the network; a long SQLite scan must not hold up other requests).
+:meth:`ApiApp.add_early_route` lets a function answer its busiest uncached GET before FastAPI too (the traffic
+history), when the query is a plain valid one; anything else goes the FastAPI way, with its problem documents.
+
+:func:`database_query` runs a route's query from a coroutine route without blocking the event loop on the network
+(PostgreSQL's connections of the loop's own pool); a small read of the embedded SQLite runs on the event loop (a
+fraction of a millisecond, less than the hop to a worker thread costs), a long one in a worker thread (it must not
+hold up other requests).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+import logging
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -37,7 +42,7 @@ from smartcity.extras import require
 # gateway and the ingest functions share with them (auth, problems) need only the runtime extra.
 require("api", "swagger_ui")
 
-from smartcity.api.auth import KeyRing, Role, caller_with_role, require_role, verify_token
+from smartcity.api.auth import KeyRing, Principal, Role, caller_with_role, require_role, verify_token
 from smartcity.api.caching import ReadCache, conditional_response, request_key
 from smartcity.api.problems import ProblemError, add_problem_schemas, install_problem_handlers, problem_responses
 from smartcity.backends.cache import Cache
@@ -50,7 +55,7 @@ API_VERSION = "v1"
 READ_ERRORS = problem_responses(400, 401, 403, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-Result = TypeVar("Result")
+logger = logging.getLogger(__name__)
 
 viewer = require_role(Role.viewer)
 operator = require_role(Role.operator)
@@ -125,26 +130,58 @@ def install_gateway_docs(gateway: FastAPI, apps: Mapping[str, FastAPI]) -> None:
     install_api_docs(gateway, apps)
 
 
+EarlyRoute = Callable[[Request], Awaitable[Response | None]]
+
+
 class ApiApp(FastAPI):
     """An API function's app: it serves a GET straight from the read cache when its answer is there and the caller
-    may see it, else as a FastAPI app."""
+    may see it, or by an early route (:meth:`add_early_route`), else as a FastAPI app."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.early_routes: dict[str, tuple[Role, EarlyRoute]] = {}
+
+    def add_early_route(self, path: str, answer: EarlyRoute, role: Role = Role.viewer) -> None:
+        """Answer a GET of ``path`` (the public path, without the root path) with ``answer`` before FastAPI, for a
+        caller with a valid token of at least ``role``. ``answer`` gives None for any request it does not answer
+        exactly as the FastAPI route would (an unusual or invalid query: the route then gives the problem); the
+        read cache is not asked for this path (its route answers uncached)."""
+        self.early_routes[path] = (role, answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             request = Request(scope)
-            response = await self._from_cache(request)
+            early = self.early_routes.get(_route_path(scope)) if self.early_routes else None
+            response = await (self._early(request, *early) if early else self._from_cache(request))
             if response is not None:
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
-    async def _from_cache(self, request: Request) -> Response | None:
+    async def _early(self, request: Request, role: Role, answer: EarlyRoute) -> Response | None:
+        caller = self._caller(request)
+        if caller is None or caller.role.rank < role.rank:
+            return None
+        request.scope["app"] = self  # as Starlette sets it: the answer reaches the app's state through the request
+        try:
+            return await answer(request)
+        except Exception:  # noqa: BLE001 - a failing backend or an invalid query: the route answers, with its problem
+            logger.debug("the early route of %s left the request to FastAPI", request.url.path, exc_info=True)
+            return None
+
+    def _caller(self, request: Request) -> Principal | None:
+        """The caller a valid bearer token names, or None (no token, or an invalid one: the route refuses it)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         try:
-            caller = verify_token(self.state.keyring, token.strip())
+            return verify_token(self.state.keyring, token.strip())
         except ProblemError:
+            return None
+
+    async def _from_cache(self, request: Request) -> Response | None:
+        caller = self._caller(request)
+        if caller is None:
             return None
         try:
             cached = await _read_cache(self).lookup(request_key(request))
@@ -166,8 +203,15 @@ def _read_cache(app: FastAPI) -> ReadCache:
     return app.state.read_cache
 
 
-async def database_work(database: Database, work: Callable[[], Result], small: bool) -> Result:
-    """``work()`` (which reads ``database``): inline when ``small`` and the database is SQLite, else in a thread."""
-    if small and database.dialect == "sqlite":
-        return work()
-    return await run_in_threadpool(work)
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's root path (the OpenFaaS route's ``/function/<name>``)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+async def database_query(database: Database, sql: str, params: Mapping[str, Any] | None, small: bool) -> list[dict[str, Any]]:
+    """The rows of ``sql`` from a coroutine route: awaited on the event loop (PostgreSQL's own connections of the
+    loop; a small read of the embedded SQLite inline), or a long SQLite read in a worker thread."""
+    if small or database.dialect != "sqlite":
+        return await database.query_async(sql, params)
+    return await run_in_threadpool(database.query, sql, params)

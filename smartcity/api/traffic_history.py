@@ -27,7 +27,11 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
 
+from smartcity.api.app import database_query
+from smartcity.api.caching import document_body, uncached_body
 from smartcity.api.pagination import Page, decode_cursor, page_of
 from smartcity.api.problems import bad_request
 from smartcity.api.timeseries import Bucket, TimeRange, bucket_sql, from_epoch, sql_time, stored_time
@@ -187,12 +191,13 @@ def vehicle_weighted_mean(column: str) -> str:
             f"/ NULLIF(SUM(CASE WHEN {column} IS NOT NULL THEN flow END), 0)")
 
 
-def aggregated_until(database: Database, scope: Scope, rows: list[dict[str, Any]]) -> datetime | None:
+async def aggregated_until(database: Database, scope: Scope, rows: list[dict[str, Any]]) -> datetime | None:
     """End of the newest window in the scope's table: the rows of :func:`aggregate_sql` carry it (taken out of
     them here); without rows, asked (the window-start index answers it at once)."""
     newest = [row.pop(NEWEST) for row in rows][:1]
     if not newest:
-        newest = [database.query(f"SELECT MAX(window_start) AS newest FROM {aggregate_table(scope.kind)}")[0]["newest"]]
+        sql = f"SELECT MAX(window_start) AS newest FROM {aggregate_table(scope.kind)}"
+        newest = [(await database_query(database, sql, None, small=True))[0]["newest"]]
     return stored_time(newest[0]) + timedelta(seconds=WINDOW_S) if newest[0] is not None else None
 
 
@@ -202,13 +207,14 @@ def check_bucket_count(period: TimeRange, bucket: Bucket) -> None:
 
 
 def is_small(scope: Scope, period: TimeRange, bucket: Bucket) -> bool:
-    """Whether the query reads few enough rows to run on the event loop (:func:`smartcity.api.app.database_work`)."""
+    """Whether an SQLite query reads few enough rows to run on the event loop (:func:`smartcity.api.app.database_query`)."""
     return scope.one_entity and reads_aggregates(bucket) and period.seconds <= SMALL_RANGE_S
 
 
-def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: TimeRange, limit: int,
-                    cursor: str | None) -> dict[str, Any]:
+async def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: TimeRange, limit: int,
+                          cursor: str | None) -> dict[str, Any]:
     """One page of the history, as the JSON document of :class:`RawHistory` or :class:`AggregateHistory`."""
+    check_bucket_count(period, bucket)
     filters = {"scope": scope.kind, "value": scope.value, **period.cursor_filters,
                "bucket": bucket.value}
     after = decode_cursor(cursor, filters, (int,))
@@ -216,9 +222,10 @@ def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: Ti
     aggregates = reads_aggregates(bucket)
     sql = (aggregate_sql(database.dialect, scope.kind, bucket.seconds) if aggregates
            else raw_sql(database.dialect, scope.kind, bucket.seconds))
-    rows = database.query(sql, {"scope": scope.value, "start": sql_time(start), "end": sql_time(period.end),
-                                "fetch": limit + 1})
-    until = aggregated_until(database, scope, rows) if aggregates else None
+    rows = await database_query(database, sql, {"scope": scope.value, "start": sql_time(start),
+                                                "end": sql_time(period.end), "fetch": limit + 1},
+                                small=is_small(scope, period, bucket))
+    until = await aggregated_until(database, scope, rows) if aggregates else None
     items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)
     for row in items:
         row["bucket_start"] = from_epoch(row["bucket_start"])
@@ -227,3 +234,10 @@ def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: Ti
     if aggregates:
         document["aggregated_until"] = until
     return document
+
+
+async def history_response(request: Request, database: Database, scope: Scope, bucket: Bucket, period: TimeRange,
+                           limit: int, cursor: str | None) -> Response:
+    """The route's answer: the page's JSON with its ETag (a 304 when the client has it)."""
+    document = await traffic_history(database, scope, bucket, period, limit, cursor)
+    return uncached_body(request, document_body(document))

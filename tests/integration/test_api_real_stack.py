@@ -7,8 +7,12 @@ The test has a database and a document database of its own (dropped after) and a
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import timedelta
+
+import psycopg
 
 import pytest
 import redis
@@ -16,7 +20,9 @@ from fastapi.testclient import TestClient
 
 from tests.api_samples.sample_city import TRAFFIC_STEPS
 
-from tests.api_samples.gateway import open_sample_api, query_time
+from smartcity.api.early_history import PATH
+from tests.api_samples.early_routes import api_app, both_ways
+from tests.api_samples.gateway import backends_of, open_sample_api, query_time
 from tests.api_samples.sample_streaming import window_start
 from smartcity.api.traffic_history import AggregateHistory, RawHistory
 from smartcity.settings import get_settings
@@ -68,6 +74,34 @@ def test_history_buckets_on_postgresql(api):
     RawHistory.model_validate(raw)
     assert sum(item["vehicles"] for item in raw["items"]) == 60 * TRAFFIC_STEPS
     assert {item["average_speed_kmh"] for item in raw["items"]} == {round(260 / 6, 2)}  # km/h to 2 decimals
+
+
+@pytest.mark.parametrize("params", [{"bucket": "1h", "sensor_id": "urn:ngsi-ld:TrafficFlowObserved:s2"},
+                                    {"bucket": "5m", "limit": "3"}, {"bucket": "1m", "zone": "Z11"},
+                                    {"bucket": "15m", "sensor_id": "urn:ngsi-ld:TrafficFlowObserved:nowhere"}])
+def test_history_early_route_on_postgresql_gives_the_routes_bytes(api, params):
+    sample_api, client = api
+    sample = sample_api.sample
+    span = {"from": query_time(sample.traffic_start), "to": query_time(sample.now + timedelta(seconds=1))}
+    early, route, answered = both_ways(client, api_app(sample_api.gateway, "api-traffic"), PATH, {**span, **params})
+    assert answered and early.status_code == 200 and early.content == route.content
+
+
+def test_async_reads_overlap_on_the_loops_own_connections(api):
+    database = backends_of(api[0].gateway)["database"]
+
+    async def reads() -> list[list[dict]]:
+        return await asyncio.gather(*(database.query_async("SELECT :n AS n, pg_backend_pid() AS pid, "
+                                                           "pg_sleep(0.2) IS NULL AS slept", {"n": n})
+                                      for n in range(8)))
+
+    started = time.monotonic()
+    rows = asyncio.run(reads())
+    assert [row[0]["n"] for row in rows] == list(range(8))
+    assert len({row[0]["pid"] for row in rows}) > 1  # several connections of the loop's pool
+    assert time.monotonic() - started < 8 * 0.2  # the reads overlapped, none waited for another
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        asyncio.run(database.query_async("SELECT * FROM no_such_table"))
 
 
 def test_anomalies_on_postgresql(api):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from smartcity.api.app import database_work
+from smartcity.api.app import database_query
 from smartcity.api.problems import ProblemError
 from tests.api_samples.sample_streaming import measures, percentile, window_start
 from smartcity.api.timeseries import Bucket
@@ -75,16 +75,19 @@ def test_window_measures_are_the_traffic_jobs(readings, expected):
         assert actual[name] == pytest.approx(value, abs=1e-6), name
 
 
-def test_small_sqlite_reads_run_on_the_event_loop_and_the_rest_in_a_thread(tmp_path):
+def test_small_sqlite_reads_run_on_the_event_loop_and_the_rest_in_a_thread(tmp_path, monkeypatch):
     database = open_database(f"sqlite:///{tmp_path}/history.db")
+    threads = []
+    query = database.query
+    monkeypatch.setattr(database, "query", lambda sql, params=None: threads.append(threading.get_ident()) or query(sql, params))
 
-    async def threads() -> tuple[bool, bool]:
-        loop_thread = threading.get_ident()
-        small = await database_work(database, threading.get_ident, small=True)
-        large = await database_work(database, threading.get_ident, small=False)
-        return small == loop_thread, large == loop_thread
+    async def reads() -> int:
+        assert await database_query(database, "SELECT 1 AS one", None, small=True) == [{"one": 1}]
+        assert await database_query(database, "SELECT 2 AS two", None, small=False) == [{"two": 2}]
+        return threading.get_ident()
 
     try:
-        assert asyncio.run(threads()) == (True, False)
+        loop_thread = asyncio.run(reads())
+        assert [thread == loop_thread for thread in threads] == [True, False]
     finally:
         database.close()

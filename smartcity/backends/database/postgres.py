@@ -1,7 +1,8 @@
 """The PostgreSQL store (``postgresql://user[:password]@host:port/db[?libpq-option=value]``), on psycopg 3.
 
 Connections come from a psycopg_pool pool; each is in autocommit mode, and :meth:`PostgresDatabase.transaction`
-pins one to the calling thread until the transaction ends (a nested one is a savepoint). ``:name`` parameters are
+pins one to the calling thread until the transaction ends (a nested one is a savepoint). :meth:`PostgresDatabase.query_async`
+reads on a pool of the caller's event loop instead (:mod:`.postgres_async`). ``:name`` parameters are
 translated to psycopg's ``%(name)s``, leaving ``::`` casts, literals, quoted names and comments alone. The password
 is the URL's, or else the secret file ``postgres-password`` when there is one (none: passwordless auth).
 """
@@ -22,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, query_options, tls_ca_file, unreachable
 from smartcity.backends.database.base import last_per_key, upsert_sql
+from smartcity.backends.database.postgres_async import AsyncReads
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings, read_secret
 
@@ -90,6 +92,7 @@ class PostgresDatabase:
         )
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         self._local = threading.local()
+        self._async_reads = AsyncReads(conninfo)
         self.conninfo = conninfo  # for a second client on the same database (the schema migrator's SQLAlchemy)
 
     @classmethod
@@ -167,6 +170,10 @@ class PostgresDatabase:
         with self._connection() as connection:
             return connection.execute(query, params if has_params else None).fetchall()
 
+    async def query_async(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        query, has_params = to_psycopg(sql)
+        return await self._async_reads.query(query, params if has_params else None)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         pinned = getattr(self._local, "connection", None)
@@ -182,4 +189,5 @@ class PostgresDatabase:
                 self._local.connection = None
 
     def close(self) -> None:
+        self._async_reads.close()
         self._pool.close()
