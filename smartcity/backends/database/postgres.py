@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from smartcity.backends._url import CONNECT_TIMEOUT_S, host_port, query_options, tls_ca_file, unreachable
 from smartcity.backends.database.base import last_per_key, upsert_sql
+from smartcity.backends.database.postgres_copy import column_types, copy_rows
 from smartcity.backends.database.postgres_async import AsyncReads
 from smartcity.errors import ConfigurationError
 from smartcity.settings import Settings, read_secret
@@ -128,18 +129,16 @@ class PostgresDatabase:
         names = ", ".join(columns)
         staging = f"_staging_{table}"
         with self.transaction(), self._connection() as connection:
+            types = column_types(connection, table, columns)  # COPY in binary (postgres_copy): cheaper per row
             try:
-                with connection.transaction(), connection.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                with connection.transaction():
+                    copy_rows(connection, table, types, columns, rows)
                 return len(rows)
             except psycopg.errors.UniqueViolation:
                 pass
             connection.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
                                f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            with connection.cursor().copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            copy_rows(connection, staging, types, columns, rows)
             cursor = connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
                                         "ON CONFLICT DO NOTHING")
             return max(cursor.rowcount, 0)
