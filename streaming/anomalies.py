@@ -36,7 +36,7 @@ from smartcity.runtime.readings import publish_event, reading_event
 from smartcity.storage.upsert import upsert
 from streaming import metrics
 from streaming.indices import ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z
-from streaming.runner import Job, StreamingContext, window_of
+from streaming.runner import Job, StreamingContext
 from streaming.sinks import collect_records
 from streaming.traffic_windows import TOPIC, finish_measures, sensor_attributes, sensor_readings, traffic_measures
 
@@ -162,7 +162,7 @@ def window_event(window: dict) -> CloudEvent:
 
 def build(ctx: StreamingContext) -> DataFrame:
     readings = sensor_readings(ctx, JOB.name)
-    aggregates = readings.groupBy(window_of(), "sensor_id").agg(
+    aggregates = readings.groupBy("window_end", "sensor_id").agg(
         *traffic_measures(), *sensor_attributes()
     )
     return finish_measures(aggregates)
@@ -191,4 +191,5 @@ JOB = Job(
     build=build,
     write=write,
     description="Robust z-score of each finished sensor window against its time-of-day baseline; alerts on incidents",
+    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
 )

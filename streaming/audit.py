@@ -8,8 +8,10 @@ It reads the same topics as the jobs it audits, statelessly, and for each micro-
 - classifies each good event against each audited job's watermark (the last one the job reported, see
   :class:`streaming.runner.Watermarks`). Spark drops, without a trace, an event whose 5-minute window ends at or
   before the watermark; the audit counts those as ``outcome="dropped"`` in
-  ``smartcity_streaming_late_events_total``. An event older than the newest one the job had seen (the watermark
-  plus its delay) whose window was still open is late but counted: ``outcome="counted"``.
+  ``smartcity_streaming_late_events_total``. An event from before the newest window the job had seen whose window
+  was still open is late but counted: ``outcome="counted"``. (The jobs' watermark is on their windows' end,
+  ``streaming_watermark_s`` + 5 minutes behind the newest one, see :func:`streaming.runner.counted_once`: the
+  newest window starts at the watermark plus ``streaming_watermark_s``.)
 
 The watermark a job applied to an event and the one the audit reads may differ by one micro-batch, so an event
 that arrives exactly as its window closes may be classed on the wrong side; any event later than that is classed
@@ -26,7 +28,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from streaming import metrics
-from streaming.runner import WINDOW_S, Job, StreamingContext
+from streaming.runner import Job, StreamingContext, window_end_of
 from streaming.sinks import collect_records, dead_letter
 from streaming.sources import read_events
 
@@ -41,7 +43,7 @@ def audit_job(audited: Sequence[Job]) -> Job:
         return read_events(ctx.spark, ctx.source, topics).select(
             "value", "headers", "topic", "partition", "offset", "event_time", "problem",
             # not F.window(): it filters out the rows without an event time, which are the ones to dead-letter
-            F.timestamp_seconds((F.floor(F.unix_seconds("event_time") / WINDOW_S) + 1) * WINDOW_S).alias("window_end"),
+            window_end_of().alias("window_end"),
         )
 
     def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
@@ -66,11 +68,11 @@ def audit_job(audited: Sequence[Job]) -> Job:
 
 def count_late(events: DataFrame, job: Job, watermark: datetime, watermark_s: int) -> dict[tuple[str, str], int]:
     """Count ``job``'s late events in ``events`` by topic and outcome; add them to the metric; return them."""
-    newest_seen = watermark + timedelta(seconds=watermark_s)
+    newest_window_start = watermark + timedelta(seconds=watermark_s)
     closed = F.col("window_end") <= F.lit(watermark)
     rows = events.where(F.col("topic").isin(list(job.topics))).groupBy("topic").agg(
         F.count_if(closed).alias("dropped"),
-        F.count_if(~closed & (F.col("event_time") < F.lit(newest_seen))).alias("counted"),
+        F.count_if(~closed & (F.col("event_time") < F.lit(newest_window_start))).alias("counted"),
     ).collect()
     counts = {}
     for row in rows:

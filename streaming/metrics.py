@@ -7,9 +7,10 @@ them into lags and adds the batch's events to the histogram, each share of event
 share (so the histogram's quantiles err on the high side, never the low one). Shares are whole events
 (:func:`quantile_shares`), so every bucket counts events, never fractions of one.
 
-Late events: ``smartcity_streaming_late_events_total{outcome="counted"}`` are events older than the newest one
+Late events: ``smartcity_streaming_late_events_total{outcome="counted"}`` are events from before the newest window
 seen that still landed in an open window; ``outcome="dropped"`` are those whose window the watermark had already
-closed, which Spark would otherwise drop silently.
+closed, which Spark would otherwise drop silently. Duplicates: ``smartcity_streaming_duplicates_total`` counts the
+copies of an event (same CloudEvent source and id) each job left out (see :func:`streaming.runner.counted_once`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ LATE_EVENTS = Counter(
     "smartcity_streaming_late_events_total",
     "Out-of-order events: counted in a still-open window, or dropped because the watermark had closed it",
     ["job", "topic", "outcome"],
+)
+DUPLICATES = Counter(
+    "smartcity_streaming_duplicates_total",
+    "Copies of an event a job had already read (same CloudEvent source and id), left out of its windows", ["job"],
 )
 DEAD_LETTERED = Counter(
     "smartcity_streaming_dead_lettered_total", "Unusable records sent to the dead-letter topic", ["topic"]

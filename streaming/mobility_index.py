@@ -25,9 +25,9 @@ from pyspark.sql import functions as F
 from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import component_scores, mobility_index
-from streaming.runner import Job, StreamingContext, observe_input, window_of
+from streaming.runner import Job, StreamingContext, counted_once, observe_input, window_start_of
 from streaming.sinks import CurrentWindows, collect_records
-from streaming.sources import event_column, read_events
+from streaming.sources import EVENT_KEY, event_column, event_key, read_events
 
 TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality")
 COLUMNS = (
@@ -64,12 +64,13 @@ def zone_measures(ctx: StreamingContext) -> DataFrame:
         _event("taxi-vtc", "id").alias("taxi_trip"),
         F.when(_event("taxi-vtc", "tripStatus") == "toPickup", _event("taxi-vtc", "id")).alias("waiting_trip"),
         _event("air-quality", "airQualityIndex").alias("caqi"),
+        event_key().alias(EVENT_KEY),
     )
-    return observe_input(measures, JOB.name).withWatermark("event_time", f"{ctx.watermark_s} seconds")
+    return counted_once(observe_input(measures, JOB.name), ctx.watermark_s)
 
 
 def build(ctx: StreamingContext) -> DataFrame:
-    windows = zone_measures(ctx).groupBy(window_of(), "zone_id").agg(
+    windows = zone_measures(ctx).groupBy("window_end", "zone_id").agg(
         F.count(F.lit(1)).alias("event_count"),
         F.max("event_time").alias("last_event_at"),
         exact_ratio(exact_sum("speed_x_vehicles"), F.sum("vehicles_with_speed")).alias("mean_speed_kmh"),
@@ -91,11 +92,10 @@ def build(ctx: StreamingContext) -> DataFrame:
     )
     return windows.select(
         "*",
-        F.col("window.start").alias("window_start"),
-        F.col("window.end").alias("window_end"),
+        window_start_of().alias("window_start"),
         *[score.alias(f"{name}_score") for name, score in scores.items()],
         mobility_index(scores).alias("mobility_index"),
-    ).drop("window")
+    )
 
 
 def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
@@ -112,4 +112,5 @@ JOB = Job(
     build=build,
     write=write,
     description="Multimodal mobility index per zone: traffic, transit delays, bikes, parking, taxi demand, air",
+    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
 )

@@ -4,10 +4,10 @@ A :class:`Job` is a name, the topics it reads, an output mode, a ``build`` funct
 DataFrame and a ``write`` function that ``foreachBatch`` calls with each micro-batch. :func:`start` starts it
 with a checkpoint at ``<checkpoint_dir>/<job name>``: offsets and window state are saved there each micro-batch,
 so a restarted job resumes after the last committed batch and replays the one in flight, which the idempotent
-sinks write again unchanged.
+sinks write again unchanged (``<job name>.v<N>`` once the job's state changed, see :attr:`Job.state_version`).
 
-:class:`ProgressListener` turns each finished micro-batch into metrics (processing lag, watermark, duration) and
-keeps every job's watermark in a :class:`Watermarks` file, which the late-event audit reads.
+:class:`ProgressListener` turns each finished micro-batch into metrics (processing lag, duplicates, watermark,
+duration) and keeps every job's watermark in a :class:`Watermarks` file, which the late-event audit reads.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.settings import DEAD_LETTER_TOPIC
 from streaming import metrics
-from streaming.sources import BusSource
+from streaming.sources import EVENT_KEY, BusSource
 
 WINDOW = "5 minutes"
 WINDOW_S = 300
+DROPPED_DUPLICATES = "numDroppedDuplicateRows"  # a deduplication's count in a micro-batch's state operators
 INPUT_METRICS = "input"  # suffix of the observation each job makes of its input
 AWAIT_POLL_S = 0.5
 # The most characters of a failed micro-batch's error that reach the JVM. Spark tells an interruption from a
@@ -63,6 +64,11 @@ class Watermarks:
             return datetime.fromisoformat(json.loads(self._path(job).read_text())["watermark"])
         except FileNotFoundError:
             return None
+
+    def forget(self, job: str) -> None:
+        """Remove ``job``'s watermark (a job that starts without a checkpoint starts from none)."""
+        with self._lock:
+            self._path(job).unlink(missing_ok=True)
 
     def advance(self, job: str, watermark: datetime) -> None:
         """Record ``watermark`` if it is later than the one recorded (watermarks never go back)."""
@@ -115,6 +121,15 @@ class Job:
     build: Callable[[StreamingContext], DataFrame]
     write: BatchWriter
     description: str = ""
+    # Bumped when the job's state changes (its stateful operators, their keys or values): Spark cannot resume a
+    # checkpoint of the former state, so the job starts a new one, re-reads the bus from its earliest records and
+    # upserts the same windows again.
+    state_version: int = 1
+
+    @property
+    def checkpoint(self) -> str:
+        """The job's checkpoint folder in the context's: its name, plus ``.v<N>`` from state version 2 on."""
+        return self.name if self.state_version == 1 else f"{self.name}.v{self.state_version}"
 
 
 def observe_input(events: DataFrame, job: str, event_time: str = "event_time") -> DataFrame:
@@ -126,9 +141,31 @@ def observe_input(events: DataFrame, job: str, event_time: str = "event_time") -
     )
 
 
-def window_of(event_time: str = "event_time") -> Column:
-    """The 5-minute tumbling window of an event time."""
-    return F.window(event_time, WINDOW)
+def window_end_of(event_time: str = "event_time") -> Column:
+    """The end of the 5-minute tumbling window of an event time (windows start at whole 5 minutes, UTC)."""
+    return F.timestamp_seconds((F.floor(F.unix_seconds(event_time) / WINDOW_S) + 1) * WINDOW_S)
+
+
+def window_start_of(window_end: str = "window_end") -> Column:
+    """The start of the 5-minute window ending at ``window_end``."""
+    return F.col(window_end) - F.make_dt_interval(secs=F.lit(WINDOW_S))
+
+
+def counted_once(events: DataFrame, watermark_s: int) -> DataFrame:
+    """``events`` (columns ``event_time`` and ``event_key``, see :func:`streaming.sources.event_key`) with the
+    end of their window, ``window_end``, watermarked, and each event once: the rows of a job's windows.
+
+    The one watermark is on ``window_end``, ``watermark_s`` + 5 minutes behind the newest one seen, i.e.
+    ``floor5(newest event time) - watermark_s``: never later than the former ``newest - watermark_s`` on the
+    event time, so a window stays open at least as long as it did. Spark drops an event whose ``window_end`` is at
+    or before the watermark (its window is closed: the audit counts those), and keeps each (event, window end) in
+    the deduplication's state until then: a copy of an event (same CloudEvent source and id, e.g. a retried POST
+    or a producer retry), in the same micro-batch or a later one, is left out. The aggregations group by
+    ``window_end`` (a watermarked column, so their state is evicted as windows close).
+    """
+    return (events.withColumn("window_end", window_end_of())
+            .withWatermark("window_end", f"{watermark_s + WINDOW_S} seconds")
+            .dropDuplicates([EVENT_KEY, "window_end"]))
 
 
 class BatchWriteFailed(Exception):
@@ -181,9 +218,11 @@ def start(ctx: StreamingContext, job: Job, write: BatchWriter | None = None) -> 
 
     A failed write reaches Spark as a short :class:`BatchWriteFailed` (see :data:`BATCH_ERROR_CHARS`)."""
     writer = _reporting(job, write or job.write)
+    if not (ctx.checkpoint_dir / job.checkpoint).exists():
+        ctx.watermarks.forget(job.name)  # a job starting over has no watermark yet: the one recorded is another state's
     stream = (
         job.build(ctx).writeStream.queryName(job.name).outputMode(job.output_mode)
-        .option("checkpointLocation", str(ctx.checkpoint_dir / job.name))
+        .option("checkpointLocation", str(ctx.checkpoint_dir / job.checkpoint))
         .foreachBatch(lambda batch, batch_id: writer(ctx, batch, batch_id))
     )
     stream = stream.trigger(availableNow=True) if ctx.trigger_s is None else stream.trigger(
@@ -218,7 +257,8 @@ def _parse_time(text: str) -> datetime:
 
 
 class ProgressListener(StreamingQueryListener):
-    """Metrics from each finished micro-batch: lag from the job's input observation, watermark, duration."""
+    """Metrics from each finished micro-batch: lag from the job's input observation, duplicates left out,
+    watermark, duration."""
 
     def __init__(self, watermarks_of: Callable[[], Watermarks | None]) -> None:
         self.watermarks_of = watermarks_of
@@ -245,6 +285,9 @@ class ProgressListener(StreamingQueryListener):
             quantiles = [micros / 1_000_000 for micros in observed["quantiles"]]
             lags = metrics.record_batch_lag(job, observed["events"], done_at, quantiles)
             self.lags.setdefault(job, []).append((observed["events"], lags))
+        duplicates = sum(operator.customMetrics.get(DROPPED_DUPLICATES, 0) for operator in progress.stateOperators)
+        if duplicates:
+            metrics.DUPLICATES.labels(job).inc(duplicates)
         watermark = (progress.eventTime or {}).get("watermark")
         if watermark:
             moment = _parse_time(watermark)

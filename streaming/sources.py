@@ -26,6 +26,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.events import stream_for_topic
 from streaming.schemas import spark_schema
 
+EVENT_KEY = "event_key"  # the column of :func:`event_key`
 RECORD_COLUMNS = ("value", "headers", "topic", "partition", "offset", "timestamp")
 # One line of a segment file of the embedded bus (smartcity.backends.bus.filelog).
 FILE_BUS_LINE = T.StructType([
@@ -131,6 +132,19 @@ def parse_events(records: DataFrame, topics: Sequence[str]) -> DataFrame:
         "event_time": F.coalesce(*[column["dateObserved"] for column in columns]),
         "problem": F.coalesce(*[F.when(F.col("topic") == topic, _problem(topic)) for topic in topics]),
     })
+
+
+def event_key() -> Column:
+    """What identifies an event, for the jobs' deduplication: the SHA-1 (20 bytes: the jobs keep one per event of
+    every open window) of its CloudEvent source and id (``ce_source`` and ``ce_id`` headers), the digest
+    :mod:`smartcity.runtime.dedup` takes, so a record sent twice (a retried POST, a producer retry) is one event. A
+    record without ``ce_id`` is its own: its topic, partition and offset."""
+    source, id_ = F.col("headers")["ce_source"], F.col("headers")["ce_id"]
+    text = F.coalesce(
+        F.when(id_.isNotNull(), F.concat_ws("\0", F.coalesce(source, F.lit("")), id_)),
+        F.concat_ws("\0", F.lit("/record"), "topic", "partition", "offset"),
+    )
+    return F.unhex(F.sha1(text))
 
 
 def _problem(topic: str) -> Column:

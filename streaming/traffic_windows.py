@@ -29,9 +29,9 @@ from pyspark.sql import functions as F
 from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
-from streaming.runner import WINDOW_S, Job, StreamingContext, observe_input, window_of
+from streaming.runner import WINDOW_S, Job, StreamingContext, counted_once, observe_input, window_start_of
 from streaming.sinks import CurrentWindows, Stopwatch, collect_records
-from streaming.sources import event_column, read_events
+from streaming.sources import EVENT_KEY, event_column, event_key, read_events
 
 TOPIC = "traffic-sensors"
 SPEED_PERCENTILES = {"speed_p50_kmh": 0.5, "speed_p85_kmh": 0.85, "speed_p95_kmh": 0.95}
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 
 def sensor_readings(ctx: StreamingContext, job: str) -> DataFrame:
-    """The good traffic readings, one row per event, watermarked on their event time."""
+    """The good traffic readings, one row per event (a copy of one left out), with their window's end, watermarked
+    (:func:`streaming.runner.counted_once`)."""
     event = F.col(event_column(TOPIC))
     readings = read_events(ctx.spark, ctx.source, [TOPIC]).where(F.col("problem").isNull()).select(
         event["id"].alias("sensor_id"),
@@ -61,8 +62,9 @@ def sensor_readings(ctx: StreamingContext, job: str) -> DataFrame:
         event["averageVehicleSpeed"].alias("speed"),
         event["occupancy"].alias("occupancy"),
         "event_time",
+        event_key().alias(EVENT_KEY),
     )
-    return observe_input(readings, job).withWatermark("event_time", f"{ctx.watermark_s} seconds")
+    return counted_once(observe_input(readings, job), ctx.watermark_s)
 
 
 def traffic_measures() -> list[Column]:
@@ -91,12 +93,11 @@ def finish_measures(aggregates: DataFrame) -> DataFrame:
     """Window bounds, percentiles as columns, flow per hour and congestion index of aggregated windows."""
     return aggregates.select(
         "*",
-        F.col("window.start").alias("window_start"),
-        F.col("window.end").alias("window_end"),
+        window_start_of().alias("window_start"),
         (F.col("flow") * (3600 / WINDOW_S)).cast("double").alias("flow_per_hour"),
         *[F.col("speed_percentiles")[i].alias(name) for i, name in enumerate(SPEED_PERCENTILES)],
         congestion_index(F.col("mean_speed_kmh"), F.col("mean_occupancy")).alias("congestion_index"),
-    ).drop("window", "speed_percentiles")
+    ).drop("speed_percentiles")
 
 
 def build(ctx: StreamingContext) -> DataFrame:
@@ -107,7 +108,7 @@ def build(ctx: StreamingContext) -> DataFrame:
         F.struct(F.lit("segment").alias("kind"), F.col("segment_id").alias("id")),
     ))
     aggregates = readings.select("*", entity.alias("entity")).groupBy(
-        window_of(), F.col("entity.kind").alias("kind"), F.col("entity.id").alias("entity_id")
+        "window_end", F.col("entity.kind").alias("kind"), F.col("entity.id").alias("entity_id")
     ).agg(
         *traffic_measures(),
         *sensor_attributes(),
@@ -149,4 +150,5 @@ JOB = Job(
     build=build,
     write=write,
     description="5-minute flow, speed, occupancy, percentiles and congestion per sensor and road segment",
+    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
 )

@@ -2,9 +2,10 @@
 
 Known events go in; the 5-minute windows that come out are compared with values computed by hand (written as
 literals below, not recomputed with the jobs' formulas). Late events inside the watermark are counted, later ones
-are counted in the late-events metric; a job that crashes after writing a micro-batch, before committing it, or
-whose process is killed (SIGKILL) mid-stream, resumes from its checkpoint and ends with the very aggregates of an
-uninterrupted run, however differently its input was split into micro-batches.
+are counted in the late-events metric; an event sent twice (the same CloudEvent) is counted once; a job that
+crashes after writing a micro-batch, before committing it, or whose process is killed (SIGKILL) mid-stream,
+resumes from its checkpoint and ends with the very aggregates of an uninterrupted run, however differently its
+input was split into micro-batches.
 
 Every test uses its own topics (a prefix), cache keys, checkpoint folder and a random 5-minute window in the
 past, so it touches nothing else and can run twice. One SparkSession serves the whole module (JVM start-up
@@ -14,6 +15,7 @@ for that reason: one module, one SparkSession (a second module would start a sec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -37,9 +39,10 @@ from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity.storage.migrate import migrate
 from streaming import samples, traffic_windows
 from streaming.app import JOBS, close_context, open_context, start_jobs
-from streaming.runner import await_all
+from streaming.runner import await_all, counted_once
 from streaming.session import build_session
 from streaming.sinks import collect_records
+from streaming.sources import EVENT_KEY, event_key
 
 ZONE = "Z22"
 SEGMENT = "seg-streaming"
@@ -255,6 +258,52 @@ def test_windows_late_events_anomalies_and_dead_letters_on_the_real_stack(real_s
     assert late_events("dropped") - dropped_before == 1
 
 
+def duplicates(job: str) -> float:
+    return REGISTRY.get_sample_value("smartcity_streaming_duplicates_total", {"job": job}) or 0.0
+
+
+def wait_for_duplicates(before: dict[str, float], expected: dict[str, int], timeout_s: float = 20.0) -> dict:
+    """The duplicates each job counted since ``before``, once they reach ``expected`` or ``timeout_s`` passed (the
+    progress listener that counts them hears of a micro-batch after it ended)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counted = {job: duplicates(job) - before[job] for job in expected}
+        if counted == expected or time.monotonic() > deadline:
+            return counted
+        time.sleep(0.5)
+
+
+@pytest.mark.real
+def test_an_event_sent_twice_is_counted_once(real_settings, context_of, prefix):
+    t0 = random_window()
+    ctx = context_of(real_settings, t0)
+    events = window_events(prefix, t0)
+    before = {job: duplicates(job) for job in ("traffic", "mobility")}
+    # Sensor A's first reading twice in one micro-batch (the same CloudEvent: the same source and id).
+    samples.publish_events(ctx.bus, [*events, events[0]], topic_prefix=prefix)
+    run_once(ctx, ["traffic", "mobility"])
+    db = ctx.database
+    sensor_a, sensor_b = (TrafficFlowObserved.make_id(prefix + name) for name in "AB")
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id", id=sensor_a), SENSOR_A)
+    assert_row(one_row(db, "SELECT * FROM traffic_segment_5min WHERE segment_id LIKE :p", p=f"%{prefix}%"),
+               SEGMENT_ROW)
+    assert_row(one_row(db, "SELECT * FROM mobility_index_5min WHERE zone_id = :z AND window_start = :t", z=ZONE, t=t0),
+               MOBILITY_ROW)
+
+    # A later micro-batch, the window still open: the same reading a third time, and a new one of sensor B, which
+    # shows the window was updated (B: 4 + 6 vehicles at 40 km/h) while the copy was left out.
+    samples.publish_events(ctx.bus, [events[0], samples.traffic(
+        f"{prefix}B", t0 + timedelta(minutes=4), intensity=6, speed=40.0, occupancy=0.1,
+        segment=f"{prefix}{SEGMENT}", zone=ZONE, lane=1)], topic_prefix=prefix)
+    run_once(ctx, ["traffic"])
+    assert_row(one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id", id=sensor_a), SENSOR_A)
+    second = one_row(db, "SELECT * FROM traffic_sensor_5min WHERE sensor_id = :id", id=sensor_b)
+    assert (second["event_count"], second["flow"], second["mean_speed_kmh"]) == (3, 10, 40.0)
+    segment = one_row(db, "SELECT * FROM traffic_segment_5min WHERE segment_id LIKE :p", p=f"%{prefix}%")
+    assert (segment["event_count"], segment["flow"]) == (6, 20)
+    assert wait_for_duplicates(before, {"traffic": 2, "mobility": 1}) == {"traffic": 2, "mobility": 1}
+
+
 def crash_run_events(prefix: str, t0: datetime) -> list:
     """Three sensors, two windows, a reading every 15 s: 120 events, published in one go."""
     return [
@@ -418,6 +467,22 @@ def test_collected_records_hold_utc_datetimes_and_dicts_like_a_row_collect(spark
     ]
     assert records[0]["at"].utcoffset() == timedelta(0)
     assert collect_records(batch.where("false")) == []
+
+
+def test_an_event_is_keyed_by_its_cloudevent_source_and_id_and_counted_once(spark):
+    at = datetime(1999, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
+    same = {"ce_source": "/s", "ce_id": "1"}
+    records = spark.createDataFrame(
+        [(same, 0, 10, at), (same, 1, 11, at),  # a copy on another partition and offset: the same event
+         ({"ce_source": "/other", "ce_id": "1"}, 0, 12, at),  # another source: another event
+         ({}, 0, 13, at), ({}, 0, 14, at)],  # no ce_id: each record is its own
+        "headers map<string,string>, partition int, offset long, event_time timestamp",
+    ).select("*", F.lit("t").alias("topic"), event_key().alias(EVENT_KEY))
+    once = collect_records(counted_once(records, watermark_s=120))
+    digest = lambda text: hashlib.sha1(text.encode()).digest()  # noqa: E731 - smartcity.runtime.dedup's digest
+    keys = ["/s\x001", "/other\x001", "/record\x00t\x000\x0013", "/record\x00t\x000\x0014"]
+    assert sorted(record[EVENT_KEY] for record in once) == sorted(digest(key) for key in keys)
+    assert {record["window_end"] for record in once} == {datetime(2000, 1, 1, tzinfo=timezone.utc)}
 
 
 def test_the_same_job_on_the_embedded_bus_gives_the_same_windows(embedded_settings, context_of, prefix):
