@@ -209,9 +209,11 @@ def _route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-async def database_query(database: Database, sql: str, params: Mapping[str, Any] | None, small: bool) -> list[dict[str, Any]]:
+async def database_query(database: Database, sql: str, params: Mapping[str, Any] | None, small: bool,
+                         binary: bool = False) -> list[dict[str, Any]]:
     """The rows of ``sql`` from a coroutine route: awaited on the event loop (PostgreSQL's own connections of the
-    loop; a small read of the embedded SQLite inline), or a long SQLite read in a worker thread."""
+    loop, ``binary`` as :meth:`Database.query_async`; a small read of the embedded SQLite inline), or a long SQLite
+    read in a worker thread."""
     if small or database.dialect != "sqlite":
-        return await database.query_async(sql, params)
+        return await database.query_async(sql, params, binary)
     return await run_in_threadpool(database.query, sql, params)

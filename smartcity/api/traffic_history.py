@@ -224,7 +224,7 @@ async def traffic_history(database: Database, scope: Scope, bucket: Bucket, peri
            else raw_sql(database.dialect, scope.kind, bucket.seconds))
     rows = await database_query(database, sql, {"scope": scope.value, "start": sql_time(start),
                                                 "end": sql_time(period.end), "fetch": limit + 1},
-                                small=is_small(scope, period, bucket))
+                                small=is_small(scope, period, bucket), binary=True)  # numbers and timestamps
     until = await aggregated_until(database, scope, rows) if aggregates else None
     items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)
     for row in items:

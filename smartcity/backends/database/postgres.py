@@ -169,9 +169,10 @@ class PostgresDatabase:
         with self._connection() as connection:
             return connection.execute(query, params if has_params else None).fetchall()
 
-    async def query_async(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query_async(self, sql: str, params: Mapping[str, Any] | None = None,
+                          binary: bool = False) -> list[dict[str, Any]]:
         query, has_params = to_psycopg(sql)
-        return await self._async_reads.query(query, params if has_params else None)
+        return await self._async_reads.query(query, params if has_params else None, binary)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

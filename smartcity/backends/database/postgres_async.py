@@ -32,11 +32,11 @@ class AsyncReads:
         self.pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
         self.lock = threading.Lock()
 
-    async def query(self, query: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        """The rows of ``query`` (psycopg's ``%(name)s`` style) as dicts."""
+    async def query(self, query: str, params: Mapping[str, Any] | None, binary: bool = False) -> list[dict[str, Any]]:
+        """The rows of ``query`` (psycopg's ``%(name)s`` style) as dicts; ``binary``: sent in binary by the server."""
         pool: AsyncConnectionPool = await self._pool()
         async with pool.connection() as connection:
-            cursor = await connection.execute(query, params)
+            cursor = await connection.execute(query, params, binary=binary)
             return await cursor.fetchall()
 
     def _pool(self) -> asyncio.Task:

@@ -83,7 +83,8 @@ class SqliteDatabase:
         columns = [column[0] for column in cursor.description or ()]
         return [dict(zip(columns, row)) for row in cursor]
 
-    async def query_async(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query_async(self, sql: str, params: Mapping[str, Any] | None = None,
+                          binary: bool = False) -> list[dict[str, Any]]:
         return self.query(sql, params)  # the embedded database does not wait on a network: a short read runs inline
 
     @contextmanager
