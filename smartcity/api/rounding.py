@@ -13,7 +13,7 @@ list's name, GeoJSON ``coordinates`` included):
 - any other float: 6 decimals.
 
 :func:`smartcity.api.caching.json_body` and :func:`~smartcity.api.caching.document_body` pass every answer through
-:func:`rounded`.
+:func:`rounded`; the traffic history, the busiest uncached read, rounds its rows with :func:`rounded_rows`.
 """
 
 from __future__ import annotations
@@ -58,3 +58,13 @@ def rounded(value: Any, name: str = "") -> Any:
 
 
 _CONTAINERS = (dict, list, tuple)
+
+
+def rounded_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows of the same columns (a query's, in its order) rounded as :func:`rounded` rounds them, in half its
+    time: each column's decimals are found once. A value in a row is a float, or not a container."""
+    if not rows:
+        return rows
+    columns = [(name, decimals_of(name)) for name in rows[0]]
+    return [{name: round(value, decimals) if type(value) is float else value
+             for (name, decimals), value in zip(columns, row.values())} for row in rows]

@@ -31,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smartcity.api.app import database_query
-from smartcity.api.caching import document_body, uncached_body
+from smartcity.api.caching import rounded_body, uncached_body
 from smartcity.api.pagination import Page, decode_cursor, page_of
 from smartcity.api.problems import bad_request
+from smartcity.api.rounding import rounded_rows
 from smartcity.api.timeseries import Bucket, TimeRange, bucket_sql, from_epoch, sql_time, stored_time
 from smartcity.backends.database import Database
 
@@ -213,7 +214,8 @@ def is_small(scope: Scope, period: TimeRange, bucket: Bucket) -> bool:
 
 async def traffic_history(database: Database, scope: Scope, bucket: Bucket, period: TimeRange, limit: int,
                           cursor: str | None) -> dict[str, Any]:
-    """One page of the history, as the JSON document of :class:`RawHistory` or :class:`AggregateHistory`."""
+    """One page of the history, as the JSON document of :class:`RawHistory` or :class:`AggregateHistory`, its rows
+    rounded (:func:`~smartcity.api.rounding.rounded_rows`)."""
     check_bucket_count(period, bucket)
     filters = {"scope": scope.kind, "value": scope.value, **period.cursor_filters,
                "bucket": bucket.value}
@@ -229,7 +231,7 @@ async def traffic_history(database: Database, scope: Scope, bucket: Bucket, peri
     items, next_cursor = page_of(rows, limit, lambda row: [int(row["bucket_start"])], filters)
     for row in items:
         row["bucket_start"] = from_epoch(row["bucket_start"])
-    document = {"items": items, "next_cursor": next_cursor, "bucket": bucket.value, "start": period.start,
+    document = {"items": rounded_rows(items), "next_cursor": next_cursor, "bucket": bucket.value, "start": period.start,
                 "end": period.end, "source": "aggregates" if aggregates else "raw"}
     if aggregates:
         document["aggregated_until"] = until
@@ -240,4 +242,4 @@ async def history_response(request: Request, database: Database, scope: Scope, b
                            limit: int, cursor: str | None) -> Response:
     """The route's answer: the page's JSON with its ETag (a 304 when the client has it)."""
     document = await traffic_history(database, scope, bucket, period, limit, cursor)
-    return uncached_body(request, document_body(document))
+    return uncached_body(request, rounded_body(document))  # its only floats are the rows', rounded there

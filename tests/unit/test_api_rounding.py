@@ -8,7 +8,7 @@ import orjson
 from pydantic import BaseModel
 
 from smartcity.api.caching import document_body, json_body
-from smartcity.api.rounding import decimals_of, rounded
+from smartcity.api.rounding import decimals_of, rounded, rounded_rows
 
 
 def test_each_kind_of_measure_keeps_the_decimals_of_its_unit():
@@ -43,3 +43,12 @@ class Reading(BaseModel):
 def test_a_model_answer_is_written_rounded():
     body = json_body(Reading(sensor_id="s", lon=6.9551234567, average_speed_kmh=None, speed_p85_kmh=61.72000000000001))
     assert body == b'{"sensor_id":"s","lon":6.955123,"average_speed_kmh":null,"speed_p85_kmh":61.72}'
+
+
+def test_rows_are_rounded_as_any_document_is():
+    rows = [{"bucket_start": 1767225600, "occupancy": 0.123456, "average_speed_kmh": 28.131999999999998,
+             "speed_p50_kmh": None, "samples": 12, "flow_per_hour": float("nan"), "other": -0.0000004},
+            {"bucket_start": 1767229200, "occupancy": 1, "average_speed_kmh": 2.675, "speed_p50_kmh": 30.005,
+             "samples": 0, "flow_per_hour": 1e20, "other": 1 / 3}]
+    assert orjson.dumps(rounded_rows(rows)) == orjson.dumps(rounded(rows))
+    assert rounded_rows(rows)[0]["average_speed_kmh"] == 28.13 and rounded_rows([]) == []
