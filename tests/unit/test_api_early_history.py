@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from smartcity.api.early_history import PATH, moment, page_size
-from tests.api_samples.early_routes import api_app, both_ways
+from tests.api_samples.early_routes import api_app, both_ways, early_route_answers
 from tests.api_samples.gateway import query_time, sample_client
 from tests.problem_assertions import answered_problem
 
@@ -125,3 +125,18 @@ def test_plain_values():
 
 def timezone_of(offset: str):
     return moment(f"2026-01-01T00:00:00{offset}").tzinfo
+
+
+def test_the_openfaas_route_is_answered_early_too(api):
+    sample_api, client, app = api
+    path = f"/function/api-traffic{PATH}"
+    with early_route_answers(app, PATH) as answered:
+        early = client.get(path, params={**span(sample_api), "bucket": "1h"})
+    assert answered == [True] and early.status_code == 200
+    assert early.content == client.get(PATH, params={**span(sample_api), "bucket": "1h"}).content
+
+
+def test_a_role_below_viewer_gets_the_routes_403(api):
+    sample_api, client, app = api
+    early, route, answered = both_ways(client, app, PATH, span(sample_api), headers=sample_api.headers("ingest"))
+    assert not answered and answered_problem(early, 403) == answered_problem(route, 403)
