@@ -6,7 +6,9 @@ daily profile: nothing forecasts them better than the historical average, and a 
 but the last ``holdout_fraction`` of the training days, scores every series on those days (MAE over every
 horizon) against the historical average trained on the same days, and marks each series where the model is
 not better. It then trains the model on the whole training part; ``predict`` serves the historical average for
-the marked series. ``info["fallback"]`` names them, for the backtest's report and the model card.
+the marked series. ``info["fallback"]`` counts them and names the first :data:`LISTED_SERIES`, for the
+backtest's report and the model card. The wrapper goes by its model's name (``xgboost``): the registry files it
+there, serving labels its forecasts so, and ``fallback.json`` among its files says it is wrapped.
 
 No threshold is tuned: "not better" is a MAE no lower than the historical average's on the held-out days.
 
@@ -37,12 +39,14 @@ MAX_HOLDOUT_ORIGINS = 2000
 INTERVAL_COVERAGE = QUANTILES[2] - QUANTILES[0]
 #: held-out pairs a series needs at a horizon before its interval is calibrated there
 MIN_CALIBRATION_PAIRS = 30
+#: the fallback series a report names (it counts them all); ``fallback_series`` keeps the full list
+LISTED_SERIES = 20
+#: the file that marks a wrapped model's artifact
+STATE_FILE = "fallback.json"
 
 
 class WithFallback(Forecaster):
     """``model`` where it beats the historical average on held-out training days, the historical average elsewhere."""
-
-    name = "with-fallback"
 
     def __init__(self, model: Forecaster, holdout_fraction: float = 0.2) -> None:
         super().__init__(model.horizons_min, model.seed)
@@ -52,6 +56,18 @@ class WithFallback(Forecaster):
         self.fallback_series: list[str] = []
         #: per series, the amount each side of its P10-P90 interval moves out (in) at each horizon
         self.interval_offsets: dict[str, list[float]] = {}
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # the model's: cards, registry folders and forecasts say xgboost
+        return self.model.name
+
+    @property
+    def profiles(self):
+        """The historical average's daily profiles, which serving issues beside the model (models.serving)."""
+        return self.historical.profiles
+
+    def context_steps(self) -> int:
+        return max(self.model.context_steps(), self.historical.context_steps())
 
     def params(self) -> dict:
         return {**super().params(), "model": self.model.name, "holdout_fraction": self.holdout_fraction}
@@ -98,7 +114,7 @@ class WithFallback(Forecaster):
         mean = lambda mae: round(float(np.nanmean(mae)), 6) if np.isfinite(mae).any() else None
         days = known.day_index()
         return {"checked": True, "count": len(self.fallback_series), "of": known.n_series,
-                "series": self.fallback_series, "holdout_days": int(days[-1] - days[split]) + 1,
+                "series": self.fallback_series[:LISTED_SERIES], "holdout_days": int(days[-1] - days[split]) + 1,
                 "holdout_mae": {self.model.name: mean(model_mae), self.historical.name: mean(baseline_mae)},
                 "calibrated": {"series": len(self.interval_offsets), "coverage": round(INTERVAL_COVERAGE, 6),
                                "holdout_coverage_before": _coverage(actual, served),
@@ -119,15 +135,15 @@ class WithFallback(Forecaster):
     def to_files(self) -> dict[str, bytes]:
         files = {f"model/{name}": data for name, data in self.model.to_files().items()}
         files.update({f"historical-average/{name}": data for name, data in self.historical.to_files().items()})
-        files["fallback.json"] = json_file({**self.params(), "series": self.fallback_series, "info": self.info,
-                                            "interval_offsets": self.interval_offsets})
+        files[STATE_FILE] = json_file({**self.params(), "series": self.fallback_series, "info": self.info,
+                                       "interval_offsets": self.interval_offsets})
         return files
 
     @classmethod
     def load_files(cls, files: dict[str, bytes]) -> WithFallback:
         from models.catalog import model_class
 
-        state = read_json_file(files, "fallback.json")
+        state = read_json_file(files, STATE_FILE)
         inside = lambda prefix: {name[len(prefix):]: data for name, data in files.items() if name.startswith(prefix)}
         wrapper = cls(model_class(state["model"]).load_files(inside("model/")), state["holdout_fraction"])
         wrapper.historical = HistoricalAverage.load_files(inside("historical-average/"))

@@ -30,6 +30,7 @@ import numpy as np
 
 from models import catalog
 from models.base import Forecaster
+from models.fallback import STATE_FILE, WithFallback
 from smartcity.backends.objects import ObjectStore
 from smartcity.settings import Settings
 from smartcity.storage.encryption import at_rest
@@ -117,8 +118,12 @@ class Registry:
         return files
 
     def load(self, target: str, version: str) -> Forecaster:
-        """The predictor of a version, rebuilt from its files (no torch needed)."""
-        return catalog.model_class(self._model_of(target, version)).load_files(self.files(target, version))
+        """The predictor of a version, rebuilt from its files (no torch needed): a model trained inside
+        :class:`~models.fallback.WithFallback` (its files hold ``fallback.json``) comes back wrapped, one saved
+        bare (a baseline, or an artifact from before training wrapped them) bare."""
+        files = self.files(target, version)
+        wrapped = STATE_FILE in files
+        return (WithFallback if wrapped else catalog.model_class(self._model_of(target, version))).load_files(files)
 
     def promoted_version(self, target: str) -> str | None:
         """The promoted version of ``target``, None when none is: one small read, for serving to poll."""

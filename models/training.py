@@ -5,10 +5,16 @@ the wall clock: generated history may lie in the past), splits it in time (the l
 holdout, the rest trains), fits every candidate model and the two baselines on the training part, and scores all
 of them on the holdout: each forecast origin in the holdout predicts every horizon from what was known then.
 
+Each learned candidate (xgboost, lstm, transformer) is fitted inside :class:`~models.fallback.WithFallback`, as
+in the backtest: a trial fit on all but the last fifth of the training days finds the series where it does not
+beat the historical average (served the historical average there) and calibrates every series' P10-P90 interval
+on those days. The trial fit roughly doubles the training time; the baselines are fitted bare.
+
 Each candidate is saved to the :class:`~models.registry.Registry` with its model card: the data window, the
-features (``model.info``), its metrics per horizon beside both baselines' on the same holdout, library versions,
-the code revision and the training time. The model evaluated on the holdout is the artifact (no refit on all
-the data), so its card's figures are the artifact's own.
+features (``model.info``), the fallback check and calibration (``fallback``: how many series fall back, the first
+of them, the held-out MAEs and coverage), its metrics per horizon beside both baselines' on the same holdout,
+library versions, the code revision and the training time. The model evaluated on the holdout is the artifact (no
+refit on all the data), so its card's figures are the artifact's own.
 
 Promotion: the candidate with the lowest mean MAE over the horizons is promoted only if it beats the historical
 average and the currently promoted model, which is loaded from the registry and scored on the same holdout. The
@@ -30,6 +36,7 @@ import numpy as np
 
 from models import catalog
 from models.base import DEFAULT_HORIZONS_MIN, Forecaster
+from models.fallback import WithFallback
 from models.panel import MIN_DAYS, BadSeriesInput, Panel, check_enough_history
 from models.metrics import compare, score
 from models.registry import Registry
@@ -92,13 +99,16 @@ def train(database: Database, registry: Registry, options: TrainingOptions, say:
             continue
         model, seconds = fitted
         result.metrics[name] = holdout_metrics(model, panel, origins)
-        card = {"data": data, "features": model.info, "metrics": result.metrics[name],
+        features = dict(model.info)
+        checked = {"fallback": features.pop("fallback")} if "fallback" in features else {}
+        card = {"data": data, "features": features, **checked, "metrics": result.metrics[name],
                 "mean_mae": mean_mae(result.metrics[name]), "baselines": baselines, "libraries": library_versions(),
                 "code_revision": code_revision(), "training_time_s": round(seconds, 2),
                 "trained_at": datetime.now(timezone.utc).isoformat(), "seed": options.seed}
         result.versions[name] = registry.save(target.name, model, card)
         say(f"{name}: version {result.versions[name]}, MAE {_per_horizon(result.metrics[name])} "
-            f"(historical average {_per_horizon(baselines[BASELINE_TO_BEAT])}), trained in {seconds:.1f} s")
+            f"(historical average {_per_horizon(baselines[BASELINE_TO_BEAT])}), trained in {seconds:.1f} s"
+            f"{_fallback_note(checked.get('fallback'))}")
     if not result.versions:
         raise TrainingError(f"no model could be trained: {'; '.join(f'{k}: {v}' for k, v in result.skipped.items())}")
     _decide(registry, panel, origins, options, result, say)
@@ -153,7 +163,8 @@ def _fit(name: str, panel: Panel, train_end: int, options: TrainingOptions, say:
     """The fitted model and its training seconds; None (and why, in ``result.skipped``) when it cannot train."""
     started = time.perf_counter()
     try:
-        model = catalog.model_class(name)(options.horizons_min, options.seed).fit(panel, train_end)
+        model = catalog.model_class(name)(options.horizons_min, options.seed)
+        model = (WithFallback(model) if name in catalog.LEARNED else model).fit(panel, train_end)
     except ImportError as error:  # the model's module or its training needs an extra (torch) that is not installed
         hint = " (install the extras: pip install -e '.[models,torch]')" if isinstance(error, ModuleNotFoundError) else ""
         result.skipped[name] = f"{error}{hint}"
@@ -260,6 +271,16 @@ def _data_card(panel: Panel, train_end: int, target: str) -> dict[str, Any]:
             "series": panel.n_series, "step_min": panel.step_min, "timezone": panel.timezone,
             "values": int(np.isfinite(panel.values).sum()), "covariates": sorted(panel.exog),
             "neighbours": bool(panel.upstream)}
+
+
+def _fallback_note(report: dict[str, Any] | None) -> str:
+    """What the fallback check of a wrapped model found, for the run's output ("" for a bare model)."""
+    if report is None:
+        return ""
+    if not report["checked"]:
+        return f"; every series served by the model ({report['reason']})"
+    return (f"; the historical average serves {report['count']} of {report['of']} series, P10-P90 calibrated for "
+            f"{report['calibrated']['series']}")
 
 
 def _per_horizon(metrics: dict[str, dict[str, Any]]) -> str:

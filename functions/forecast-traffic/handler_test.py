@@ -48,6 +48,8 @@ def setup(tmp_path):
     [function] = load_stack(STACK, settings, ["forecast-traffic"])
     panel = synthetic_panel(n_series=len(SEGMENTS), days=DAYS, step_min=5, seed=4, start=START.isoformat())
     panel.series_ids, panel.timezone = SEGMENTS, city().timezone  # as the training loader reads them
+    # the last segment is pure noise around a constant: no learned model beats its historical average
+    panel.values[-1] = np.random.default_rng(4).normal(50, 15, panel.n_times).clip(0)
     store_segment_panel(function.context.database, panel)
     return function, panel
 
@@ -59,11 +61,22 @@ def test_a_scheduled_training_run_is_picked_up_by_the_function(setup):
     schedule.run_once()
     [result] = schedule.results
     assert result.promoted == result.versions["xgboost"], result.decision
+    card = Registry(function.context.objects).card("segment-speed", result.promoted)
+    assert card["model"] == "xgboost" and card["params"]["model"] == "xgboost"
+    fallback = card["fallback"]  # trained inside WithFallback: the noise segment falls back, every one is calibrated
+    assert fallback["series"] == [SEGMENTS[-1]] and fallback["count"] == 1 and fallback["of"] == len(SEGMENTS)
+    assert fallback["calibrated"]["series"] == len(SEGMENTS) and set(fallback["holdout_mae"]) == {
+        "xgboost", "historical-average"}
     runner = FunctionRunner(function)
     origin = START + timedelta(minutes=5 * (panel.n_times - 1))
-    published = runner.run([runner.typed(window_event(SEGMENTS[1], origin, 0.0))])
-    versions = {(event.get_data()["model"], event.get_data()["model_version"]) for event in published}
-    assert versions == {("xgboost", result.promoted), ("historical-average", result.promoted)}
+    published = [event.get_data() for event in
+                 runner.run([runner.typed(window_event(segment, origin, 0.0)) for segment in SEGMENTS[1:]])]
+    assert {(data["model"], data["model_version"]) for data in published} == {
+        ("xgboost", result.promoted), ("historical-average", result.promoted)}
+    p50 = {(data["entity_id"], data["model"], data["horizon_min"]): data["p50"] for data in published}
+    for horizon in (15, 30, 60):  # the served model gives the historical average's P50 where it falls back
+        assert p50[SEGMENTS[-1], "xgboost", horizon] == p50[SEGMENTS[-1], "historical-average", horizon]
+    assert any(p50[SEGMENTS[1], "xgboost", h] != p50[SEGMENTS[1], "historical-average", h] for h in (15, 30, 60))
 
 
 def promote(function, model) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from models.baselines import HistoricalAverage, Persistence
+from models.fallback import WithFallback
 from models.registry import Registry, RegistryError
 from models.targets import load_panel
 from smartcity.backends.database import open_database
@@ -39,15 +40,22 @@ def fitted(tmp_path):
 
 def test_round_trip_in_a_fresh_process_gives_the_same_forecasts(fitted, tmp_path):
     settings, panel, origins, models = fitted
+    train_end = origins[0] + 1
     try:
         from models.xgboost_model import XGBoostForecaster
     except ImportError:  # the models extra is not installed: the baselines still go round
         pass
-    else:
-        train_end = origins[0] + 1
-        models.append(XGBoostForecaster(seed=1, rounds=20, max_rows=5000, early_stopping=5).fit(panel, train_end))
+    else:  # bare, as artifacts were saved before training wrapped them, and as training saves them now
+        models += [XGBoostForecaster(seed=1, rounds=20, max_rows=5000, early_stopping=5).fit(panel, train_end),
+                   WithFallback(XGBoostForecaster(seed=1, rounds=20, max_rows=5000, early_stopping=5))]
+    models.append(WithFallback(Persistence(seed=1)))
+    for model in models:
+        if isinstance(model, WithFallback):
+            model.fit(panel, train_end)
+            assert model.info["fallback"]["checked"], model.info["fallback"]
+    labels = [f"{model.name}-{'wrapped' if isinstance(model, WithFallback) else 'bare'}" for model in models]
     registry = Registry(open_objects(settings.objects_url))
-    versions = {model.name: registry.save(TARGET, model, {"note": "test"}) for model in models}
+    versions = {label: registry.save(TARGET, model, {"note": "test"}) for label, model in zip(labels, models)}
     script = textwrap.dedent(f"""
         import sys
         from datetime import datetime, timezone
@@ -60,19 +68,25 @@ def test_round_trip_in_a_fresh_process_gives_the_same_forecasts(fitted, tmp_path
         panel = load_panel(open_database({settings.database_url!r}), {TARGET!r},
                            datetime(2024, 1, 4, tzinfo=timezone.utc), datetime(2024, 1, 10, tzinfo=timezone.utc))
         origins = np.array({origins.tolist()!r})
-        arrays = {{name: registry.load({TARGET!r}, version).predict(panel, origins)
-                  for name, version in {versions!r}.items()}}
-        np.savez({str(tmp_path / 'loaded.npz')!r}, **arrays)
-        print("torch" in sys.modules)
+        loaded = {{label: registry.load({TARGET!r}, version) for label, version in {versions!r}.items()}}
+        np.savez({str(tmp_path / 'loaded.npz')!r}, **{{label: model.predict(panel, origins)
+                                                     for label, model in loaded.items()}})
+        print("torch" in sys.modules, *(f"{{label}}={{type(model).__name__}}:{{model.name}}:{{model.context_steps()}}"
+                                        for label, model in loaded.items()))
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"  # loading any model needs no torch
+    torch_loaded, *kinds = done.stdout.split()
+    assert torch_loaded == "False"  # loading any model needs no torch
+    assert kinds == [f"{label}={type(model).__name__}:{model.name}:{model.context_steps()}"
+                     for label, model in zip(labels, models)]  # a wrapped artifact comes back wrapped, by its name
     loaded = np.load(tmp_path / "loaded.npz")
-    for model in models:
+    for label, model in zip(labels, models):
         expected = model.predict(panel, origins)
         assert np.isfinite(expected).any()
-        np.testing.assert_allclose(loaded[model.name], expected, rtol=1e-6, err_msg=model.name)
+        np.testing.assert_allclose(loaded[label], expected, rtol=1e-6, err_msg=label)
+    wrapped = registry.card(TARGET, versions["persistence-wrapped"])
+    assert wrapped["model"] == "persistence" and wrapped["params"]["model"] == "persistence"
 
 
 def test_versions_sort_by_time_and_artifacts_are_immutable_and_checked(fitted):
