@@ -7,11 +7,11 @@ On the real local stack (Kafka, PostgreSQL, Redis; ``smartcity stack up`` is run
 SQLite, memory cache). Spark local mode, 2 cores, the settings' trigger interval (``--trigger`` overrides it) and
 watermark (120 s). Every figure is printed with the load average (1 min) of the machine at that moment: on a
 shared machine the figures mean little when it is above the number of cores.
-Every topic, checkpoint and cache key is this run's own; its rows are deleted at the end.
+Every topic and checkpoint is this run's own; its rows are deleted at the end.
 
 1. Capacity on a backlog, with its baseline measured in the same run: ``--backlog`` events are published first,
    then read by a parse-only query (read + JSON parse + count, no window, no sink: the baseline) and by the
-   traffic job (windows, percentiles, upserts, cache), each as fast as it can (availableNow); rows/s of each.
+   traffic job (windows, percentiles, upserts), each as fast as it can (availableNow); rows/s of each.
 2. The simulator's default load: the city simulator (one sensor per lane, every 5 s, paced to the wall clock)
    feeds the running job for ``--seconds``; processing lag p50/p99 (event time -> aggregate upserted).
 3. Rising load: synthetic sensors reporting every 5 s with event time = now, at each of ``--rates`` events/s
@@ -25,7 +25,7 @@ Every topic, checkpoint and cache key is this run's own; its rows are deleted at
    With ``--hold``, the ramp of step 3 runs only when ``--rates`` is given.
 
 ``--sink-log`` prints each traffic micro-batch's windows and the ms of its sink's phases (collect, which includes
-running the batch's aggregation; database; cache), from the job's debug log.
+running the batch's aggregation; database), from the job's debug log.
 
 Lag comes from the job's own metric (streaming/metrics.py): each micro-batch's event-time quantiles against the
 moment its sinks were written, each share of events counted at its oldest lag (so p99 errs high).
@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--trigger", type=float, default=None, help="trigger interval in seconds (default: settings)")
     parser.add_argument("--embedded", action="store_true", help="file bus, SQLite, memory cache instead of the stack")
     parser.add_argument("--sink-log", action="store_true",
-                        help="print each traffic batch's collect/database/cache ms (its debug log)")
+                        help="print each traffic batch's collect/database ms (its debug log)")
     args = parser.parse_args()
     if args.sink_log:
         logging.basicConfig(format="%(asctime)s %(message)s")

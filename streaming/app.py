@@ -1,7 +1,7 @@
 """The streaming jobs by name, and how to run a set of them with the audit beside them.
 
 ``smartcity streaming run`` calls :func:`run`; tests and the benchmark build a :class:`StreamingContext` with
-:func:`open_context` (their own topics, checkpoints and cache prefix) and call :func:`start_jobs`.
+:func:`open_context` (their own topics and checkpoints) and call :func:`start_jobs`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from smartcity.backends.bus import open_bus
-from smartcity.backends.cache import open_cache
 from smartcity.backends.database import open_database
 from smartcity.errors import ConfigurationError
 from smartcity.settings import DEAD_LETTER_TOPIC, Settings
@@ -39,16 +38,15 @@ def jobs_named(names: Sequence[str]) -> list[Job]:
 
 
 def open_context(settings: Settings, spark: SparkSession, *, trigger_s: float | None,
-                 checkpoint_dir: Path | None = None, topic_prefix: str = "", cache_prefix: str = "streaming:",
+                 checkpoint_dir: Path | None = None, topic_prefix: str = "",
                  max_records_per_batch: int | None = None) -> StreamingContext:
-    """A context on the settings' bus, database and cache; the output topics are created if missing."""
+    """A context on the settings' bus and database; the output topics are created if missing."""
     bus = open_bus(settings.bus_url)
     source = BusSource(settings.bus_url, max_records_per_batch=max_records_per_batch, topic_prefix=topic_prefix)
     ctx = StreamingContext(
-        spark=spark, source=source, database=open_database(settings.database_url), cache=open_cache(settings.cache_url),
-        bus=bus, checkpoint_dir=checkpoint_dir or settings.streaming_checkpoint_dir,
-        watermark_s=settings.streaming_watermark_s, trigger_s=trigger_s, cache_prefix=cache_prefix,
-        cache_ttl_s=settings.latest_state_ttl_s,
+        spark=spark, source=source, database=open_database(settings.database_url), bus=bus,
+        checkpoint_dir=checkpoint_dir or settings.streaming_checkpoint_dir,
+        watermark_s=settings.streaming_watermark_s, trigger_s=trigger_s,
     )
     bus.create_topics([ctx.topic(topic) for topic in OUTPUT_TOPICS], settings.topic_partitions)
     return ctx
@@ -84,18 +82,17 @@ def stop_jobs(spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:
 
 
 def close_context(ctx: StreamingContext) -> None:
-    for backend in (ctx.bus, ctx.cache, ctx.database):
+    for backend in (ctx.bus, ctx.database):
         backend.close()
 
 
 def run(settings: Settings, names: Sequence[str], once: bool = False,
         on_started: Callable[[list[str]], None] = lambda names: None, spark: SparkSession | None = None, *,
-        topic_prefix: str = "", cache_prefix: str = "streaming:", max_records_per_batch: int | None = None) -> None:
+        topic_prefix: str = "", max_records_per_batch: int | None = None) -> None:
     """Run the jobs called ``names`` until stopped (or, ``once``, until what is on the bus is processed).
 
-    Locally by default (:func:`build_session`); on a cluster, pass the session spark-submit made. ``topic_prefix``,
-    ``cache_prefix`` and ``max_records_per_batch`` are those of :func:`open_context` (tests run a job process on
-    topics of their own).
+    Locally by default (:func:`build_session`); on a cluster, pass the session spark-submit made. ``topic_prefix``
+    and ``max_records_per_batch`` are those of :func:`open_context` (tests run a job process on topics of their own).
     """
     jobs = jobs_named(names)
     database = open_database(settings.database_url)
@@ -106,8 +103,7 @@ def run(settings: Settings, names: Sequence[str], once: bool = False,
     metrics.serve(settings.streaming_metrics_port, settings.internal_host)
     spark = spark or build_session(settings)
     ctx = open_context(settings, spark, trigger_s=None if once else settings.streaming_trigger_s,
-                       topic_prefix=topic_prefix, cache_prefix=cache_prefix,
-                       max_records_per_batch=max_records_per_batch)
+                       topic_prefix=topic_prefix, max_records_per_batch=max_records_per_batch)
     queries = start_jobs(ctx, jobs)
     on_started([query.name for query in queries])
     try:

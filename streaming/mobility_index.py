@@ -12,7 +12,7 @@ One read of six topics, each event reduced to its zone and the measure it brings
 :func:`streaming.indices.component_scores` makes each a 0..1 score and :func:`streaming.indices.mobility_index`
 their weighted mean over the components present. Means are added up as decimals (:mod:`streaming.exact_sums`),
 the same however the events were split into micro-batches. Update mode: each micro-batch upserts the changed
-windows into ``mobility_index_5min`` and the newest window per zone into the cache (``<prefix>mobility:zone:<zone>``).
+windows into ``mobility_index_5min``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import component_scores, mobility_index
 from streaming.runner import Job, StreamingContext, counted_once, observe_input, window_start_of
-from streaming.sinks import CurrentWindows, collect_records
+from streaming.sinks import collect_records
 from streaming.sources import EVENT_KEY, event_column, event_key, read_events
 
 TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality")
@@ -102,7 +102,6 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     now = datetime.now(timezone.utc)
     rows = [{column: {**record, "updated_at": now}[column] for column in COLUMNS} for record in collect_records(batch)]
     upsert(ctx.database, "mobility_index_5min", rows, key=("zone_id", "window_start"))
-    CurrentWindows(ctx.cache, ctx.cache_prefix, ctx.cache_ttl_s).put("mobility:zone", "zone_id", rows)
 
 
 JOB = Job(

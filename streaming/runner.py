@@ -27,7 +27,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from smartcity.backends.bus import EventBus
-from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.settings import DEAD_LETTER_TOPIC
 from streaming import metrics
@@ -88,14 +87,11 @@ class StreamingContext:
     spark: SparkSession
     source: BusSource
     database: Database
-    cache: Cache
     bus: EventBus
     checkpoint_dir: Path
     watermark_s: int
     # None runs each query until the records there now are processed (Spark's availableNow), then stops.
     trigger_s: float | None = None
-    cache_prefix: str = "streaming:"
-    cache_ttl_s: float = 900.0
     watermarks: Watermarks = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,23 +1,21 @@
-"""Where the jobs' micro-batches go, from ``foreachBatch``: database upserts, the cache's current window, the bus.
+"""Where the jobs' micro-batches go, from ``foreachBatch``: database upserts and the bus.
 
 Every write is idempotent, because Spark replays the last micro-batch after a crash: rows are upserted on their
-(entity, window_start) key, the cache keeps the newest window per entity, and derived CloudEvents carry ids fixed
-by what they describe, so a consumer that deduplicates on (source, id) sees each once.
+(entity, window_start) key, and derived CloudEvents carry ids fixed by what they describe, so a consumer that
+deduplicates on (source, id) sees each once.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import orjson
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from smartcity.backends.bus import EventBus
-from smartcity.backends.cache import Cache
 from smartcity.errors import problem
 from smartcity.runtime.bindings import error_data
 from smartcity.settings import DEAD_LETTER_TOPIC
@@ -65,35 +63,6 @@ class Stopwatch:
 
     def __str__(self) -> str:
         return ", ".join(f"{phase} {ms:.0f} ms" for phase, ms in self.phases.items())
-
-
-class CurrentWindows:
-    """The newest window of each entity in the cache, as JSON under ``<prefix><kind>:<entity id>``."""
-
-    def __init__(self, cache: Cache, prefix: str, ttl_s: float) -> None:
-        self.cache, self.prefix, self.ttl_s = cache, prefix, ttl_s
-
-    def key(self, kind: str, entity_id: str) -> str:
-        return f"{self.prefix}{kind}:{entity_id}"
-
-    def put(self, kind: str, id_column: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Store each entity's newest window among ``rows`` unless the cache holds a newer one; return how many."""
-        newest: dict[str, Mapping[str, Any]] = {}
-        for row in rows:
-            entity = row[id_column]
-            if entity not in newest or row["window_start"] > newest[entity]["window_start"]:
-                newest[entity] = row
-        if not newest:
-            return 0
-        keys = [self.key(kind, entity) for entity in newest]
-        cached = self.cache.get_many(keys)
-        fresh = {}
-        for key, row, old in zip(keys, newest.values(), cached):
-            if old is None or orjson.loads(old)["window_start"] <= row["window_start"].isoformat():
-                fresh[key] = orjson.dumps(row)  # datetimes in ISO 8601, as isoformat() writes them
-        if fresh:
-            self.cache.set_many(fresh, ttl_s=self.ttl_s)
-        return len(fresh)
 
 
 def dead_letter(bus: EventBus, records: Sequence[Mapping[str, Any]], job: str, topic: str = DEAD_LETTER_TOPIC) -> int:

@@ -13,8 +13,7 @@ The means are added up as decimals (:mod:`streaming.exact_sums`), so a window's 
 readings were split into micro-batches: a restarted job writes the very values an uninterrupted run writes.
 
 A segment's window aggregates the readings of all its sensors (lanes). The query runs in update mode: every
-micro-batch upserts the windows it changed into ``traffic_sensor_5min`` / ``traffic_segment_5min`` and puts each
-entity's newest window in the cache (``<prefix>traffic:sensor:<id>``, ``<prefix>traffic:segment:<id>``), so an
+micro-batch upserts the windows it changed into ``traffic_sensor_5min`` / ``traffic_segment_5min``, so an
 aggregate can be queried seconds after its events arrive, and late events inside the watermark update it.
 """
 
@@ -30,7 +29,7 @@ from smartcity.storage.upsert import upsert
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S, Job, StreamingContext, counted_once, observe_input, window_start_of
-from streaming.sinks import CurrentWindows, Stopwatch, collect_records
+from streaming.sinks import Stopwatch, collect_records
 from streaming.sources import EVENT_KEY, event_column, event_key, read_events
 
 TOPIC = "traffic-sensors"
@@ -118,7 +117,7 @@ def build(ctx: StreamingContext) -> DataFrame:
 
 
 def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
-    """Upsert the changed windows, then put each entity's newest window in the cache."""
+    """Upsert the changed windows."""
     watch = Stopwatch()
     records = collect_records(batch)  # runs the batch's query: the time of its aggregation counts here
     watch.lap("collect")
@@ -131,10 +130,6 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
         upsert(ctx.database, "traffic_sensor_5min", sensors, key=("sensor_id", "window_start"))
         upsert(ctx.database, "traffic_segment_5min", segments, key=("segment_id", "window_start"))
     watch.lap("database")
-    current = CurrentWindows(ctx.cache, ctx.cache_prefix, ctx.cache_ttl_s)
-    current.put("traffic:sensor", "sensor_id", sensors)
-    current.put("traffic:segment", "segment_id", segments)
-    watch.lap("cache")
     log.debug("traffic batch %d: %d windows; %s", batch_id, len(records), watch)
 
 

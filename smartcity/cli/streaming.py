@@ -1,7 +1,7 @@
 """``smartcity streaming``: run the Spark Structured Streaming jobs locally (Spark local mode, 2 cores).
 
 ``smartcity streaming run`` runs every job (``traffic``, ``mobility``, ``anomalies``) and the audit of late and
-unusable records on the settings' bus (Kafka or the embedded file bus), database and cache, with checkpoints in
+unusable records on the settings' bus (Kafka or the embedded file bus) and database, with checkpoints in
 ``SMARTCITY_STREAMING_CHECKPOINT_DIR``, and serves their metrics on ``SMARTCITY_STREAMING_METRICS_PORT``.
 ``smartcity streaming jobs`` lists the jobs. On a cluster, ``infra/spark/submit.sh`` runs the same code.
 """

@@ -49,8 +49,7 @@ def test_the_traffic_job_writes_the_sample_windows(tmp_path):
                         cache_url="memory://", streaming_checkpoint_dir=tmp_path / "checkpoints",
                         streaming_metrics_port=0)
     migrate(open_database(settings.database_url))
-    ctx = open_context(settings, build_session(Settings()), trigger_s=None, topic_prefix="api-sample-",
-                       cache_prefix="api-sample-")
+    ctx = open_context(settings, build_session(Settings()), trigger_s=None, topic_prefix="api-sample-")
     try:
         ctx.bus.create_topics([ctx.topic("traffic-sensors")], 2)
         samples.publish_events(ctx.bus, readings, topic_prefix="api-sample-")

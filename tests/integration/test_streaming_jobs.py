@@ -7,7 +7,7 @@ crashes after writing a micro-batch, before committing it, or whose process is k
 resumes from its checkpoint and ends with the very aggregates of an uninterrupted run, however differently its
 input was split into micro-batches.
 
-Every test uses its own topics (a prefix), cache keys, checkpoint folder and a random 5-minute window in the
+Every test uses its own topics (a prefix), checkpoint folder and a random 5-minute window in the
 past, so it touches nothing else and can run twice. One SparkSession serves the whole module (JVM start-up
 costs ~15 s); the killed job runs in processes of its own, as ``smartcity streaming run`` would. Over 300 lines
 for that reason: one module, one SparkSession (a second module would start a second JVM).
@@ -92,7 +92,7 @@ def context_of(spark, prefix):
 
     def open_(settings: Settings, window0: datetime, topic_prefix: str = prefix, **options):
         ctx = open_context(settings, spark, trigger_s=None, checkpoint_dir=settings.streaming_checkpoint_dir / topic_prefix,
-                           topic_prefix=topic_prefix, cache_prefix=topic_prefix, **options)
+                           topic_prefix=topic_prefix, **options)
         ctx.bus.create_topics([ctx.topic(topic) for topic in TOPICS], 2)
         opened.append((ctx, window0))
         return ctx
@@ -105,9 +105,6 @@ def context_of(spark, prefix):
         db.execute("DELETE FROM traffic_segment_5min WHERE segment_id LIKE :p", like)
         db.execute("DELETE FROM mobility_index_5min WHERE zone_id = :z AND window_start >= :t0 AND window_start < :t1",
                    {"z": ZONE, "t0": window0, "t1": window0 + timedelta(minutes=15)})
-        keys = ctx.cache.keys(ctx.cache_prefix)
-        if keys:
-            ctx.cache.delete(*keys)
         if hasattr(ctx.bus, "delete_topics"):
             ctx.bus.delete_topics([ctx.topic(topic) for topic in TOPICS])
         close_context(ctx)
@@ -216,8 +213,6 @@ def test_windows_late_events_anomalies_and_dead_letters_on_the_real_stack(real_s
     assert_row(segment, SEGMENT_ROW)
     assert_row(one_row(db, "SELECT * FROM mobility_index_5min WHERE zone_id = :z AND window_start = :t", z=ZONE, t=t0),
                MOBILITY_ROW)
-    cached = json.loads(ctx.cache.get(f"{prefix}traffic:sensor:{sensor_a}"))
-    assert cached["flow"] == 10 and cached["window_start"] == t0.isoformat()
     dead = read_topic(ctx, "dead-letter", 1)
     assert len(dead) == 1 and dict(dead[0].headers)["ce_knativeerrorcode"] == b"422"
 
@@ -350,13 +345,13 @@ def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_setting
     assert window_aggregates(crashing.database, crash_prefix) == expected
 
 
-# A job process as `smartcity streaming run traffic [--once]` starts it, on the test's topics and cache keys.
+# A job process as `smartcity streaming run traffic [--once]` starts it, on the test's topics.
 JOB_PROCESS = """
 import sys
 from smartcity.settings import Settings
 from streaming.app import run
 prefix, once, per_batch = sys.argv[1], sys.argv[2] == "once", int(sys.argv[3])
-run(Settings(), ["traffic"], once=once, topic_prefix=prefix, cache_prefix=prefix, max_records_per_batch=per_batch)
+run(Settings(), ["traffic"], once=once, topic_prefix=prefix, max_records_per_batch=per_batch)
 """
 
 
@@ -496,4 +491,3 @@ def test_the_same_job_on_the_embedded_bus_gives_the_same_windows(embedded_settin
     assert_row(one_row(db, "SELECT * FROM traffic_segment_5min WHERE segment_id LIKE :p", p=f"%{prefix}%"),
                SEGMENT_ROW)
     assert_row(one_row(db, "SELECT * FROM mobility_index_5min WHERE zone_id = :z", z=ZONE), MOBILITY_ROW)
-    assert json.loads(ctx.cache.get(f"{prefix}mobility:zone:{ZONE}"))["event_count"] == 15
