@@ -8,7 +8,7 @@ of them on the holdout: each forecast origin in the holdout predicts every horiz
 Each learned candidate (xgboost, lstm, transformer) is fitted inside :class:`~models.fallback.WithFallback`, as
 in the backtest: a trial fit on all but the last fifth of the training days finds the series where it does not
 beat the historical average (served the historical average there) and calibrates every series' P10-P90 interval
-on those days. The trial fit roughly doubles the training time; the baselines are fitted bare.
+on those days. The trial fit makes training take up to twice as long; the baselines are fitted bare.
 
 Each candidate is saved to the :class:`~models.registry.Registry` with its model card: the data window, the
 features (``model.info``), the fallback check and calibration (``fallback``: how many series fall back, the first
