@@ -3,7 +3,7 @@ Kafka -> the Spark traffic job -> PostgreSQL while one component at a time is ki
 then 0 lost, 0 duplicate rows and the same aggregates as the run without faults (issue 17 item 4).
 
     .venv/bin/python bench/faults.py [--events 100000] [--batch 100] [--down-s 3] [--only broker,trigger]
-                                     [--spark | --no-spark]
+                                     [--spark | --no-spark] [--resend-every 100]
 
 Everything runs on servers of its own, started here on free ports in a folder of its own under the stack folder,
 and removed at the end: a Kafka broker and a PostgreSQL (``smartcity.stack``'s services, as the tests'
@@ -17,12 +17,15 @@ Python driver and JVM, one process group). Each run feeds both paths: the trigge
 ``traffic_segment_5min``. Each run sends its own readings (entity ids and the road segment name the run; values
 are the same in every run; event times too, shifted by whole windows from one run to the next, so the job's
 watermark never drops a later run's readings), in batches, as a client would: a batch refused or unanswered is sent
-again until accepted, which is safe since a reading's event id derives from its entity and time. A third of the way
+again until accepted, which is safe since a reading's event id derives from its entity and time. Besides, every
+``--resend-every``-th reading (1 % by default; 0: none) is sent twice, in a second request after its batch was
+accepted, as a client retrying a POST whose answer it lost: both paths must count it once. A third of the way
 through (the Spark job: once it has also counted some of the run's readings), the component is killed;
 ``--down-s`` later it is started again. Columns of the functions table:
 
-- sent: readings accepted by the gateway; stored: distinct event ids in ``traffic_flow``; duplicates: rows minus
-  distinct ids; aggregate difference: the run's sum of vehicles and of speeds minus the reference run's;
+- sent: readings accepted by the gateway (each once); resent: those sent a second time; stored: distinct event ids
+  in ``traffic_flow``; duplicates: rows minus distinct ids; aggregate difference: the run's sum of vehicles and of
+  speeds minus the reference run's;
 - recovery: seconds from the kill until the rows stored exceed the readings accepted before the kill (what was
   in flight is stored and new readings flow again; all of them, if every reading was accepted before the kill).
 
@@ -83,6 +86,7 @@ COMPONENTS = ("broker", "postgres", "trigger", "gateway", "spark")
 DRAIN_TIMEOUT_S = 300
 READY_TIMEOUT_S = 120
 TOPIC = "traffic-sensors"
+RESEND_EVERY = 100  # every 100th reading is sent twice (1 %)
 
 
 def reading(run: str, i: int, start: datetime) -> dict:
@@ -142,6 +146,7 @@ class Process:
 class Row:
     component: str
     sent: int
+    resent: int
     stored: int
     duplicates: int
     vehicles: int
@@ -212,19 +217,27 @@ class Harness:
         service.start()
 
     # --- one run -----------------------------------------------------------------------------------------
-    def run(self, component: str | None, events: int, batch: int, down_s: float, start: datetime) -> Row:
+    def run(self, component: str | None, events: int, batch: int, down_s: float, start: datetime,
+            resend_every: int = RESEND_EVERY) -> Row:
         run = component or "none"
-        accepted = 0
+        accepted = resent = 0
         done = threading.Event()
 
+        def post(client: httpx.Client, indexes: list[int]) -> None:
+            body = [reading(run, i, start) for i in indexes]
+            while not self._accepted(client, body):
+                time.sleep(0.2)
+
         def send() -> None:
-            nonlocal accepted
+            nonlocal accepted, resent
             with httpx.Client(base_url=f"http://127.0.0.1:{self.gateway_port}", timeout=30) as client:
                 for first in range(0, events, batch):
-                    body = [reading(run, i, start) for i in range(first, min(first + batch, events))]
-                    while not self._accepted(client, body):
-                        time.sleep(0.2)
-                    accepted += len(body)
+                    indexes = list(range(first, min(first + batch, events)))
+                    post(client, indexes)
+                    accepted += len(indexes)
+                    if again := resent_indexes(indexes, resend_every):
+                        post(client, again)
+                        resent += len(again)
             done.set()
 
         exits_before = self.job_exits
@@ -248,7 +261,7 @@ class Harness:
         self._wait(dict.fromkeys(paths, events), paths, time.monotonic())
         time.sleep(2 + (3 if self.spark else 0))  # anything redelivered late would show (the job: a few batches)
         windows = faults_spark.read_windows(self.db, run, start) if self.spark else None
-        return Row(run, accepted, *self._counts(run), recovery_s=recovery.get("functions"), windows=windows,
+        return Row(run, accepted, resent, *self._counts(run), recovery_s=recovery.get("functions"), windows=windows,
                    spark_recovery_s=recovery.get("spark"), job_exits=self.job_exits - exits_before)
 
     @staticmethod
@@ -302,6 +315,11 @@ class Harness:
         return int(row["stored"]), int(row["duplicates"]), int(row["vehicles"]), float(row["speeds"])
 
 
+def resent_indexes(indexes: list[int], every: int) -> list[int]:
+    """The readings of a batch (their indexes) sent a second time: every ``every``-th of the run (none for 0)."""
+    return [i for i in indexes if every and i % every == 0]
+
+
 def seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value is not None else "-"
 
@@ -309,12 +327,12 @@ def seconds(value: float | None) -> str:
 def print_table(rows: list[Row]) -> None:
     reference = rows[0]
     print("\nfunctions path: gateway -> Kafka -> trigger -> store-timeseries -> traffic_flow")
-    print(f"{'component killed':<18} {'sent':>8} {'stored':>8} {'duplicates':>10} {'aggregate difference':>24} "
-          f"{'recovery':>10}")
+    print(f"{'component killed':<18} {'sent':>8} {'resent':>7} {'stored':>8} {'duplicates':>10} "
+          f"{'aggregate difference':>24} {'recovery':>10}")
     for row in rows:
         difference = f"{row.vehicles - reference.vehicles:+d} veh, {row.speeds - reference.speeds:+.1f} km/h"
-        print(f"{row.component:<18} {row.sent:>8} {row.stored:>8} {row.duplicates:>10} {difference:>24} "
-              f"{seconds(row.recovery_s):>10}")
+        print(f"{row.component:<18} {row.sent:>8} {row.resent:>7} {row.stored:>8} {row.duplicates:>10} "
+              f"{difference:>24} {seconds(row.recovery_s):>10}")
     if reference.windows is None:
         return
     print("\nSpark path: Kafka -> traffic job -> traffic_sensor_5min / traffic_segment_5min")
@@ -346,6 +364,8 @@ def main() -> int:
     parser.add_argument("--down-s", type=float, default=3.0, help="seconds a killed component stays down")
     parser.add_argument("--only", default=None, help=f"components to kill, of {', '.join(COMPONENTS)} (default: all; "
                                                      "without spark when --no-spark)")
+    parser.add_argument("--resend-every", type=int, default=RESEND_EVERY,
+                        help="send every Nth reading twice, as a client retrying a POST (0: none)")
     parser.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True,
                         help="run the traffic streaming job beside the functions and compare its windows")
     args = parser.parse_args()
@@ -354,17 +374,22 @@ def main() -> int:
     if unknown := sorted(set(chosen) - set(known)):
         parser.error(f"--only: unknown {', '.join(unknown)}; the components are {', '.join(known)}"
                      + ("" if args.spark else " (spark needs --spark)"))
+    if args.resend_every < 0:
+        parser.error("--resend-every: 0 (no resends) or more")
     folder = get_settings().stack_dir / "faults-runs" / uuid.uuid4().hex[:8]
     harness = Harness(folder, args.spark)
     runs = [None, *chosen]
     first = faults_spark.first_start(len(runs), args.events, datetime.now(timezone.utc))
     rows: list[Row] = []
+    if args.resend_every:
+        print(f"resends: every {args.resend_every}th reading is sent twice (a second POST, as a client retrying one "
+              "whose answer it lost); both paths must count it once", flush=True)
     try:
         harness.up()
         for number, component in enumerate(runs):
             print(f"run: {component or 'no fault'} ({args.events} readings)", flush=True)
             start = first + number * faults_spark.run_span(args.events)
-            rows.append(harness.run(component, args.events, args.batch, args.down_s, start))
+            rows.append(harness.run(component, args.events, args.batch, args.down_s, start, args.resend_every))
     finally:
         harness.down()
         shutil.rmtree(folder, ignore_errors=True)

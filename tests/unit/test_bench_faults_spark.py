@@ -63,3 +63,10 @@ def test_a_reading_lost_or_counted_twice_shows(db):
     assert (lost.events, twice.events) == (EVENTS - 1, EVENTS + 1)
     assert lost.differing(reference) == 2  # the sensor's window and the segment's
     assert twice.differing(reference) == 2
+
+
+def test_every_nth_reading_of_a_run_is_resent_once_and_none_without_resends():
+    batches = [list(range(first, min(first + 70, 250))) for first in range(0, 250, 70)]
+    resent = [i for batch in batches for i in faults.resent_indexes(batch, every=100)]
+    assert resent == [0, 100, 200]
+    assert faults.resent_indexes(batches[0], every=0) == []
