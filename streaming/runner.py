@@ -32,7 +32,6 @@ from smartcity.settings import DEAD_LETTER_TOPIC
 from streaming import metrics
 from streaming.sources import EVENT_KEY, BusSource
 
-WINDOW = "5 minutes"
 WINDOW_S = 300
 DROPPED_DUPLICATES = "numDroppedDuplicateRows"  # a deduplication's count in a micro-batch's state operators
 INPUT_METRICS = "input"  # suffix of the observation each job makes of its input
