@@ -138,7 +138,8 @@ def run_every(every: str, options, database_url: str | None, objects_url: str | 
 def list_versions(target: str | None = typer.Option(None, "--target", help="Only this target (default: all)."),
                   objects_url: str | None = ObjectsUrl) -> None:
     """The registered versions of each target, oldest first: model, MAE per horizon beside the historical
-    average's, and which one is promoted (*)."""
+    average's, training window, how many series the historical average serves instead, and which one is
+    promoted (*)."""
     with opened(None, objects_url, with_database=False) as (_, registry):
         targets = [check_target(target)] if target else registry.targets()
         lines = []
@@ -149,7 +150,7 @@ def list_versions(target: str | None = typer.Option(None, "--target", help="Only
                 average = card.get("baselines", {}).get("historical-average", {})
                 lines.append(f"{'*' if version == promoted else ' '} {name:<13} {version}  {card['model']:<18} "
                              f"MAE {_maes(card.get('metrics', {}))}  (historical average {_maes(average)})  "
-                             f"{_window(card.get('data', {}))}")
+                             f"{_window(card.get('data', {}))}{_fallback(card.get('fallback'))}")
     say("\n".join(lines) if lines else f"no model registered{' for ' + target if target else ''}")
 
 
@@ -185,6 +186,15 @@ def _maes(metrics: dict) -> str:
 
 def _window(data: dict) -> str:
     return f"trained on {data['train_from'][:16]} .. {data['train_to'][:16]}" if "train_from" in data else ""
+
+
+def _fallback(report: dict | None) -> str:
+    """How many series a learned model leaves to the historical average (its card's fallback check)."""
+    if not report:
+        return ""
+    if not report.get("checked"):
+        return "  fallback not checked"
+    return f"  historical average for {report['count']} of {report['of']} series"
 
 
 COMMANDS = {"train": train, "list": list_versions, "promote": promote, "rollback": rollback}

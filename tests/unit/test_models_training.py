@@ -127,8 +127,9 @@ def test_a_model_that_fails_to_train_is_skipped_and_the_others_go_on(app, histor
     assert alone.exit_code == 2 and "no model could be trained: broken: training failed" in alone.output
 
 
-def test_list_promote_and_rollback(app, history):
+def test_list_promote_and_rollback(app, history, monkeypatch):
     settings, stores = history
+    monkeypatch.setattr(catalog, "LEARNED", ("handicapped",))  # trained as a learned model: inside WithFallback
     train = ["train", "--target", "segment-flow", "--days", "6", "--holdout-days", "1", *stores]
     assert runner.invoke(app, [*train, "--models", "persistence"]).exit_code == 0
     assert runner.invoke(app, [*train, "--models", "handicapped", "--no-promote"]).exit_code == 0
@@ -141,6 +142,9 @@ def test_list_promote_and_rollback(app, history):
     good_line = next(line for line in listed.output.splitlines() if good in line)
     bad_line = next(line for line in listed.output.splitlines() if bad in line)
     assert "*" in good_line and "*" not in bad_line and "persistence" in good_line and "15:" in good_line
+    assert "historical average for" not in good_line  # a baseline has no fallback check
+    fallback = registry.card("segment-flow", bad)["fallback"]
+    assert f"historical average for {fallback['count']} of {fallback['of']} series" in bad_line
 
     promoted = runner.invoke(app, ["promote", "--target", "segment-flow", bad, *objects])
     assert promoted.exit_code == 0 and registry.promoted_version("segment-flow") == bad
