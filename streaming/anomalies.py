@@ -191,5 +191,7 @@ JOB = Job(
     build=build,
     write=write,
     description="Robust z-score of each finished sensor window against its time-of-day baseline; alerts on incidents",
-    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
+    # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once); 3: the events' key
+    # became two 64-bit hashes (streaming.sources.event_key), the state moved to RocksDB (streaming.session)
+    state_version=3,
 )

@@ -27,7 +27,7 @@ from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import component_scores, mobility_index
 from streaming.runner import Job, StreamingContext, counted_once, observe_input, window_start_of
 from streaming.sinks import collect_records
-from streaming.sources import EVENT_KEY, event_column, event_key, read_events
+from streaming.sources import event_column, event_key, read_events
 
 TOPICS = ("traffic-sensors", "public-transport", "bike-share", "parking", "taxi-vtc", "air-quality")
 COLUMNS = (
@@ -64,7 +64,7 @@ def zone_measures(ctx: StreamingContext) -> DataFrame:
         _event("taxi-vtc", "id").alias("taxi_trip"),
         F.when(_event("taxi-vtc", "tripStatus") == "toPickup", _event("taxi-vtc", "id")).alias("waiting_trip"),
         _event("air-quality", "airQualityIndex").alias("caqi"),
-        event_key().alias(EVENT_KEY),
+        *event_key(),
     )
     return counted_once(observe_input(measures, JOB.name), ctx.watermark_s)
 
@@ -111,5 +111,7 @@ JOB = Job(
     build=build,
     write=write,
     description="Multimodal mobility index per zone: traffic, transit delays, bikes, parking, taxi demand, air",
-    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
+    # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once); 3: the events' key
+    # became two 64-bit hashes (streaming.sources.event_key), the state moved to RocksDB (streaming.session)
+    state_version=3,
 )

@@ -147,8 +147,9 @@ def window_start_of(window_end: str = "window_end") -> Column:
 
 
 def counted_once(events: DataFrame, watermark_s: int) -> DataFrame:
-    """``events`` (columns ``event_time`` and ``event_key``, see :func:`streaming.sources.event_key`) with the
-    end of their window, ``window_end``, watermarked, and each event once: the rows of a job's windows.
+    """``events`` (columns ``event_time`` and :data:`~streaming.sources.EVENT_KEY`, see
+    :func:`streaming.sources.event_key`) with the end of their window, ``window_end``, watermarked, and each
+    event once: the rows of a job's windows.
 
     The one watermark is on ``window_end``, ``watermark_s`` + 5 minutes behind the newest one seen, i.e.
     ``floor5(newest event time) - watermark_s``: never later than the former ``newest - watermark_s`` on the
@@ -160,7 +161,7 @@ def counted_once(events: DataFrame, watermark_s: int) -> DataFrame:
     """
     return (events.withColumn("window_end", window_end_of())
             .withWatermark("window_end", f"{watermark_s + WINDOW_S} seconds")
-            .dropDuplicates([EVENT_KEY, "window_end"]))
+            .dropDuplicates([*EVENT_KEY, "window_end"]))
 
 
 class BatchWriteFailed(Exception):

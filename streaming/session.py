@@ -26,6 +26,7 @@ CONNECTOR_JAR_PREFIX = "spark-sql-kafka-0-10_2.13-"
 # Few shuffle partitions on a cluster: the windows of a city fit in a handful, and each partition is a task per
 # micro-batch (locally: one per thread, see shuffle_partitions).
 SHUFFLE_PARTITIONS = 4
+ROCKSDB_STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ SESSION_CONFIG = {
     "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
     # Keep few checkpoint versions: the state is small, the disk is shared.
     "spark.sql.streaming.minBatchesToRetain": "20",
+    # The jobs keep a key per event of every open window (streaming.runner.counted_once): in RocksDB, off the JVM
+    # heap, rather than in the default store's in-memory maps (two versions of them), which a driver's heap of
+    # 1 GB cannot hold at thousands of events a second. The changelog checkpoints each batch's changes instead
+    # of uploading RocksDB's files. A checkpoint keeps the provider it was started with (Job.state_version).
+    "spark.sql.streaming.stateStore.providerClass": ROCKSDB_STATE_STORE,
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
 }
 
 

@@ -26,7 +26,7 @@ from smartcity.errors import ConfigurationError
 from smartcity.events import stream_for_topic
 from streaming.schemas import spark_schema
 
-EVENT_KEY = "event_key"  # the column of :func:`event_key`
+EVENT_KEY = ("event_key", "event_key_check")  # the columns of :func:`event_key`
 RECORD_COLUMNS = ("value", "headers", "topic", "partition", "offset", "timestamp")
 # One line of a segment file of the embedded bus (smartcity.backends.bus.filelog).
 FILE_BUS_LINE = T.StructType([
@@ -134,17 +134,23 @@ def parse_events(records: DataFrame, topics: Sequence[str]) -> DataFrame:
     })
 
 
-def event_key() -> Column:
-    """What identifies an event, for the jobs' deduplication: the SHA-1 (20 bytes: the jobs keep one per event of
-    every open window) of its CloudEvent source and id (``ce_source`` and ``ce_id`` headers), the digest
-    :mod:`smartcity.runtime.dedup` takes, so a record sent twice (a retried POST, a producer retry) is one event. A
-    record without ``ce_id`` is its own: its topic, partition and offset."""
-    source, id_ = F.col("headers")["ce_source"], F.col("headers")["ce_id"]
-    text = F.coalesce(
-        F.when(id_.isNotNull(), F.concat_ws("\0", F.coalesce(source, F.lit("")), id_)),
-        F.concat_ws("\0", F.lit("/record"), "topic", "partition", "offset"),
-    )
-    return F.unhex(F.sha1(text))
+def event_key() -> list[Column]:
+    """What identifies an event, for the jobs' deduplication: the columns :data:`EVENT_KEY`, two 64-bit hashes
+    (``xxhash64``, inputs in two orders) of its CloudEvent source and id (``ce_source`` and ``ce_id`` headers), so a
+    record sent twice (a retried POST, a producer retry) is one event. 128 bits make a collision among the events of
+    open windows negligible, and two longs are the smallest key a state row can hold (the jobs keep one per event
+    of every open window). A record without ``ce_id`` is its own: its topic, partition and offset."""
+    id_ = F.col("headers")["ce_id"]
+    cloudevent = [F.coalesce(F.col("headers")["ce_source"], F.lit("")), id_]
+    record = [F.lit("/record"), F.col("topic"), F.col("partition"), F.col("offset")]
+    return [F.when(id_.isNotNull(), of_event).otherwise(of_record).alias(name)
+            for of_event, of_record, name in zip(_hashes(cloudevent), _hashes(record), EVENT_KEY)]
+
+
+def _hashes(parts: list[Column]) -> tuple[Column, Column]:
+    """Two 64-bit hashes of ``parts``: in order, and reversed with one more part (Spark's ``xxhash64`` chains its
+    columns, each hashed with the former's hash as seed, and skips nulls)."""
+    return F.xxhash64(*parts), F.xxhash64(*reversed(parts), F.lit(1))
 
 
 def _problem(topic: str) -> Column:

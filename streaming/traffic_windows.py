@@ -30,7 +30,7 @@ from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S, Job, StreamingContext, counted_once, observe_input, window_start_of
 from streaming.sinks import Stopwatch, collect_records
-from streaming.sources import EVENT_KEY, event_column, event_key, read_events
+from streaming.sources import event_column, event_key, read_events
 
 TOPIC = "traffic-sensors"
 SPEED_PERCENTILES = {"speed_p50_kmh": 0.5, "speed_p85_kmh": 0.85, "speed_p95_kmh": 0.95}
@@ -61,7 +61,7 @@ def sensor_readings(ctx: StreamingContext, job: str) -> DataFrame:
         event["averageVehicleSpeed"].alias("speed"),
         event["occupancy"].alias("occupancy"),
         "event_time",
-        event_key().alias(EVENT_KEY),
+        *event_key(),
     )
     return counted_once(observe_input(readings, job), ctx.watermark_s)
 
@@ -145,5 +145,7 @@ JOB = Job(
     build=build,
     write=write,
     description="5-minute flow, speed, occupancy, percentiles and congestion per sensor and road segment",
-    state_version=2,  # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once)
+    # 2: deduplicated events, windows grouped by their end (streaming.runner.counted_once); 3: the events' key
+    # became two 64-bit hashes (streaming.sources.event_key), the state moved to RocksDB (streaming.session)
+    state_version=3,
 )

@@ -374,3 +374,15 @@ def test_internal_and_role_guarded_functions_are_cluster_local_in_knative(render
     assert local == {spec.name for spec in specs if spec.cluster_local}
     assert {"store-timeseries", "archive-raw", "forecast-traffic"} <= local
     assert not any(name.startswith(("ingest-", "api-")) for name in local)
+
+
+def test_the_streaming_jobs_on_a_cluster_get_the_session_config_of_local_runs(rendered):
+    from streaming.session import SESSION_CONFIG  # no pyspark needed
+
+    manifest = yaml.safe_load_all((PROJECT_ROOT / "infra" / "spark" / "smartcity-streaming.yaml").read_text())
+    applications = [doc for documents in [*rendered.values(), list(manifest)] for doc in documents
+                    if doc and doc["kind"] == "SparkApplication"]
+    expected = {key: value for key, value in SESSION_CONFIG.items() if key != "spark.sql.shuffle.partitions"}
+    assert expected["spark.sql.streaming.stateStore.providerClass"].endswith("RocksDBStateStoreProvider")
+    for application in applications:  # a cluster has its own partitions (more threads than a laptop)
+        assert application["spec"]["sparkConf"].items() >= expected.items()

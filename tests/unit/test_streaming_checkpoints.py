@@ -12,9 +12,10 @@ from streaming.runner import Job, Watermarks
 def test_a_job_whose_state_changed_checkpoints_in_a_folder_of_its_state_version():
     assert Job("traffic", (), "update", build=None, write=None).checkpoint == "traffic"
     assert Job("traffic", (), "update", build=None, write=None, state_version=3).checkpoint == "traffic.v3"
-    # the windowed jobs' state changed with deduplication; the stateless audit keeps its offsets
+    # the windowed jobs' state changed with deduplication (v2), its key and store (v3); the stateless audit keeps
+    # its offsets
     windowed = (traffic_windows.JOB, anomalies.JOB, mobility_index.JOB)
-    assert [job.checkpoint for job in windowed] == ["traffic.v2", "anomalies.v2", "mobility.v2"]
+    assert [job.checkpoint for job in windowed] == ["traffic.v3", "anomalies.v3", "mobility.v3"]
     assert audit_job(windowed).checkpoint == "audit"
 
 
