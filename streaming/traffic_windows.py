@@ -14,7 +14,9 @@ readings were split into micro-batches: a restarted job writes the very values a
 
 A segment's window aggregates the readings of all its sensors (lanes). The query runs in update mode: every
 micro-batch upserts the windows it changed into ``traffic_sensor_5min`` / ``traffic_segment_5min``, so an
-aggregate can be queried seconds after its events arrive, and late events inside the watermark update it.
+aggregate can be queried seconds after its events arrive, and late events inside the watermark update it; in the
+same transaction, the hours of those windows are recomputed in the hourly rollup (``traffic_sensor_1h`` /
+``traffic_segment_1h``, :mod:`smartcity.storage.traffic_hourly`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import datetime, timezone
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from smartcity.storage.upsert import upsert
+from smartcity.storage.traffic_hourly import write_traffic_windows
 from streaming.exact_sums import exact_mean, exact_ratio, exact_sum
 from streaming.indices import congestion_index
 from streaming.runner import WINDOW_S, Job, StreamingContext, counted_once, observe_input, window_start_of
@@ -117,7 +119,7 @@ def build(ctx: StreamingContext) -> DataFrame:
 
 
 def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
-    """Upsert the changed windows."""
+    """Upsert the changed windows and recompute their hours in the hourly rollup, in one transaction."""
     watch = Stopwatch()
     records = collect_records(batch)  # runs the batch's query: the time of its aggregation counts here
     watch.lap("collect")
@@ -126,9 +128,7 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
                if record["kind"] == "sensor"]
     segments = [_row(record, SEGMENT_COLUMNS, now, segment_id=record["entity_id"]) for record in records
                 if record["kind"] == "segment"]
-    with ctx.database.transaction():
-        upsert(ctx.database, "traffic_sensor_5min", sensors, key=("sensor_id", "window_start"))
-        upsert(ctx.database, "traffic_segment_5min", segments, key=("segment_id", "window_start"))
+    write_traffic_windows(ctx.database, sensors, segments)
     watch.lap("database")
     log.debug("traffic batch %d: %d windows; %s", batch_id, len(records), watch)
 

@@ -2,7 +2,8 @@
 
 The database is prepared as at every start (:func:`smartcity.storage.prepare.prepare_storage`), then each day of
 5-minute aggregates is upserted into ``traffic_segment_5min`` and ``traffic_sensor_5min`` on their keys with
-the streaming job's own upsert (:func:`streaming.sinks.upsert`), one transaction a day; the weather
+the streaming job's own upsert (:func:`smartcity.storage.traffic_hourly.upsert_windows`, which recomputes their
+hours in the hourly rollup ``traffic_segment_1h`` / ``traffic_sensor_1h`` too), one transaction a day; the weather
 observations and incident alerts go through the time-series writer, keyed on their event ids; the loops are
 added to the ``sensors`` reference table. Running it twice leaves one row per key.
 """
@@ -26,10 +27,10 @@ from smartcity.simulator.city import load_city
 from smartcity.storage.prepare import prepare_storage
 from smartcity.storage.reference import loop_site_rows, write_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
-from smartcity.storage.upsert import upsert
+from smartcity.storage.traffic_hourly import upsert_windows
 
 Progress = Callable[[str], None]
-TABLES = {"traffic_segment_5min": ("segments", "segment_id"), "traffic_sensor_5min": ("sensors", "sensor_id")}
+TABLES = {"traffic_segment_5min": "segments", "traffic_sensor_5min": "sensors"}
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,11 @@ def write_history(db: Database, history: CityHistory, progress: Progress | None 
     days = _day_bounds(history.segments["window_start"])
     for number, (first, last) in enumerate(days, 1):
         with db.transaction():
-            for table, (frame_name, key) in TABLES.items():
+            for table, frame_name in TABLES.items():
                 frame = getattr(history, frame_name)
                 starts = frame["window_start"]
                 chunk = frame.iloc[starts.searchsorted(first):starts.searchsorted(last)]
-                rows[table] = rows.get(table, 0) + upsert(db, table, records(chunk, updated_at=now),
-                                                          key=(key, "window_start"))
+                rows[table] = rows.get(table, 0) + upsert_windows(db, table, records(chunk, updated_at=now))
         say(f"wrote day {number}/{len(days)}: windows from {first:%Y-%m-%d %H:%M} UTC")
     return rows
 

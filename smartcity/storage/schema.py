@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeEngine
 
 from smartcity.events import STREAMS
 from smartcity.storage.tables import STREAM_TABLES, Column as StreamColumn
+from smartcity.storage.traffic_hourly import MEASURES, ROLLUPS
 
 DIALECTS = ("postgresql", "sqlite")
 NAMING_CONVENTION = {  # PostgreSQL's own default names, so that databases made by the old SQL files match
@@ -71,6 +72,7 @@ def metadata_for(dialect: str) -> MetaData:
     for stream_table in STREAM_TABLES.values():
         _stream_table(metadata, stream_table.table, stream_table.columns, partitioned=dialect == "postgresql")
     _streaming_aggregates(metadata)
+    _hourly_rollups(metadata)
     _incident_cases(metadata)
     _model_outputs(metadata)
     return metadata
@@ -184,6 +186,17 @@ def _streaming_aggregates(metadata: MetaData) -> None:
         Index(f"{table.name}_window", table.c.window_start)
     Index("traffic_sensor_5min_segment", sensor.c.segment_id, sensor.c.window_start)
     Index("traffic_segment_5min_zone", segment.c.zone_id, segment.c.window_start)  # a zone's history (0002)
+
+
+def _hourly_rollups(metadata: MetaData) -> None:
+    """The traffic windows' hourly sums, per sensor and per segment (:mod:`smartcity.storage.traffic_hourly`)."""
+    types = {"integer": Integer(), "count": COUNT, "double": DOUBLE}
+    for rollup, key in ROLLUPS.values():
+        Table(
+            rollup, metadata, required(key, Text()), required("hour_start", UTC_TIME),
+            *(Column(measure.name, types[measure.kind], nullable=measure.optional) for measure in MEASURES),
+            PrimaryKeyConstraint(key, "hour_start"),
+        )
 
 
 def _incident_cases(metadata: MetaData) -> None:

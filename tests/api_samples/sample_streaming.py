@@ -3,7 +3,8 @@
 :func:`traffic_windows` aggregates traffic readings into the traffic job's 5-minute windows per sensor and per road
 segment, by the job's definitions (``streaming/traffic_windows.py``): vehicles summed, the mean speed weighted by
 vehicles, speed percentiles as Spark's exact ``percentile`` with frequencies, the job's congestion-index formula.
-:func:`write_traffic_windows` writes them with the job's own sink (an upsert on its keys) into its tables.
+:func:`write_traffic_windows` (:mod:`smartcity.storage.traffic_hourly`, the job's sink's) upserts them on their keys
+into its tables and recomputes their hours in the hourly rollup.
 ``tests/integration/test_api_streaming_windows.py`` runs the real Spark job over the same readings and finds the
 same rows.
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, TrafficFlowObserved
+from smartcity.storage.traffic_hourly import write_traffic_windows  # noqa: F401 - the sink's writer, for the samples
 from smartcity.storage.upsert import upsert
 from streaming.anomalies import judge_windows
 from streaming.indices import congestion_index
@@ -101,13 +103,6 @@ def traffic_windows(readings: Iterable[TrafficFlowObserved], updated_at: datetim
                "updated_at": updated_at}
         segments.append({column: row[column] for column in SEGMENT_COLUMNS})
     return sensors, segments
-
-
-def write_traffic_windows(database: Database, sensors: Sequence[dict], segments: Sequence[dict]) -> None:
-    """Upsert the windows as the traffic job's sink does (``streaming.traffic_windows.write``)."""
-    with database.transaction():
-        upsert(database, "traffic_sensor_5min", sensors, key=("sensor_id", "window_start"))
-        upsert(database, "traffic_segment_5min", segments, key=("segment_id", "window_start"))
 
 
 def flag_anomalies(database: Database, windows: Sequence[dict], now: datetime) -> tuple[list[dict], list[Alert]]:

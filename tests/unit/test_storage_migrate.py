@@ -1,6 +1,7 @@
 """Schema migrations on SQLite: an empty database built from schema.py, once; a pending revision applied once and
 whole or not at all; a database of the old SQL migrator taken over as it is; databases that cannot be are refused."""
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from smartcity.storage.schema import metadata_for
 from smartcity.storage.tables import STREAM_TABLES
 from smartcity.storage.timeseries import TimeSeriesWriter
 from tests.legacy_schema import migrate_the_old_way
+from streaming import samples
+from tests.api_samples.sample_streaming import traffic_windows
 from tests.storage_samples import sample_stored_events
 
+MOMENT = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 HEAD = revisions(alembic_config())[-1].id  # the newest revision of alembic/versions/
 
 
@@ -50,7 +54,7 @@ def revision_file(folder: Path, revision: str, body: str) -> Path:
 def test_an_empty_database_is_built_from_the_schema_once_and_a_second_run_changes_nothing(db):
     seen = []
     applied = migrate(db, on_apply=seen.append)
-    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE, "0002", "0003"]
+    assert [r.id for r in applied] == [r.id for r in revisions(alembic_config())] == [BASELINE, "0002", "0003", "0004"]
     assert seen == applied and set(metadata_for("sqlite").tables) | {"alembic_version"} == tables(db)
     assert migrate(db) == [] and version(db) == [HEAD]
     assert all(item.applied for item in status(db)) and schema_differences(db) == []
@@ -87,13 +91,31 @@ def test_a_database_of_the_old_sql_migrations_is_taken_over_with_its_rows(db):
     rows = {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db)}
     new_streams = [table.table for stream, table in STREAM_TABLES.items() if stream not in TOPICS]
     applied = [(r.id, r.description) for r in migrate(db)]  # stamped 0001, then upgraded; new streams' tables made
-    assert [r for r, _ in applied] == ["0002", "0003", *["stream"] * len(new_streams)] and version(db) == [HEAD]
+    assert [r for r, _ in applied] == ["0002", "0003", "0004", *["stream"] * len(new_streams)] and version(db) == [HEAD]
     assert [d for r, d in applied if r == "stream"] == [f"table {name}" for name in new_streams]
-    rows |= {name: [] for name in new_streams}
+    rows |= {name: [] for name in [*new_streams, "traffic_sensor_1h", "traffic_segment_1h"]}
     assert {name: db.query(f'SELECT * FROM "{name}" ORDER BY 1') for name in tables(db) - {"alembic_version"}} == rows
     assert schema_differences(db) == []  # the old SQL and the revisions since made the schema.py has
     assert "traffic_segment_5min_zone" in {row["name"] for row in db.query("PRAGMA index_list(traffic_segment_5min)")}
     assert TimeSeriesWriter(db).write(events + sample_stored_events(n=2)) == len(STREAM_TABLES)
+
+
+def test_the_hourly_rollup_is_filled_from_the_windows_already_there(db):
+    migrate_the_old_way(db)
+    sensors, segments = traffic_windows(readings_of_two_hours(), updated_at=MOMENT)
+    db.upsert("traffic_sensor_5min", sensors, ("sensor_id", "window_start"))  # no rollup to keep yet
+    db.upsert("traffic_segment_5min", segments, ("segment_id", "window_start"))
+    migrate(db)
+    hourly = db.query("SELECT sensor_id, hour_start, windows, flow FROM traffic_sensor_1h ORDER BY hour_start")
+    assert [(row["hour_start"], row["windows"]) for row in hourly] == [
+        (MOMENT.isoformat(), 12), ((MOMENT + timedelta(hours=1)).isoformat(), 12)]
+    assert sum(row["flow"] for row in hourly) == sum(row["flow"] for row in sensors) > 0
+    assert db.query("SELECT COUNT(*) AS n FROM traffic_segment_1h")[0]["n"] == 2
+
+
+def readings_of_two_hours() -> list:
+    return [samples.traffic("A", MOMENT + timedelta(minutes=5 * n, seconds=30), intensity=n % 7, speed=30.0,
+                            occupancy=0.2) for n in range(24)]
 
 
 def test_a_database_of_the_old_sql_migrations_short_of_their_last_is_refused(db):
@@ -131,7 +153,7 @@ def test_the_db_commands_migrate_once_show_the_revisions_and_fail_with_the_reaso
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = CliRunner().invoke(app, ["migrate", "--database-url", url])
-    assert first.exit_code == 0 and "applying 0001" in first.output and "3 revision(s) applied" in first.output
+    assert first.exit_code == 0 and "applying 0001" in first.output and "4 revision(s) applied" in first.output
     assert "0 revision(s) applied" in CliRunner().invoke(app, ["migrate", "--database-url", url]).output
     shown = CliRunner().invoke(app, ["status", "--database-url", url])
     assert shown.exit_code == 0 and "0001" in shown.output and "applied" in shown.output
