@@ -102,15 +102,18 @@ def events_to_http(events: Sequence[CloudEvent], mode: Mode) -> tuple[int, dict[
 # --- Kafka -------------------------------------------------------------------------------------------------
 
 
-def is_cloudevent_record(record: Record) -> bool:
-    """Binary mode (any ``ce_`` header) or structured mode (content-type application/cloudevents+json)."""
-    for name, value in record.headers:
-        lowered = name.lower()
-        if lowered.startswith(ce_kafka.CE_PREFIX):
-            return True
-        if lowered == "content-type" and _media_type(value.decode("utf-8", "replace")) == STRUCTURED_CONTENT_TYPE:
-            return True
-    return False
+def _lowered_headers(record: Record) -> dict[str, bytes]:
+    return {name.lower(): value for name, value in record.headers}
+
+
+def _record_mode(headers: Mapping[str, bytes]) -> Mode | None:
+    """How a record with these (lower-case) headers carries a CloudEvent; None: it is a plain record."""
+    if any(name.startswith(ce_kafka.CE_PREFIX) for name in headers):
+        return Mode.BINARY
+    content_type = headers.get("content-type")
+    if content_type is not None and _media_type(content_type.decode("utf-8", "replace")) == STRUCTURED_CONTENT_TYPE:
+        return Mode.STRUCTURED
+    return None
 
 
 def event_from_record(record: Record, source_prefix: str, raw_json: bool = False) -> CloudEvent:
@@ -121,18 +124,18 @@ def event_from_record(record: Record, source_prefix: str, raw_json: bool = False
     ``raw_json``: the JSON data of a binary-mode record stays the record's bytes, for a handler's model to parse
     and validate in one pass (pydantic's ``model_validate_json``) rather than ``json.loads`` and then validation.
     """
-    if not is_cloudevent_record(record):
+    headers = _lowered_headers(record)
+    mode = _record_mode(headers)
+    if mode is None:
         return wrap_record(record, source_prefix)
-    headers = {name.lower(): value for name, value in record.headers}
-    message = ce_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value)
-    binary = any(name.startswith(ce_kafka.CE_PREFIX) for name in headers)
-    if not binary and isinstance(item := _parse_json(record.value), dict):
-        check_required(item)
     try:
-        if binary:
-            attributes = _binary_attributes(message)
+        if mode is Mode.BINARY:
+            attributes = _binary_attributes(headers, record.key)
             check_required(attributes)
-            return build_event(attributes, _binary_data(message, attributes, raw_json))
+            return build_event(attributes, _binary_data(record.value, attributes, raw_json))
+        if isinstance(item := _parse_json(record.value), dict):
+            check_required(item)
+        message = ce_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value)
         return ce_kafka.from_structured(message, JSON_FORMAT, build_event)
     except InvalidEvent:
         raise
@@ -140,12 +143,12 @@ def event_from_record(record: Record, source_prefix: str, raw_json: bool = False
         raise InvalidEvent("invalid CloudEvent record", {"record": str(error)}) from None
 
 
-def _binary_attributes(message: ce_kafka.KafkaMessage) -> dict[str, Any]:
+def _binary_attributes(headers: Mapping[str, bytes], key: bytes | str | None) -> dict[str, Any]:
     """The attributes of a binary-mode record as the SDK's ``from_binary`` reads them (``ce_*`` headers,
     ``content-type``, the key as ``partitionkey``), in one pass; the time parsed by ``datetime.fromisoformat``
     (ten times dateutil's speed), dateutil kept for the ISO forms it alone reads."""
     attributes: dict[str, Any] = {}
-    for name, raw in message.headers.items():
+    for name, raw in headers.items():
         if name.startswith(ce_kafka.CE_PREFIX):
             attributes[name[len(ce_kafka.CE_PREFIX):]] = raw.decode("utf-8")
         elif name == "content-type":
@@ -155,16 +158,16 @@ def _binary_attributes(message: ce_kafka.KafkaMessage) -> dict[str, Any]:
             attributes["time"] = datetime.fromisoformat(attributes["time"])
         except ValueError:
             attributes["time"] = isoparse(attributes["time"])
-    if message.key is not None:
-        attributes["partitionkey"] = message.key.decode("utf-8") if isinstance(message.key, bytes) else message.key
+    if key is not None:
+        attributes["partitionkey"] = key.decode("utf-8") if isinstance(key, bytes) else key
     return attributes
 
 
-def _binary_data(message: ce_kafka.KafkaMessage, attributes: Mapping[str, Any], raw_json: bool) -> Any:
+def _binary_data(value: bytes, attributes: Mapping[str, Any], raw_json: bool) -> Any:
     content_type = attributes.get("datacontenttype")
-    if raw_json and message.value and _media_type(content_type or JSON_CONTENT_TYPE).endswith("json"):
-        return bytes(message.value)
-    return JSON_FORMAT.read_data(message.value, content_type)
+    if raw_json and value and _media_type(content_type or JSON_CONTENT_TYPE).endswith("json"):
+        return bytes(value)
+    return JSON_FORMAT.read_data(value, content_type)
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, Mapping, TypeVar
 
 from cloudevents.core.exceptions import CloudEventValidationError
+from cloudevents.core.spec import SPECVERSION_V1_0
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel
 
@@ -77,8 +78,38 @@ class Event(Generic[T]):
         return self.cloudevent.get_extension(name)
 
 
+_NON_EMPTY_TEXT = frozenset({"id", "source", "type", "subject", "datacontenttype", "dataschema"})
+_EXTENSION_NAME = re.compile(r"[a-z0-9]+")
+
+
+def _plainly_valid(attributes: Mapping[str, Any]) -> bool:
+    """True when the SDK's checks would pass ``attributes`` (with a time): each checked once, in one pass.
+
+    False for anything else, which then goes through the SDK for its verdict and its errors."""
+    for name, value in attributes.items():
+        if name in _NON_EMPTY_TEXT:
+            if not (value and isinstance(value, str)):
+                return False
+        elif name == "time":
+            if not (isinstance(value, datetime) and value.tzinfo):
+                return False
+        elif name == "specversion":
+            if value != SPECVERSION_V1_0:
+                return False
+        elif name == "data" or not _EXTENSION_NAME.fullmatch(name):
+            return False
+    return "id" in attributes and "source" in attributes and "type" in attributes and "time" in attributes
+
+
 def build_event(attributes: dict[str, Any], data: Any) -> CloudEvent:
-    """An SDK event, or :class:`InvalidEvent` naming each bad attribute (the SDK's checks, keyed by attribute)."""
+    """An SDK event, or :class:`InvalidEvent` naming each bad attribute (the SDK's checks, keyed by attribute).
+
+    Attributes that plainly pass (nearly all: every record the trigger decodes) skip the SDK's constructor, whose
+    checks cost more than the rest of decoding a record; the event is the same SDK object with the same fields."""
+    if _plainly_valid(attributes):
+        event = CloudEvent.__new__(CloudEvent)
+        event._attributes, event._data = attributes, data
+        return event
     try:
         return CloudEvent(attributes, data)
     except CloudEventValidationError as error:

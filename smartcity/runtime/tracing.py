@@ -58,9 +58,14 @@ def start_trace() -> TraceContext:
 def parse(traceparent: str | None, tracestate: str | None = None) -> TraceContext | None:
     """The trace context of a ``traceparent`` value; None when it is absent or not valid (W3C: then restart)."""
     match = _TRACEPARENT.fullmatch((traceparent or "").strip().lower())
-    if match is None or match[1] == "ff" or set(match[2]) == {"0"} or set(match[3]) == {"0"}:
+    if match is None or not _valid(match):
         return None
     return TraceContext(trace_id=match[2], span_id=match[3], flags=match[4], tracestate=tracestate or None)
+
+
+def _valid(match: re.Match) -> bool:
+    """W3C: version ff and all-zero ids are invalid."""
+    return match[1] != "ff" and set(match[2]) != {"0"} and set(match[3]) != {"0"}
 
 
 def of_event(cloudevent: Any) -> TraceContext | None:
@@ -94,9 +99,18 @@ def trace_of(cloudevents: Sequence[Any]) -> tuple[TraceContext | None, list[str]
 
     Events of one trace continue it; a batch of events from several traces continues none of them (the events
     its handler makes start traces of their own), but every log line names all of them."""
-    traces = [trace for trace in map(of_event, cloudevents) if trace is not None]
-    ids = list(dict.fromkeys(trace.trace_id for trace in traces))
-    return (traces[0].child() if len(ids) == 1 else None), ids
+    # Matched here rather than through parse(): this runs for every event a trigger hands on, and only the trace
+    # continued needs a TraceContext.
+    ids: dict[str, Any] = {}
+    for cloudevent in cloudevents:
+        traceparent = cloudevent.get_extension("traceparent")
+        match = _TRACEPARENT.fullmatch(traceparent.strip().lower()) if isinstance(traceparent, str) else None
+        if match is not None and match[2] not in ids and _valid(match):
+            ids[match[2]] = cloudevent
+    if len(ids) != 1:
+        return None, list(ids)
+    (first,) = ids.values()
+    return of_event(first).child(), list(ids)
 
 
 def outgoing_attributes(extensions: dict[str, Any]) -> dict[str, str]:

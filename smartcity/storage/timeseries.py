@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import Any
 
 from smartcity.backends.database import Database
 from smartcity.events import TrafficFlowObserved
@@ -22,11 +20,6 @@ from smartcity.storage.reference import sensor_rows, write_rows
 from smartcity.storage.tables import stream_table
 
 SENSOR_STREAM = "traffic-sensors"
-
-
-def _utc(value: Any) -> Any:
-    """Datetimes in UTC, so that SQLite's ISO text sorts in time order as PostgreSQL's timestamptz does."""
-    return value.astimezone(timezone.utc) if isinstance(value, datetime) else value
 
 
 class TimeSeriesWriter:
@@ -44,9 +37,8 @@ class TimeSeriesWriter:
         for stream, batch in by_stream.items():
             table = stream_table(stream)
             self.partitions.ensure(table.table, [event.time for event in batch])
-            names = [column.name for column in table.columns]
-            rows = [[_utc(row[name]) for name in names] for row in (table.row(e.event_id, e.event) for e in batch)]
-            inserted += self.db.insert_new(table.table, names, rows)
+            rows = [table.values(e.event_id, e.event) for e in batch]
+            inserted += self.db.insert_new(table.table, table.column_names, rows)
         self._add_sensors([e.event for e in by_stream.get(SENSOR_STREAM, []) if e.event.id not in self._known_sensors])
         return inserted
 

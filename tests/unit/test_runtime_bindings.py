@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.bindings import kafka as sdk_kafka
+from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
@@ -21,7 +22,7 @@ from smartcity.runtime.bindings import (
     events_to_http,
     record_of,
 )
-from smartcity.runtime.events import InvalidEvent, new_event
+from smartcity.runtime.events import InvalidEvent, build_event, new_event
 
 PREFIX = "/apis/v1/namespaces/smartcity/kafkasources/echo-source"
 
@@ -139,3 +140,29 @@ def test_a_plain_record_is_wrapped_as_knative_kafkasource_wraps_it():
 def test_a_malformed_cloudevent_record_is_invalid(headers):
     with pytest.raises(InvalidEvent):
         event_from_record(_record(b"[1, 2", headers), PREFIX)
+
+
+MOMENT = datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc)
+VALID_ATTRIBUTES = {"type": "city.test.v1", "source": "/tests", "id": "e-1", "specversion": "1.0", "time": MOMENT,
+                    "subject": "s", "datacontenttype": "application/json", "partitionkey": "k", "traceparent": "t"}
+
+
+@pytest.mark.parametrize("attributes", [VALID_ATTRIBUTES, {"type": "t.v1", "source": "/s", "id": "1", "specversion": "1.0"}])
+def test_an_event_built_without_the_sdk_constructor_is_the_one_it_makes(attributes):
+    ours, sdk = build_event(dict(attributes), b'{"a": 1}'), CloudEvent(dict(attributes), b'{"a": 1}')
+    assert type(ours) is CloudEvent and ours.get_data() == sdk.get_data() == b'{"a": 1}'
+    time = ours.get_attributes().pop("time")
+    assert ours.get_attributes() == {name: value for name, value in sdk.get_attributes().items() if name != "time"}
+    assert time.tzinfo is not None and (time == MOMENT or "time" not in attributes)
+
+
+@pytest.mark.parametrize("changes", [
+    {"subject": ""}, {"time": MOMENT.replace(tzinfo=None)}, {"specversion": "0.3"}, {"id": ""}, {"source": 7},
+    {"Bad-Name": "x"}, {"data": "x"}, {"datacontenttype": ""}, {"dataschema": ""},
+])
+def test_attributes_the_sdk_refuses_are_refused_naming_the_same_fields(changes):
+    with pytest.raises(CloudEventValidationError) as sdk:
+        CloudEvent({**VALID_ATTRIBUTES, **changes}, None)
+    with pytest.raises(InvalidEvent) as ours:
+        build_event({**VALID_ATTRIBUTES, **changes}, None)
+    assert set(ours.value.fields) == set(sdk.value.errors) == set(changes)

@@ -73,6 +73,19 @@ def test_a_child_span_keeps_the_trace_and_its_state():
     assert child.attributes() == {"traceparent": child.traceparent, "tracestate": "vendor=abc"}
 
 
+def test_a_batch_continues_its_one_trace_and_names_every_trace_of_a_mixed_one():
+    other = "00-" + "a" * 32 + "-00f067aa0ba902b7-01"
+    same = [new_event("test.made.v1", "/tests", traceparent=PARENT, tracestate="vendor=abc"),
+            new_event("test.made.v1", "/tests", traceparent="not-a-traceparent"),
+            new_event("test.made.v1", "/tests", traceparent=PARENT.replace("00f067aa0ba902b7", "1" * 16))]
+    trace, ids = tracing.trace_of(same)
+    assert ids == [TRACE_ID] and (trace.trace_id, trace.tracestate) == (TRACE_ID, "vendor=abc")
+    assert trace.span_id not in ("00f067aa0ba902b7", "1" * 16)
+    assert tracing.trace_of([*same, new_event("test.made.v1", "/tests", traceparent=other.upper())]) == (
+        None, [TRACE_ID, "a" * 32])
+    assert tracing.trace_of(same[1:2]) == (None, [])
+
+
 def test_events_continue_the_current_trace_or_start_one():
     with tracing.traced(tracing.parse(PARENT)):
         inside = tracing.of_event(new_event("test.made.v1", "/tests", {"a": 1}))

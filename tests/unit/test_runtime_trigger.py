@@ -132,6 +132,26 @@ def test_a_batch_function_gets_chunks_and_a_failed_batch_is_split(env):
     consumer.close()
 
 
+def test_a_poll_with_a_bad_record_and_a_repeated_event_dead_letters_one_and_hands_each_event_on_once(env):
+    [batch] = env.functions("batch-count")
+    source = f"/t/{env.run}"  # the embedded cache's dedup marks outlive a test: ids of this test's own
+    ticks = [CloudEvent({"type": "t.v1", "source": source, "id": f"g{i}"}, {"n": i}) for i in range(3)]
+    bad = CloudEvent({"type": "t.v1", "source": source, "id": "bad"}, {"n": "not a number"})
+    env.publish(f"batch-in-{env.run}", [(b"one-partition", *record_of(event)[1:])
+                                        for event in (ticks[0], bad, ticks[1], ticks[0], ticks[2])])
+    trigger = FunctionTrigger(batch)
+    consumer, records = _poll_all(trigger, 5)
+    outcome = trigger.process(records)
+    assert (outcome.handled, outcome.dead_lettered) == (4, 1)
+    [counted] = [json.loads(r.value) for r in read_all(env.bus, [f"counted-{env.run}"], expected=1)]
+    assert counted == {"count": 3, "sum": 3, "ids": ["g0", "g1", "g2"]}  # g0 once, though it came twice
+    [dead] = read_all(env.bus, [f"dead-letter-{env.run}"], expected=1)
+    assert _headers(dead)["ce_id"] == "bad" and "data.n" in problem_fields(_error(dead), 400)
+    trigger.process(records)  # redelivered: the handled events are skipped, the bad one dead-lettered again
+    assert len(read_all(env.bus, [f"counted-{env.run}"])) == 1
+    consumer.close()
+
+
 def test_redelivered_records_do_not_run_the_handler_twice(env):
     [echo] = env.functions("echo")
     env.publish(f"readings-{env.run}", [reading(f"s{i}") for i in range(4)])

@@ -1,5 +1,7 @@
 """The stream tables match the event models, and the time-series writer is idempotent on the event id (SQLite)."""
 
+from datetime import timedelta, timezone
+
 import pytest
 
 from smartcity.events import STREAMS
@@ -48,3 +50,17 @@ def test_a_row_holds_the_event_with_utc_times_and_flattened_location(db):
     assert row["entity_id"] == taxi.id and row["observed_at"] == MOMENT.isoformat()
     assert (row["lon"], row["lat"]) == taxi.location.coordinates and row["zone_id"] == taxi.zone
     assert row["fare"] is None and row["passenger_count"] == 1
+
+
+def test_the_values_of_a_row_are_its_columns_in_order_with_utc_times_and_json_text():
+    paris = timezone(timedelta(hours=1))
+    alert = sample_events()["incidents"].model_copy(update={
+        "dateObserved": MOMENT.astimezone(paris), "validTo": None, "contributions": {"speed": 0.75, "flow": 0.25}})
+    table = STREAM_TABLES["incidents"]
+    values = table.values("event-1", alert)
+    assert len(values) == len(table.column_names) and table.row("event-1", alert) == dict(zip(table.column_names, values))
+    row = table.row("event-1", alert)
+    assert row["event_id"] == "event-1" and row["entity_id"] == alert.id
+    assert row["observed_at"] == MOMENT and row["observed_at"].utcoffset() == timedelta(0)
+    assert (row["lon"], row["lat"]) == alert.location.coordinates and row["valid_to"] is None
+    assert row["contributions"] == '{"speed":0.75,"flow":0.25}' and row["lane_id"] == alert.laneId
