@@ -99,9 +99,10 @@ def context_of(spark, prefix):
     yield open_
     for ctx, window0 in opened:
         db, like = ctx.database, {"p": f"%{ctx.source.topic_prefix}%"}
-        for table in ("traffic_sensor_5min", "traffic_anomalies"):
+        for table in ("traffic_sensor_5min", "traffic_sensor_1h", "traffic_anomalies"):
             db.execute(f"DELETE FROM {table} WHERE sensor_id LIKE :p", like)
-        db.execute("DELETE FROM traffic_segment_5min WHERE segment_id LIKE :p", like)
+        for table in ("traffic_segment_5min", "traffic_segment_1h"):
+            db.execute(f"DELETE FROM {table} WHERE segment_id LIKE :p", like)
         db.execute("DELETE FROM mobility_index_5min WHERE zone_id = :z AND window_start >= :t0 AND window_start < :t1",
                    {"z": ZONE, "t0": window0, "t1": window0 + timedelta(minutes=15)})
         if hasattr(ctx.bus, "delete_topics"):
@@ -310,12 +311,18 @@ def crash_run_events(prefix: str, t0: datetime) -> list:
 
 def window_aggregates(db, prefix: str) -> dict:
     """The traffic windows of the prefix's sensors and segment, by (table, entity without the prefix, start),
-    every column but the entity ids and the time of the write."""
+    every column but the entity ids and the time of the write; and their hours in the rollup, its counts (its
+    float sums may differ in their last bits with the order the database adds the windows in)."""
     found = {}
     for table, entity in (("traffic_sensor_5min", "sensor_id"), ("traffic_segment_5min", "segment_id")):
         for row in db.query(f"SELECT * FROM {table} WHERE {entity} LIKE :p", {"p": f"%{prefix}%"}):
             found[(table, row[entity].replace(prefix, ""), str(row["window_start"]))] = {
                 k: v for k, v in row.items() if k not in ("sensor_id", "segment_id", "updated_at")}
+    for table, entity in (("traffic_sensor_1h", "sensor_id"), ("traffic_segment_1h", "segment_id")):
+        for row in db.query(f"SELECT {entity}, hour_start, windows, event_count, flow FROM {table} "
+                            f"WHERE {entity} LIKE :p", {"p": f"%{prefix}%"}):
+            found[(table, row[entity].replace(prefix, ""), str(row["hour_start"]))] = {
+                k: v for k, v in row.items() if k not in ("sensor_id", "segment_id")}
     return found
 
 
@@ -342,6 +349,11 @@ def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_setting
     assert window_aggregates(crashing.database, crash_prefix) not in ({}, expected)  # it stopped mid-stream
     run_once(crashing, ["traffic"], audit=False)  # restart from the checkpoint: batch 2 is replayed
     assert window_aggregates(crashing.database, crash_prefix) == expected
+    for table in ("sensor", "segment"):  # the rollup's hours hold their windows
+        hours, windows = ([row for (name, _, _), row in expected.items() if name == f"traffic_{table}_{size}"]
+                          for size in ("1h", "5min"))
+        assert sum(hour["flow"] for hour in hours) == sum(window["flow"] for window in windows) > 0
+        assert sum(hour["windows"] for hour in hours) == len(windows)
 
 
 # A job process as `smartcity streaming run traffic [--once]` starts it, on the test's topics.
