@@ -5,19 +5,23 @@
 Over bench_storage.py's stores (a database, a Redis database and topics of its own on the local stack, removed at
 the end): ``--events`` traffic-sensors records are published as ingest publishes them, then the real trigger of
 ``--function`` (``FunctionTrigger.run``, as ``smartcity functions trigger`` runs it) drains them in this thread and
-stops once every record is committed. Each stage is timed by wrapping what the trigger calls: the consumer's
-``poll`` and ``commit``, decoding a record, validating its data, dedup, the handler (split into its own steps for
-the store functions: envelope, rows, partitions, the database write), publishing results. A stage's figure is its
-own thread CPU time (``time.thread_time``, a nested stage's time taken out) per event; "trigger (rest)" is what
-the loop spent outside every stage; the cost of the timing itself is measured and taken out. The CPU time of
-the process's other threads (librdkafka's fetchers) is printed beside it. CPU time per event means the same on a shared machine, where events/s do not. ``--cprofile`` runs
-the loop under cProfile instead and prints its ``--top`` functions by own time.
+stops once every record is committed. The heap is settled first, as that command settles it
+(:mod:`smartcity.runtime.heap`). Each stage is timed by wrapping what the trigger calls: the consumer's ``poll``
+and ``commit``, decoding a record, validating its data, dedup, the handler (split into its own steps for the store
+functions: envelope, rows, the sensors reference, partitions, the database write), publishing results; the
+garbage collector's passes are a stage of their own. A stage's figure is its own thread CPU time
+(``time.thread_time``, a nested stage's time taken out) per event; "trigger (rest)" is what the loop spent outside
+every stage; the cost of the timing itself is measured and taken out. The CPU time of the process's other threads
+(librdkafka's fetchers) is printed beside it. CPU time per event means the same on a shared machine, where
+events/s do not (though a loaded machine still inflates it: compare runs made one after the other).
+``--cprofile`` runs the loop under cProfile instead and prints its ``--top`` functions by own time.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import importlib
 import pstats
 import sys
@@ -35,6 +39,7 @@ from bench_storage import STREAM, Bench, reading, send  # noqa: E402
 
 from smartcity.backends.bus.kafka import KafkaConsumer  # noqa: E402
 from smartcity.backends.database.postgres import PostgresDatabase  # noqa: E402
+from smartcity.runtime import heap  # noqa: E402
 from smartcity.runtime import trigger as trigger_module  # noqa: E402
 from smartcity.runtime.trigger import FunctionTrigger  # noqa: E402
 from smartcity.storage.partitions import PartitionKeeper  # noqa: E402
@@ -117,6 +122,22 @@ def instrument(trigger: FunctionTrigger, stages: Stages) -> None:
     stages.patch(trigger, "process", "trigger (rest)")
 
 
+def time_gc(stages: Stages) -> None:
+    """The garbage collector's passes as a stage of their own (they run inside whatever allocates)."""
+    started: list[float] = []
+
+    def callback(phase: str, _info: dict) -> None:
+        if phase == "start":
+            started.append(time.thread_time())
+        elif started:
+            spent = time.thread_time() - started.pop()
+            stages.own["gc"] += spent
+            if stages._stack:  # taken out of the stage it interrupted
+                stages._stack[-1] += spent
+
+    gc.callbacks.append(callback)
+
+
 def drain(trigger: FunctionTrigger, count: int) -> None:
     """Run the trigger until ``count`` records are handled (the loop commits them before it sees the stop)."""
     process = trigger.process
@@ -154,7 +175,9 @@ def main() -> None:
         if not args.cprofile:
             stages.calibrate()
             instrument(trigger, stages)
+            time_gc(stages)
         profiler = cProfile.Profile() if args.cprofile else None
+        heap.settle()  # as `smartcity functions trigger` does before its loop starts
         thread0, process0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
         if profiler:
             profiler.runcall(drain, trigger, args.events)
@@ -166,7 +189,8 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
         else:
             report(stages, args.events, args.function, thread)
-        print(f"the process's other threads (librdkafka's): {(process - thread) / args.events * 1e6:.1f} us/event; "
+        other = (process - thread) / args.events * 1e6
+        print(f"the process's other threads (librdkafka's): {other:.1f} us/event; "
               f"the loop's thread as measured (timing or cProfile included): {thread / args.events * 1e6:.1f} us/event; "
               f"wall {wall:.1f} s for {args.events} events")
         stored = bench.rows() if args.function == "store-timeseries" else None

@@ -138,6 +138,7 @@ def trigger(
     """Run the Kafka triggers: one consumer group per function, retries, dead-letter topic, dedup. Ctrl-C stops."""
     from prometheus_client import start_http_server
 
+    from smartcity.runtime import heap
     from smartcity.runtime.loader import load_stack
     from smartcity.runtime.trigger import Triggers
 
@@ -154,6 +155,7 @@ def trigger(
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    heap.settle()
     triggers.start()
     console.print(f"triggers running: {', '.join(f'{f.name} <- {f.spec.trigger}' for f in functions)}"
                   + (f"; metrics on :{port}/metrics" if port else ""))
