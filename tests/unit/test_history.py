@@ -143,6 +143,7 @@ def test_generating_twice_leaves_one_row_per_key(tmp_path):
     from smartcity.backends.database import open_database
     from smartcity.settings import Settings
     from smartcity.simulator.history_store import generate_history
+    from smartcity.storage.traffic_hourly import ROLLUPS
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", secrets_dir=tmp_path / "secrets")
     first = generate_history(settings, 0.25, END, seed=2, incidents_per_day=24)
@@ -153,6 +154,10 @@ def test_generating_twice_leaves_one_row_per_key(tmp_path):
         for table, count in first.rows.items():
             assert db.query(f"SELECT count(*) AS n FROM {table}")[0]["n"] == count, table
         assert db.query("SELECT count(*) AS n FROM sensors")[0]["n"] == len(traffic_loops())
+        for window_table, (rollup, _) in ROLLUPS.items():  # the history is queryable by hour: its rollup is there
+            hours = db.query(f"SELECT SUM(windows) AS windows, SUM(flow) AS flow FROM {rollup}")[0]
+            windows = db.query(f"SELECT count(*) AS windows, SUM(flow) AS flow FROM {window_table}")[0]
+            assert hours == windows and windows["windows"] == first.rows[window_table], rollup
     finally:
         db.close()
 
