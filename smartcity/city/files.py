@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from smartcity.city.model import CityDefinition
+from smartcity.settings import get_settings
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CITY_FILE = DATA_DIR / "cologne-nippes.json"
@@ -59,11 +60,20 @@ def save_city(city: CityDefinition, path: Path) -> Path:
 
 
 def configured_city_file() -> Path:
-    from smartcity.settings import get_settings
-
     return get_settings().city_file
 
 
+_last_configured: tuple[object, CityDefinition] | None = None  # (the settings, their city)
+
+
 def configured_city() -> CityDefinition:
-    """The city ``SMARTCITY_CITY_FILE`` names (the bundled Cologne district by default), read once per file."""
-    return load_city_file(str(configured_city_file()))
+    """The city ``SMARTCITY_CITY_FILE`` names (the bundled Cologne district by default), read once per file.
+
+    Looked up once per settings object (they are frozen; new settings, a new look-up): the event models'
+    validators ask for it once per event."""
+    global _last_configured
+    settings = get_settings()
+    last = _last_configured
+    if last is None or last[0] is not settings:
+        last = _last_configured = (settings, load_city_file(str(settings.city_file)))
+    return last[1]

@@ -12,6 +12,7 @@ district by default): its boundary, and its zones for the ``zone`` fields.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -130,6 +131,12 @@ def _id_pattern_schema(schema: dict[str, Any], model: type[CityEvent]) -> None:
     schema["properties"]["id"]["pattern"] = f"^{NGSI_PREFIX}{model.ngsi_type()}:{_URN_LOCAL_PATTERN}$"
 
 
+@cache
+def _id_prefix(model: type[CityEvent]) -> str:
+    """``urn:ngsi-ld:<Type>:``, worked out once per model (its validator checks every event's id)."""
+    return f"{NGSI_PREFIX}{model.ngsi_type()}:"
+
+
 class CityEvent(BaseModel):
     """Base of every stream's event: an NGSI-LD entity snapshot with a tz-aware ``dateObserved``.
 
@@ -152,7 +159,7 @@ class CityEvent(BaseModel):
     @field_validator("id")
     @classmethod
     def _ngsi_ld_id(cls, value: str) -> str:
-        prefix = f"{NGSI_PREFIX}{cls.ngsi_type()}:"
+        prefix = _id_prefix(cls)
         if not value.startswith(prefix):
             raise ValueError(f"must start with {prefix!r}")
         if not _URN_LOCAL_ID.fullmatch(value[len(prefix):]):
