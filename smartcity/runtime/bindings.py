@@ -102,18 +102,25 @@ def events_to_http(events: Sequence[CloudEvent], mode: Mode) -> tuple[int, dict[
 # --- Kafka -------------------------------------------------------------------------------------------------
 
 
-def _lowered_headers(record: Record) -> dict[str, bytes]:
-    return {name.lower(): value for name, value in record.headers}
+def _binary_headers(record: Record) -> dict[str, bytes] | None:
+    """A binary-mode record's ``ce_*`` headers by attribute name, and ``content-type`` as ``datacontenttype``,
+    still bytes, in one pass over its headers (names lower-cased, the last of a repeated name winning); None when
+    it has no ``ce_`` header, so is not in binary mode."""
+    found: dict[str, bytes] = {}
+    binary = False
+    for name, raw in record.headers:
+        name = name.lower()
+        if name.startswith(ce_kafka.CE_PREFIX):
+            found[name[len(ce_kafka.CE_PREFIX):]] = raw
+            binary = True
+        elif name == "content-type":
+            found["datacontenttype"] = raw
+    return found if binary else None
 
 
-def _record_mode(headers: Mapping[str, bytes]) -> Mode | None:
-    """How a record with these (lower-case) headers carries a CloudEvent; None: it is a plain record."""
-    if any(name.startswith(ce_kafka.CE_PREFIX) for name in headers):
-        return Mode.BINARY
+def _is_structured(headers: Mapping[str, bytes]) -> bool:
     content_type = headers.get("content-type")
-    if content_type is not None and _media_type(content_type.decode("utf-8", "replace")) == STRUCTURED_CONTENT_TYPE:
-        return Mode.STRUCTURED
-    return None
+    return content_type is not None and _media_type(content_type.decode("utf-8", "replace")) == STRUCTURED_CONTENT_TYPE
 
 
 def event_from_record(record: Record, source_prefix: str, raw_json: bool = False) -> CloudEvent:
@@ -124,13 +131,13 @@ def event_from_record(record: Record, source_prefix: str, raw_json: bool = False
     ``raw_json``: the JSON data of a binary-mode record stays the record's bytes, for a handler's model to parse
     and validate in one pass (pydantic's ``model_validate_json``) rather than ``json.loads`` and then validation.
     """
-    headers = _lowered_headers(record)
-    mode = _record_mode(headers)
-    if mode is None:
+    binary = _binary_headers(record)
+    headers = {name.lower(): value for name, value in record.headers} if binary is None else {}
+    if binary is None and not _is_structured(headers):
         return wrap_record(record, source_prefix)
     try:
-        if mode is Mode.BINARY:
-            attributes = _binary_attributes(headers, record.key)
+        if binary is not None:
+            attributes = _binary_attributes(binary, record.key)
             check_required(attributes)
             return build_event(attributes, _binary_data(record.value, attributes, raw_json))
         if isinstance(item := _parse_json(record.value), dict):
@@ -145,14 +152,9 @@ def event_from_record(record: Record, source_prefix: str, raw_json: bool = False
 
 def _binary_attributes(headers: Mapping[str, bytes], key: bytes | str | None) -> dict[str, Any]:
     """The attributes of a binary-mode record as the SDK's ``from_binary`` reads them (``ce_*`` headers,
-    ``content-type``, the key as ``partitionkey``), in one pass; the time parsed by ``datetime.fromisoformat``
-    (ten times dateutil's speed), dateutil kept for the ISO forms it alone reads."""
-    attributes: dict[str, Any] = {}
-    for name, raw in headers.items():
-        if name.startswith(ce_kafka.CE_PREFIX):
-            attributes[name[len(ce_kafka.CE_PREFIX):]] = raw.decode("utf-8")
-        elif name == "content-type":
-            attributes["datacontenttype"] = raw.decode("utf-8")
+    ``content-type``, the key as ``partitionkey``); the time parsed by ``datetime.fromisoformat`` (ten times
+    dateutil's speed), dateutil kept for the ISO forms it alone reads."""
+    attributes: dict[str, Any] = {name: raw.decode("utf-8") for name, raw in headers.items()}
     if "time" in attributes:
         try:
             attributes["time"] = datetime.fromisoformat(attributes["time"])
