@@ -63,9 +63,12 @@ def parse(traceparent: str | None, tracestate: str | None = None) -> TraceContex
     return TraceContext(trace_id=match[2], span_id=match[3], flags=match[4], tracestate=tracestate or None)
 
 
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = "0" * 32, "0" * 16
+
+
 def _valid(match: re.Match) -> bool:
     """W3C: version ff and all-zero ids are invalid."""
-    return match[1] != "ff" and set(match[2]) != {"0"} and set(match[3]) != {"0"}
+    return match[1] != "ff" and match[2] != _ZERO_TRACE_ID and match[3] != _ZERO_SPAN_ID
 
 
 def of_event(cloudevent: Any) -> TraceContext | None:
