@@ -25,6 +25,7 @@ import gc
 import importlib
 import pstats
 import sys
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -125,8 +126,11 @@ def instrument(trigger: FunctionTrigger, stages: Stages) -> None:
 def time_gc(stages: Stages) -> None:
     """The garbage collector's passes as a stage of their own (they run inside whatever allocates)."""
     started: list[float] = []
+    loop = threading.get_ident()
 
     def callback(phase: str, _info: dict) -> None:
+        if threading.get_ident() != loop:  # another thread's pass: not this thread's CPU
+            return
         if phase == "start":
             started.append(time.thread_time())
         elif started:
@@ -171,13 +175,13 @@ def main() -> None:
         bench.bus.flush()
         (trigger,) = [t for t in bench.triggers().triggers if t.name == args.function]
         trigger.runner.function.context.database  # opened now: the connection is not part of the first poll
+        heap.settle()  # as `smartcity functions trigger` does before its loop starts (before the collector is timed)
         stages = Stages()
         if not args.cprofile:
             stages.calibrate()
             instrument(trigger, stages)
             time_gc(stages)
         profiler = cProfile.Profile() if args.cprofile else None
-        heap.settle()  # as `smartcity functions trigger` does before its loop starts
         thread0, process0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
         if profiler:
             profiler.runcall(drain, trigger, args.events)
