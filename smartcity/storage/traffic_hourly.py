@@ -78,15 +78,26 @@ def hour_ceil(moment: datetime) -> datetime:
 
 def rollup_sql(dialect: str, window_table: str, entities: int | None = None, bounded: bool = True) -> str:
     """The upsert of the hours of ``window_table``'s rows in ``[:first, :end)`` (all of them when not ``bounded``),
-    of the entities ``:e0``.. ``:e<entities - 1>`` (of all when None), into its rollup."""
+    of the entities ``:e0``.. ``:e<entities - 1>`` (on PostgreSQL: the array ``:ids``; of all when None), into its
+    rollup."""
     rollup, key = ROLLUPS[window_table]
     hour = hour_sql(dialect, "window_start")
     conditions = ["window_start >= :first AND window_start < :end"] if bounded else []
-    if entities is not None:
+    source = window_table
+    if entities is not None and dialect == "postgresql":
+        # Each entity's windows by its key (the primary key's index, probed once per entity): with a plain IN list
+        # the planner can take the window_start index instead, when the newest hour's rows are not in its
+        # statistics yet, and then reads every entity's windows of those hours (the cost of a micro-batch grew
+        # with the hour, from 40 ms to 1.5 s at 1,000 events/s).
+        inner = " AND ".join([f"{key} = touched.entity", *conditions])
+        source = (f"unnest(CAST(:ids AS text[])) AS touched(entity) "
+                  f"CROSS JOIN LATERAL (SELECT * FROM {window_table} WHERE {inner}) AS windows")
+        conditions = []
+    elif entities is not None:
         conditions.append(f"{key} IN ({', '.join(f':e{number}' for number in range(entities))})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     measures = ", ".join(f"{measure.aggregate}({measure.of_window}) AS {measure.name}" for measure in MEASURES)
-    hours = f"(SELECT {key}, {hour} AS hour_start, {measures} FROM {window_table}{where} GROUP BY 1, 2) AS hours"
+    hours = f"(SELECT {key}, {hour} AS hour_start, {measures} FROM {source}{where} GROUP BY 1, 2) AS hours"
     return upsert_sql(rollup, [key, "hour_start", *(measure.name for measure in MEASURES)], (key, "hour_start"),
                       hours)
 
@@ -95,6 +106,9 @@ def refresh_hours(db: Database, window_table: str, entity_ids: Iterable[str], fi
     """Recompute the rollup of ``entity_ids`` over the hours from ``first``'s to the one before ``end``'s."""
     ids = sorted(set(entity_ids))
     bounds = {"first": hour_floor(first), "end": hour_ceil(end)}
+    if db.dialect == "postgresql":  # one statement, the ids as an array
+        db.execute(rollup_sql(db.dialect, window_table, len(ids)), {**bounds, "ids": ids})
+        return
     for offset in range(0, len(ids), IDS_PER_STATEMENT):
         chunk = ids[offset:offset + IDS_PER_STATEMENT]
         db.execute(rollup_sql(db.dialect, window_table, len(chunk)),
