@@ -52,8 +52,10 @@ async def history(
     (`source: aggregates`): a sensor's from `traffic_sensor_5min`, a segment's, a zone's or the city's from
     `traffic_segment_5min`, re-aggregated into the bucket (vehicle-weighted speeds). They cover what the
     streaming job has written: the newest minutes, its lag, come with its next micro-batch, and
-    `aggregated_until` says how far they reach. Speed percentiles are given for one sensor or segment at `5m`
-    only. A window is in the range when it starts in it. `1m` buckets read the raw readings
+    `aggregated_until` says how far they reach. Speed percentiles are exact for one sensor or segment at `5m`;
+    for wider buckets, zones and the city they are the vehicle-weighted mean of the windows' percentiles (an
+    approximation). A sensor's or segment's whole-hour buckets (`1h`, `1d`) read the hourly rollup of those windows
+    (the same sums). A window is in the range when it starts in it. `1m` buckets read the raw readings
     (`source: raw`, table `traffic_flow`), up to the last one stored.
     """
     scope = history_scope(sensor_id, segment_id, zone)
