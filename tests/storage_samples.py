@@ -176,15 +176,29 @@ def real_settings_of_own(real_stack: dict[str, str], folder: Path, redis_db: int
                          cache_url=cache_url, **overrides)
 
 
+def drop_database(admin_url: str, name: str, timeout_s: float = 60.0) -> None:
+    """``DROP DATABASE name WITH (FORCE)`` as the stack's role, which is not a superuser: FORCE may not end an
+    autovacuum worker busy in that database (PostgreSQL answers "must be a member of the role whose process is being
+    terminated"), so the drop is tried again until the worker is done, within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        while True:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
 def drop_real_stores(settings: Settings) -> None:
     """Remove what :func:`real_settings` made: the database, the document database, the bucket's objects."""
     from smartcity.backends.documents import open_documents
     from smartcity.backends.objects import open_objects
 
-    database = settings.database_url.rsplit("/", 1)[1]
-    admin = psycopg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    admin.close()
+    base, database = settings.database_url.rsplit("/", 1)
+    drop_database(base + "/postgres", database)
     documents = open_documents(settings.documents_url, settings=settings)
     documents.client.drop_database(documents.database.name)
     documents.close()

@@ -32,7 +32,7 @@ from smartcity.storage.reference import write_rows, zone_rows
 from smartcity.storage.timeseries import TimeSeriesWriter
 from models import serving as forecast_serving
 from streaming import metrics as streaming_metrics
-from tests.storage_samples import SEGMENT, centre, sample_stored_events
+from tests.storage_samples import SEGMENT, centre, drop_database, sample_stored_events
 from tests.ports import free_port
 
 pytestmark = pytest.mark.real
@@ -230,8 +230,7 @@ def database(real_stack: dict[str, str]) -> dict[str, Any]:
             yield {"connection": connection, "zone": zone}
     finally:
         db.close()
-        with psycopg.connect(base_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(base_url, name)
 
 
 def _run(connection: psycopg.Connection, sql: str) -> list[tuple]:

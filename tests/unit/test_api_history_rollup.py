@@ -21,6 +21,7 @@ from smartcity.storage.migrate import migrate
 from smartcity.storage.traffic_hourly import ROLLUPS, rollup_sql, upsert_windows, write_traffic_windows
 from streaming import samples
 from tests.api_samples.sample_streaming import traffic_windows
+from tests.storage_samples import drop_database
 
 START = datetime(2026, 3, 2, 21, 0, tzinfo=timezone.utc)
 HOURS = 30
@@ -64,8 +65,7 @@ def database(request, tmp_path):
         yield db
     finally:
         db.close()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin_url, name)
 
 
 @pytest.fixture
