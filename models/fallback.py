@@ -30,7 +30,7 @@ import numpy as np
 
 from models.base import QUANTILES, Forecaster, json_file, read_json_file
 from models.baselines import HistoricalAverage
-from models.metrics import actuals, series_mae
+from models.metrics import actuals, errors, series_mae
 from models.panel import MIN_DAYS, Panel
 
 #: at most this many held-out origins are scored (evenly spaced), to bound the cost for slow models
@@ -177,6 +177,6 @@ def widened(forecasts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _coverage(actual: np.ndarray, forecasts: np.ndarray) -> float | None:
-    inside = (forecasts[..., 0] <= actual) & (actual <= forecasts[..., 2])
-    counted = np.isfinite(actual) & np.isfinite(forecasts[..., 1])
+    inside = errors(actual, forecasts)["coverage"]
+    counted = np.isfinite(inside)
     return round(float(inside[counted].mean()), 6) if counted.any() else None

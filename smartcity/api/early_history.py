@@ -19,12 +19,13 @@ from starlette.responses import Response
 from smartcity.api.pagination import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from smartcity.api.timeseries import Bucket, time_range
 from smartcity.api.traffic_history import history_response, history_scope
+from smartcity.events.common import ZONE_PATTERN
 
 PATH = "/v1/traffic/history"
 PARAMETERS = frozenset({"sensor_id", "segment_id", "zone", "bucket", "limit", "from", "to", "cursor"})
 BUCKETS = {bucket.value: bucket for bucket in Bucket}
 MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
-ZONE = re.compile(r"Z[0-9][0-9]")  # smartcity.events.common.Zone
+ZONE = re.compile(ZONE_PATTERN)  # the Zone of the events
 
 
 async def early_history(request: Request) -> Response | None:

@@ -115,7 +115,8 @@ class Location(BaseModel):
         return self.coordinates[1]
 
 
-Zone = Annotated[str, Field(pattern=r"^Z[0-9][0-9]$", description="City zone: Z<row><col> of the city's zone grid")]
+ZONE_PATTERN = r"^Z[0-9][0-9]$"
+Zone = Annotated[str, Field(pattern=ZONE_PATTERN, description="City zone: Z<row><col> of the city's zone grid")]
 
 
 def ngsi_ref(ngsi_type: str, description: str) -> Any:
