@@ -83,8 +83,8 @@ def train(database: Database, registry: Registry, options: TrainingOptions, say:
           ) -> TrainingResult:
     """Fit, score, save and maybe promote; TrainingError when there is too little history or nothing trained."""
     target = target_of(options.target)
-    panel, train_end = _history(database, target.name, options)
-    origins = np.arange(train_end - 1, panel.n_times - 1)
+    panel, train_end = training_panel(database, target.name, options)
+    origins = holdout_origins(panel, train_end)
     data = _data_card(panel, train_end, target.name)
     result = TrainingResult(target.name, data)
     say(f"{target.name}: {panel.n_series} series, training {data['train_from']} .. {data['train_to']}, "
@@ -146,8 +146,9 @@ def stored_window(database: Database, target: Target, options: TrainingOptions,
     return max(first, end - timedelta(days=options.days)), end
 
 
-def _history(database: Database, target: str, options: TrainingOptions) -> tuple[Panel, int]:
-    """The panel of the training window and the index where its holdout starts."""
+def training_panel(database: Database, target: str, options: TrainingOptions) -> tuple[Panel, int]:
+    """The panel of the training window and the index where its holdout starts (its origins:
+    :func:`holdout_origins`)."""
     since, end = stored_window(database, target_of(target), options)
     panel = load_panel(database, target, since, end)
     train_end = panel.n_times - int(round(options.holdout_days * panel.steps_per_day))
@@ -215,6 +216,11 @@ def _decide(registry: Registry, panel: Panel, origins: np.ndarray, options: Trai
     beaten = f"; the promoted model was {current[1]['model']} {current[0]}" if current else ""
     result.decision = (f"promoted {best} {version}: mean MAE {best_mae:.3f} against the historical average's "
                        f"{reference:.3f}{beaten}")
+
+
+def holdout_origins(panel: Panel, train_end: int) -> np.ndarray:
+    """The forecast origins scored on the holdout: the last training window and every holdout window but the last."""
+    return np.arange(train_end - 1, panel.n_times - 1)
 
 
 def holdout_metrics(model: Forecaster, panel: Panel, origins: np.ndarray) -> dict[str, dict[str, float]]:

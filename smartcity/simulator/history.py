@@ -75,10 +75,12 @@ def floor_to_step(moment: datetime) -> datetime:
 
 
 def simulate_history(days: float, end: datetime | None = None, seed: int = 1, incidents_per_day: float = 4.0,
-                     incidents: Sequence[IncidentPlan] | None = None) -> CityHistory:
+                     incidents: Sequence[IncidentPlan] | None = None, measurement_noise: bool = True) -> CityHistory:
     """The 5-minute windows of the ``days`` before ``end`` (default now; floored to 5 minutes).
 
-    ``incidents`` replaces the random ones (a plan's lane None: a random loop lane).
+    ``incidents`` replaces the random ones (a plan's lane None: a random loop lane). ``measurement_noise=False``:
+    the same city (demand, weather, incidents, queues) as the loops would see it without their measurement noise
+    (:func:`~smartcity.simulator.history_rows.loop_rows`), for the noise floor of a forecast's error.
     """
     if days <= 0:
         raise ValueError(f"days: must be above 0, not {days}")
@@ -98,7 +100,7 @@ def simulate_history(days: float, end: datetime | None = None, seed: int = 1, in
     capacity = roads.capacity * saturation[:, None] * incident_capacity(roads, windows, plans)
     flows = run(roads, travel_demand(roads, windows, rain, demand_rng), capacity)
     view = loop_view(roads, flows, saturation[:, None], speed[:, None])
-    segments, sensors = loop_rows(roads, view, windows, loop_rng)
+    segments, sensors = loop_rows(roads, view, windows, loop_rng, noise=measurement_noise)
     events = [_stored("weather", e) for e in weather_events] + [
         _stored("incidents", alert) for n, plan in enumerate(plans) for alert in _alerts(n, plan, end)]
     return CityHistory(segments, sensors, _table_frame(events, "weather"), _table_frame(events, "incidents"),

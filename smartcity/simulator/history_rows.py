@@ -33,25 +33,33 @@ PERCENTILE_Z = {name: float(z) for name, z in zip(SPEED_PERCENTILES, (0.0, 1.036
 _congestion = np.frompyfunc(congestion_index, 2, 1)
 
 
-def loop_rows(roads: Roads, view: LoopView, windows: pd.DatetimeIndex,
-              rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(segment rows, sensor rows) of every window, in window order."""
+def loop_rows(roads: Roads, view: LoopView, windows: pd.DatetimeIndex, rng: np.random.Generator,
+              noise: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(segment rows, sensor rows) of every window, in window order.
+
+    ``noise=False``: what the loops would report without measurement noise (each lane's expected count, speed and
+    occupancy): the city's exact state, which no forecast of the measured values can know better.
+    """
     detectors = traffic_loops()
     index = roads.index()
     segment = np.array([index[d.edge] for d in detectors])
     lane = np.array([d.lane_index for d in detectors])
     share = _lane_factors(segment, lane)
     steps, count = len(windows), len(detectors)
+
+    def normal(sigma: float | np.ndarray) -> np.ndarray:
+        return rng.normal(0, 1, (steps, count)) * sigma if noise else np.zeros((steps, count))
+
     expected = view.flow[:, segment] * share / STEPS_PER_HOUR
-    flow = rng.poisson(expected * rng.gamma(COUNT_DISPERSION, 1 / COUNT_DISPERSION, (steps, count)))
+    flow = rng.poisson(expected * rng.gamma(COUNT_DISPERSION, 1 / COUNT_DISPERSION, (steps, count))) if noise \
+        else expected
     speedup = 1 + LEFT_LANE_SPEEDUP * (lane - _mean_by(segment, lane))
-    speed = view.speed_kmh[:, segment] * speedup * np.exp(rng.normal(0, LANE_SPEED_NOISE, (steps, count)))
+    speed = view.speed_kmh[:, segment] * speedup * np.exp(normal(LANE_SPEED_NOISE))
     speed = np.where(flow > 0, speed, np.nan)
     queued = view.queued[:, segment]
-    occupancy = view.occupancy[:, segment] * share ** (1 - queued) * np.exp(
-        rng.normal(0, OCCUPANCY_NOISE, (steps, count)))
+    occupancy = view.occupancy[:, segment] * share ** (1 - queued) * np.exp(normal(OCCUPANCY_NOISE))
     spread = FREE_SPREAD + QUEUE_SPREAD * queued
-    median = speed * np.exp(-spread ** 2 / 2 + rng.normal(0, 1, (steps, count)) * spread / np.sqrt(np.maximum(flow, 1)))
+    median = speed * np.exp(-spread ** 2 / 2 + normal(1.0) * spread / np.sqrt(np.maximum(flow, 1)))
     percentiles = {name: np.where(flow > 1, median * np.exp(z * spread), speed) for name, z in PERCENTILE_Z.items()}
     sensors = {"flow": flow, "mean_speed_kmh": speed, **percentiles, "mean_occupancy": np.clip(occupancy, 0, 0.98)}
     return _segment_frame(roads, detectors, segment, sensors, windows), _sensor_frame(detectors, sensors, windows)

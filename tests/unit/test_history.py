@@ -168,3 +168,15 @@ def test_bad_flags_exit_2_naming_the_flag(flags, flag):
     result = CliRunner().invoke(app, ["history", "generate", *flags])
     assert result.exit_code == 2, result.output
     assert flag in result.output
+
+
+def test_without_measurement_noise_the_same_city_reports_its_expected_values():
+    measured = simulate_history(1, END, seed=5).sensors
+    exact = simulate_history(1, END, seed=5, measurement_noise=False).sensors
+    pd.testing.assert_frame_equal(measured[["sensor_id", "window_start"]], exact[["sensor_id", "window_start"]])
+    busy = (measured.flow >= 20) & (exact.flow >= 20)
+    ratio = np.log(measured.mean_speed_kmh[busy] / exact.mean_speed_kmh[busy])
+    assert abs(ratio.mean()) < 0.01 and 0.01 < ratio.std() < 0.1
+    assert abs(measured.flow[busy].sum() / exact.flow[busy].sum() - 1) < 0.02
+    assert (measured.flow != exact.flow).mean() > 0.9
+    assert exact.mean_speed_kmh[exact.flow > 0].notna().all()
