@@ -142,12 +142,11 @@ class Stores:
                 "SMARTCITY_LOGS_URL": "", "SMARTCITY_GATEWAY_INTERNAL_PORT": "0"}  # /healthz on the gateway's port
 
     def close(self) -> None:
-        import psycopg
+        from tests.storage_samples import drop_database
 
         self.redis.flushdb()
         self.redis.close()
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        drop_database(self.admin_url, self.name)
 
 
 def serve_gateway(port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:

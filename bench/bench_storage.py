@@ -58,7 +58,7 @@ from smartcity.storage.tables import stream_table
 from smartcity.storage.timeseries import TimeSeriesWriter
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from tests.storage_samples import prefixed_stack  # noqa: E402
+from tests.storage_samples import drop_database, prefixed_stack  # noqa: E402
 
 STREAM = "traffic-sensors"
 FUNCTIONS = ("store-timeseries", "store-latest")
@@ -106,8 +106,7 @@ class Bench:
         for prefix in ("latest:", "dedup:"):
             if keys := self.cache.keys(prefix):
                 self.cache.delete(*keys)
-        with psycopg.connect(self.settings.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "bench_{self.unique}" WITH (FORCE)')
+        drop_database(self.settings.database_url.rsplit("/", 1)[0] + "/postgres", f"bench_{self.unique}")
 
     def rows(self) -> int:
         return int(self.db.query("SELECT count(*) AS n FROM traffic_flow")[0]["n"])
