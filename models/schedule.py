@@ -6,7 +6,8 @@ there are too few), then runs :func:`models.training.train` every ``every_s`` se
 models and promotes the best only if it beats the promoted one (so a bad run changes nothing that serves). A
 failed run is logged and the schedule goes on. ``run()`` blocks (``smartcity models train --every 6h``);
 ``start()``/``stop()`` run it in a thread (the demo: :func:`scheduled_training`). A run in progress is not
-interrupted: ``stop()`` waits for it up to its ``timeout``.
+interrupted: ``stop()`` waits for it up to its ``timeout``. ``on_result`` hears of each finished run (the demo
+forecasts at once when one promotes a model); its failure is logged and the schedule goes on.
 
 On Kubernetes the same runs are a CronJob (``infra/kubernetes/models-training-cronjob.yaml``).
 """
@@ -36,10 +37,12 @@ class TrainingSchedule:
 
     def __init__(self, settings: Settings, options: TrainingOptions = TrainingOptions(),
                  every_s: float = DEFAULT_EVERY_S, min_days: float | None = None, poll_s: float = POLL_S,
-                 say: Callable[[str], None] = log.info) -> None:
+                 say: Callable[[str], None] = log.info,
+                 on_result: Callable[[TrainingResult], None] | None = None) -> None:
         needed = days_needed(options)  # TrainingError for options no run could satisfy
         target_of(options.target)
         self.settings, self.options, self.every_s, self.poll_s, self.say = settings, options, every_s, poll_s, say
+        self.on_result = on_result
         self.min_days = max(min_days or needed, needed)
         self.results: list[TrainingResult] = []
         self.last_error: str | None = None
@@ -91,6 +94,12 @@ class TrainingSchedule:
                 return self._failed(f"training failed: {error!r}", self.every_s)
         self.results.append(result)
         self.last_error = None
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception as error:  # what follows a run must not end the schedule either
+                log.exception("after training %s", self.options.target)
+                self.say(f"after training: {error!r}")
         return self.every_s
 
     def _enough_history(self, database) -> bool:
@@ -112,10 +121,10 @@ class TrainingSchedule:
 
 def scheduled_training(settings: Settings, target: str = "segment-speed", every_s: float = DEFAULT_EVERY_S,
                        min_days: float | None = None, say: Callable[[str], None] = log.info,
-                       **options) -> TrainingSchedule:
+                       on_result: Callable[[TrainingResult], None] | None = None, **options) -> TrainingSchedule:
     """A started :class:`TrainingSchedule` of ``target``; ``options`` are :class:`TrainingOptions` fields (models,
     as names or ``"xgboost,lstm"``/``"all"``; days, holdout_days, seed, promote ...). ``stop()`` ends it."""
     if isinstance(options.get("models"), str):
         options["models"] = candidate_names(options["models"])
     return TrainingSchedule(settings, replace(TrainingOptions(), target=target, **options), every_s, min_days,
-                            say=say).start()
+                            say=say, on_result=on_result).start()

@@ -83,7 +83,7 @@ class Demo:
         self.simulated = 0
         # the live city's first moment (its clock starts there once the pieces are up); the history ends there
         self.start = datetime.now(timezone.utc).astimezone()
-        self.forecasting = DemoForecasting(settings, options, self.start, self.stopping, say)
+        self.forecasting = DemoForecasting(settings, options, self.start, self.stopping, say, self.base_url)
 
     def run(self) -> int:
         """Run until the duration ends, Ctrl-C, or a piece fails; return the exit status."""

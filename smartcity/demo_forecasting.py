@@ -3,35 +3,45 @@
 At the start, a background thread simulates what the database lacks of the ``history_days`` before the live city
 starts (:func:`smartcity.simulator.history_store.generate_history`, with the same sensor and segment ids); then
 the training schedule (:mod:`models.schedule`) trains the chosen models as soon as enough history is stored, and
-again every ``training_every_s``. The demo's end stops the schedule (waiting up to :data:`TRAINING_STOP_S` for a
+again every ``training_every_s``. A run that promotes a model is followed at once by forecasts from every sensor's
+newest closed window (:meth:`DemoForecasting.forecast_at_once`), so the first ones need not wait for the next
+window the streaming job announces. The demo's end stops the schedule (waiting up to :data:`TRAINING_STOP_S` for a
 run in progress).
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
+
+import httpx
 
 from smartcity.settings import Settings
 
 if TYPE_CHECKING:
     from models.schedule import TrainingSchedule
+    from models.training import TrainingResult
     from smartcity.backends.database import Database
+    from smartcity.events.derived import TrafficWindow
     from smartcity.demo import DemoOptions
 
 WINDOW = timedelta(minutes=5)
 FORECAST_TARGET = "segment-speed"
 TRAINING_STOP_S = 60.0  # how long the end waits for a training run in progress
+FORECAST_FUNCTION = "forecast-traffic"
+FORECAST_CALL_TIMEOUT_S = 60.0
 
 
 class DemoForecasting:
     """History then training, in one background thread of the demo."""
 
     def __init__(self, settings: Settings, options: DemoOptions, start: datetime, stopping: threading.Event,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], gateway_url: str) -> None:
         self.settings = settings
+        self.gateway_url = gateway_url
         self.options = options
         self.start_time = start  # the live city's first moment: the history ends there
         self.stopping = stopping
@@ -89,10 +99,53 @@ class DemoForecasting:
 
         schedule = scheduled_training(self.settings, FORECAST_TARGET, every_s=self.options.training_every_s,
                                       say=lambda message: self.say(f"training: {message}"),
-                                      models=self.options.training_models)
+                                      on_result=self.forecast_at_once, models=self.options.training_models)
         self.say(f"training: {self.options.training_models} for {FORECAST_TARGET} once {schedule.min_days:g} days "
                  f"of history are stored, then every {self.options.training_every_s / 3600:g} h")
         return schedule
+
+
+    def forecast_at_once(self, result: TrainingResult) -> None:
+        """After a run that promoted a model: every sensor's newest closed window to ``forecast-traffic`` through the
+        gateway, as its Kafka trigger delivers them. Its forecasts are upserts: when the trigger delivers one of
+        those windows later, it rewrites the same rows."""
+        from smartcity.api.auth import KeyRing, Role, issue_token
+        from smartcity.backends.database import open_database
+        from smartcity.events.derived import TRAFFIC_WINDOWS
+        from smartcity.runtime.bindings import BATCH_CONTENT_TYPE
+
+        if result.promoted is None or self.stopping.is_set():
+            return
+        database = open_database(self.settings.database_url, settings=self.settings)
+        try:
+            windows = newest_closed_windows(database)
+        finally:
+            database.close()
+        if not windows:
+            return
+        events = [{"specversion": "1.0", "type": TRAFFIC_WINDOWS.ce_type, "source": "/demo/promotion",
+                   "id": uuid.uuid4().hex, "datacontenttype": "application/json",
+                   "data": window.model_dump(mode="json")} for window in windows]
+        token = issue_token(KeyRing(self.settings), "demo", Role.operator)  # forecast-traffic's caller-role
+        response = httpx.post(f"{self.gateway_url}/function/{FORECAST_FUNCTION}", json=events,
+                              headers={"authorization": f"Bearer {token}", "content-type": BATCH_CONTENT_TYPE},
+                              timeout=FORECAST_CALL_TIMEOUT_S)
+        if response.status_code >= 300:
+            self.say(f"forecasts: {FORECAST_FUNCTION} answered {response.status_code} for the newest windows: "
+                     f"{response.text[:200]}")
+            return
+        self.say(f"forecasts: {FORECAST_FUNCTION} forecast from the {len(windows)} sensor windows of "
+                 f"{windows[0].window_start:%H:%M} UTC, the newest closed, after the promotion")
+
+
+def newest_closed_windows(database: Database) -> list[TrafficWindow]:
+    """Every sensor's window of the second newest window start stored: the newest may still be filling."""
+    from smartcity.events.derived import TrafficWindow
+
+    rows = database.query(
+        "SELECT * FROM traffic_sensor_5min WHERE window_start = (SELECT max(window_start) FROM traffic_sensor_5min "
+        "WHERE window_start < (SELECT max(window_start) FROM traffic_sensor_5min)) ORDER BY sensor_id")
+    return [TrafficWindow.model_validate(row) for row in rows]
 
 
 def missing_history(database: Database, since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:

@@ -7,7 +7,8 @@ events stored (latest traffic state, history), and the Spark job's 5-minute mobi
 The demo's forecasting is checked apart, without Spark and the simulator, in this process: the first live forecast
 needs weeks of history, a trained model, then a window closed past the streaming watermark (2 min), minutes more
 than this test takes. So here the demo runs without history and training; the second test runs its history and
-training, then calls the forecast-traffic function with a window continuing that history, and the forecast routes.
+training, then calls the forecast-traffic function with a window continuing that history, and the forecast routes,
+then the forecasts that follow a promotion at once (every sensor's newest closed window).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -164,6 +166,19 @@ def test_the_demo_generates_history_trains_a_model_and_serves_its_forecasts(tmp_
         accuracy = client.get(f"{demo.base_url}/v1/traffic/forecast/accuracy?hours=1").json()
         assert {(row["model"], row["horizon_min"]) for row in accuracy["horizons"]} == {
             ("xgboost", 15), ("historical-average", 15)}
-    status = demo.status_line()
-    assert "12 forecasts issued (speed MAE over the last hour, km/h: " in status, status
+        status = demo.status_line()
+        assert "12 forecasts issued (speed MAE over the last hour, km/h: " in status, status
+
+        # a run that promotes a model is followed at once by forecasts from every sensor's newest closed window
+        demo.forecasting.forecast_at_once(replace(schedule.results[0], promoted=version))
+        origin = end - timedelta(minutes=10)  # the newest stored window may still be filling: the one before it
+        assert said[-1].startswith("forecasts: forecast-traffic forecast from the "), said
+        assert f"{origin:%H:%M} UTC" in said[-1]
+        segments = {row["segment_id"] for row in database.query(
+            "SELECT DISTINCT segment_id FROM traffic_sensor_5min WHERE window_start = :start",
+            {"start": origin.isoformat()})}
+        forecast_rows = database.query("SELECT entity_id, model, horizon_min FROM traffic_forecasts "
+                                       "WHERE origin = :origin", {"origin": origin.isoformat()})
+        assert {row["entity_id"] for row in forecast_rows} == segments and len(segments) > 100
+        assert len(forecast_rows) == len(segments) * 3 * 2  # three horizons, the model and the historical average
     database.close()

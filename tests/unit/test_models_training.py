@@ -196,15 +196,29 @@ def test_schedule_waits_for_history_then_trains(tmp_path):
     assert waiting.run_once() == 5 and not waiting.results
     assert "waiting for 7 days of history (6.0 stored)" in said[0]
 
+    heard = []
     schedule = scheduled_training(settings, "segment-flow", every_s=3600, min_days=5, say=said.append,
-                                  models="persistence", days=6, holdout_days=1)
+                                  on_result=heard.append, models="persistence", days=6, holdout_days=1)
     deadline = datetime.now() + timedelta(seconds=30)
     while not schedule.results and datetime.now() < deadline:
         schedule._stopping.wait(0.05)
     schedule.stop(timeout=10)
     assert not schedule.running
-    assert schedule.results and schedule.results[0].promoted
+    assert schedule.results and schedule.results[0].promoted and heard == schedule.results
     assert Registry(open_objects(settings.objects_url)).promoted_version("segment-flow") == schedule.results[0].promoted
+
+
+def test_a_failure_after_a_run_is_said_and_the_schedule_goes_on(tmp_path):
+    settings, _ = stored_history(tmp_path, days=6)
+    said: list[str] = []
+
+    def broken(result):
+        raise RuntimeError("gateway down")
+
+    options = TrainingOptions(target="segment-flow", models=("persistence",), days=6, holdout_days=1)
+    schedule = TrainingSchedule(settings, options, every_s=3600, min_days=5, say=said.append, on_result=broken)
+    assert schedule.run_once() == 3600 and len(schedule.results) == 1
+    assert said[-1] == "after training: RuntimeError('gateway down')"
 
 
 def test_cronjob_runs_the_train_command_on_a_schedule(app):
