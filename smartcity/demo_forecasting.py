@@ -104,7 +104,6 @@ class DemoForecasting:
                  f"of history are stored, then every {self.options.training_every_s / 3600:g} h")
         return schedule
 
-
     def forecast_at_once(self, result: TrainingResult) -> None:
         """After a run that promoted a model: every sensor's newest closed window to ``forecast-traffic`` through the
         gateway, as its Kafka trigger delivers them. Its forecasts are upserts: when the trigger delivers one of
