@@ -89,6 +89,11 @@ def _streaming() -> list[dict[str, Any]]:
                           "{{topic}} {{outcome}}"),
                    unit="ops", description="counted: late but still in an open window; dropped: after the watermark "
                    "closed its window."),
+        timeseries("Duplicate events left out",
+                   promql(f"sum by ({STREAMING_JOB}) (rate(smartcity_streaming_duplicates_total{{{JOB}}}{RATE}))",
+                          f"{{{{{STREAMING_JOB}}}}}"),
+                   unit="ops", minimum=0, description="Copies of an event a job had already read (the same "
+                   "CloudEvent source and id: a client's retry, a producer's resend), counted once in its windows."),
         timeseries("Micro-batch duration",
                    promql(f"max by ({STREAMING_JOB}) (smartcity_streaming_batch_duration_seconds{{{JOB}}})",
                           f"{{{{{STREAMING_JOB}}}}}"), unit="s", minimum=0),
@@ -98,7 +103,7 @@ def _streaming() -> list[dict[str, Any]]:
                    unit="s", description="How far each job's event-time watermark trails the clock."),
         timeseries("Dead-lettered records by topic",
                    promql(f"sum by (topic) (rate(smartcity_streaming_dead_lettered_total{RATE}))", "{{topic}}"),
-                   unit="ops", width=24, height=6),
+                   unit="ops"),
     ]
 
 

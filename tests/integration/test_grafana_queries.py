@@ -111,6 +111,7 @@ def _count(gateway: Metrics, stop: threading.Event) -> None:
         event_times = [now - 30 + index for index in range(len(streaming_metrics.LAG_QUANTILES))]
         streaming_metrics.record_batch_lag(TEST_LABEL, 20, now, event_times)
         streaming_metrics.LATE_EVENTS.labels(TEST_LABEL, TEST_LABEL, "dropped").inc()
+        streaming_metrics.DUPLICATES.labels(TEST_LABEL).inc()
         streaming_metrics.DEAD_LETTERED.labels(TEST_LABEL).inc()
         streaming_metrics.ANOMALIES.labels(TEST_LABEL).inc()
         streaming_metrics.WATERMARK.labels(TEST_LABEL).set(now - 120)
