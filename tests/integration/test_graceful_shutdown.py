@@ -157,7 +157,8 @@ def test_the_trigger_commits_what_it_handled_on_sigterm_and_a_restart_handles_th
         ids = [json.loads(record.value)["input_id"] for record in handled]
         assert sorted(set(ids)) == sorted(event.get_id() for event in events)  # every record handled
         assert len(ids) - len(set(ids)) == 0  # none twice: 0 duplicate result records
-        assert read_all(bus, [topics["dead-letter"]], timeout_s=5) == []
+        # nothing dead-lettered: the topic's log end (a fresh group's first polls can come back empty however full)
+        assert _log_end(settings, topics["dead-letter"]) == 0
         assert _committed(settings, f"smartcity-{name}", topics["readings"]) == _log_end(settings, topics["readings"])
     finally:
         bus.delete_topics(list(topics.values()))
