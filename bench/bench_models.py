@@ -111,17 +111,17 @@ def exact_references(database, options: TrainingOptions, end: datetime,
     panel, train_end = training_panel(database, target.name, options)
     history = simulate_history(options.days, end, options.seed, incidents_per_day, measurement_noise=False)
     frame = history.segments if target.table == "traffic_segment_5min" else history.sensors
-    times = panel.start + pd.to_timedelta(np.arange(panel.n_times) * panel.step_min, unit="min")
+    steps = panel.horizon_steps(options.horizons_min)
+    times = panel.start + pd.to_timedelta(np.arange(panel.n_times + max(steps)) * panel.step_min, unit="min")
     exact = (frame.pivot(index="window_start", columns=target.key, values=target.column)
-             .reindex(index=times, columns=panel.series_ids).to_numpy().T)
-    profiles = Profiles.fit(panel, train_end)
-    usual = profiles.expected(panel, np.arange(panel.n_times + max(panel.horizon_steps(options.horizons_min))))
-    deviation = exact - usual[:, :panel.n_times]
+             .reindex(index=times, columns=panel.series_ids).to_numpy().T)  # NaN past the panel: not scored
+    usual = Profiles.fit(panel, train_end).expected(panel, np.arange(len(times)))
+    deviation = exact - usual
     origins = holdout_origins(panel, train_end)
     floor, now = [], []
-    for step in panel.horizon_steps(options.horizons_min):
+    for step in steps:
         targets = origins + step
-        floor.append(np.where(targets < panel.n_times, exact[:, np.minimum(targets, panel.n_times - 1)], np.nan))
+        floor.append(exact[:, targets])
         fitted = np.arange(max(0, train_end - 7 * panel.steps_per_day), train_end - step)  # the last training week
         shrink = min(np.linspace(0, 1, 21), key=lambda factor: np.nanmean(np.abs(
             usual[:, fitted + step] + factor * deviation[:, fitted] - panel.values[:, fitted + step])))

@@ -12,7 +12,6 @@ run in progress).
 from __future__ import annotations
 
 import threading
-import uuid
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
@@ -111,7 +110,8 @@ class DemoForecasting:
         from smartcity.api.auth import KeyRing, Role, issue_token
         from smartcity.backends.database import open_database
         from smartcity.events.derived import TRAFFIC_WINDOWS
-        from smartcity.runtime.bindings import BATCH_CONTENT_TYPE
+        from smartcity.runtime.bindings import Mode, events_to_http
+        from smartcity.runtime.events import new_event
 
         if result.promoted is None or self.stopping.is_set():
             return
@@ -122,12 +122,11 @@ class DemoForecasting:
             database.close()
         if not windows:
             return
-        events = [{"specversion": "1.0", "type": TRAFFIC_WINDOWS.ce_type, "source": "/demo/promotion",
-                   "id": uuid.uuid4().hex, "datacontenttype": "application/json",
-                   "data": window.model_dump(mode="json")} for window in windows]
+        _, headers, body = events_to_http(
+            [new_event(TRAFFIC_WINDOWS.ce_type, "/demo/promotion", window) for window in windows], Mode.BATCH)
         token = issue_token(KeyRing(self.settings), "demo", Role.operator)  # forecast-traffic's caller-role
-        response = httpx.post(f"{self.gateway_url}/function/{FORECAST_FUNCTION}", json=events,
-                              headers={"authorization": f"Bearer {token}", "content-type": BATCH_CONTENT_TYPE},
+        response = httpx.post(f"{self.gateway_url}/function/{FORECAST_FUNCTION}", content=body,
+                              headers={**headers, "authorization": f"Bearer {token}"},
                               timeout=FORECAST_CALL_TIMEOUT_S)
         if response.status_code >= 300:
             self.say(f"forecasts: {FORECAST_FUNCTION} answered {response.status_code} for the newest windows: "
