@@ -27,6 +27,7 @@ CONNECTOR_JAR_PREFIX = "spark-sql-kafka-0-10_2.13-"
 # micro-batch (locally: one per thread, see shuffle_partitions).
 SHUFFLE_PARTITIONS = 4
 ROCKSDB_STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+ROCKSDB_MEMORY_MB = 256
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,12 @@ SESSION_CONFIG = {
     # of uploading RocksDB's files. A checkpoint keeps the provider it was started with (Job.state_version).
     "spark.sql.streaming.stateStore.providerClass": ROCKSDB_STATE_STORE,
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # RocksDB's native memory (memtables, block cache) is outside the JVM heap and grows with the state unless
+    # bounded: one cap for all the stores of a JVM (driver locally, each executor on a cluster), below Spark's
+    # smallest executor memory overhead (384 MB). At the cap RocksDB flushes its memtables sooner; the state
+    # itself stays on local disk.
+    "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+    "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": str(ROCKSDB_MEMORY_MB),
 }
 
 
