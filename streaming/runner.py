@@ -4,7 +4,8 @@ A :class:`Job` is a name, the topics it reads, an output mode, a ``build`` funct
 DataFrame and a ``write`` function that ``foreachBatch`` calls with each micro-batch. :func:`start` starts it
 with a checkpoint at ``<checkpoint_dir>/<job name>``: offsets and window state are saved there each micro-batch,
 so a restarted job resumes after the last committed batch and replays the one in flight, which the idempotent
-sinks write again unchanged (``<job name>.v<N>`` once the job's state changed, see :attr:`Job.state_version`).
+sinks write again unchanged (``<job name>.v<N>`` once the job's state changed, see :attr:`Job.state_version`; the
+checkpoints of its former versions are removed as it starts).
 
 :class:`ProgressListener` turns each finished micro-batch into metrics (processing lag, duplicates, watermark,
 duration) and keeps every job's watermark in a :class:`Watermarks` file, which the late-event audit reads.
@@ -15,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -126,6 +128,11 @@ class Job:
         """The job's checkpoint folder in the context's: its name, plus ``.v<N>`` from state version 2 on."""
         return self.name if self.state_version == 1 else f"{self.name}.v{self.state_version}"
 
+    def superseded_checkpoints(self, checkpoint_dir: Path) -> list[Path]:
+        """The job's checkpoints of its former state versions in ``checkpoint_dir``: Spark cannot resume them."""
+        former = [replace(self, state_version=v).checkpoint for v in range(1, self.state_version)]
+        return [checkpoint_dir / name for name in former if (checkpoint_dir / name).is_dir()]
+
 
 def observe_input(events: DataFrame, job: str, event_time: str = "event_time") -> DataFrame:
     """Observe each micro-batch's event count and event-time quantiles, for the processing-lag metric."""
@@ -216,6 +223,9 @@ def start(ctx: StreamingContext, job: Job, write: BatchWriter | None = None) -> 
     writer = _reporting(job, write or job.write)
     if not (ctx.checkpoint_dir / job.checkpoint).exists():
         ctx.watermarks.forget(job.name)  # a job starting over has no watermark yet: the one recorded is another state's
+    for former in job.superseded_checkpoints(ctx.checkpoint_dir):  # their state stores' files would stay forever
+        shutil.rmtree(former, ignore_errors=True)
+        log.info("job %s: removed the checkpoint of its former state, %s", job.name, former)
     stream = (
         job.build(ctx).writeStream.queryName(job.name).outputMode(job.output_mode)
         .option("checkpointLocation", str(ctx.checkpoint_dir / job.checkpoint))

@@ -1,4 +1,5 @@
-"""A job's checkpoint folder follows its state version; a job starting over forgets the watermark recorded."""
+"""A job's checkpoint folder follows its state version, and those of its former versions are found to remove; a job
+starting over forgets the watermark recorded."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ def test_a_forgotten_watermark_is_gone_and_others_stay(tmp_path):
     assert watermarks.get("traffic") is None and watermarks.get("mobility") == moment
     watermarks.advance("traffic", datetime(2023, 1, 1, tzinfo=timezone.utc))  # earlier than the forgotten one
     assert watermarks.get("traffic") == datetime(2023, 1, 1, tzinfo=timezone.utc)
+
+
+def test_the_checkpoints_of_a_jobs_former_state_versions_are_superseded_and_no_others(tmp_path):
+    for name in ("traffic", "traffic.v2", "traffic.v3", "traffic.v4", "anomalies.v2", "audit"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "traffic.watermark").write_text("{}")  # a file, not a checkpoint
+    job = Job("traffic", (), "update", build=None, write=None, state_version=3)
+    assert job.superseded_checkpoints(tmp_path) == [tmp_path / "traffic", tmp_path / "traffic.v2"]
+    assert Job("audit", (), "append", build=None, write=None).superseded_checkpoints(tmp_path) == []
+    assert Job("mobility", (), "update", build=None, write=None, state_version=3).superseded_checkpoints(tmp_path) == []
