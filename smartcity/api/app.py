@@ -44,7 +44,8 @@ require("api", "swagger_ui")
 
 from smartcity.api.auth import KeyRing, Principal, Role, caller_with_role, require_role, verify_token
 from smartcity.api.caching import ReadCache, conditional_response, request_key
-from smartcity.api.problems import ProblemError, add_problem_schemas, install_problem_handlers, problem_responses
+from smartcity.api.problems import (ProblemError, add_problem_schemas, handled_error, install_problem_handlers,
+                                    problem_responses)
 from smartcity.backends.cache import Cache
 from smartcity.backends.database import Database
 from smartcity.runtime.problems import problem_response
@@ -52,8 +53,8 @@ from smartcity.backends.documents import DocumentStore
 from smartcity.settings import Settings
 
 API_VERSION = "v1"
-READ_ERRORS = problem_responses(400, 401, 403, 422)
-WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+READ_ERRORS = problem_responses(400, 401, 403, 422, 503)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 503)
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +145,10 @@ class ApiApp(FastAPI):
     def add_early_route(self, path: str, answer: EarlyRoute, role: Role = Role.viewer) -> None:
         """Answer a GET of ``path`` (the public path, without the root path) with ``answer`` before FastAPI, for a
         caller with a valid token of at least ``role``. ``answer`` gives None for any request it does not answer
-        exactly as the FastAPI route would (an unusual or invalid query: the route then gives the problem); the
-        read cache is not asked for this path (its route answers uncached)."""
+        exactly as the FastAPI route would (an unusual or invalid query: the route then gives the problem); an error
+        it raises other than a :class:`ProblemError` (a backend failing) is answered by the app's exception handlers
+        at once, as the route's would be, without running its query a second time. The read cache is not asked for
+        this path (its route answers uncached)."""
         self.early_routes[path] = (role, answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,9 +168,11 @@ class ApiApp(FastAPI):
         request.scope["app"] = self  # as Starlette sets it: the answer reaches the app's state through the request
         try:
             return await answer(request)
-        except Exception:  # noqa: BLE001 - a failing backend or an invalid query: the route answers, with its problem
+        except ProblemError:  # an invalid query: the route answers it, with its problem
             logger.debug("the early route of %s left the request to FastAPI", request.url.path, exc_info=True)
             return None
+        except Exception as error:  # noqa: BLE001 - a backend failing: the route's answer, without asking it again
+            return await handled_error(self, request, error)
 
     def _caller(self, request: Request) -> Principal | None:
         """The caller a valid bearer token names, or None (no token, or an invalid one: the route refuses it)."""

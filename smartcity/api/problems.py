@@ -6,8 +6,9 @@ the FastAPI handlers.
 
 Route code raises :class:`ProblemError` (or one of its helpers: :func:`bad_request`, :func:`not_found`,
 :func:`conflict`); :func:`install_problem_handlers` turns it, FastAPI's request validation errors (422, one entry
-per bad field), Starlette's own HTTP errors (404 for an unknown path, 405 ...) and anything unexpected (500,
-logged, no internals leaked) into one JSON shape. :data:`PROBLEM_RESPONSES` documents them in the OpenAPI document.
+per bad field), Starlette's own HTTP errors (404 for an unknown path, 405 ...), a backend out of reach (503 with
+``Retry-After``) and anything unexpected (500, logged, no internals leaked) into one JSON shape.
+:func:`problem_responses` documents them in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from starlette.responses import Response
 
 from smartcity.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from smartcity.runtime.problems import http_exception_problem
+from smartcity.runtime.outages import OUTAGE_ERRORS, is_outage
 from smartcity.runtime.problems import problem_response as runtime_problem_response
 
 log = logging.getLogger(__name__)
+OUTAGE_RETRY_AFTER_S = 5  # a 503's Retry-After: a restarted PostgreSQL or Redis is back within seconds
 
 
 class ProblemError(Exception):
@@ -93,12 +96,33 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(request, 500, "internal error; it has been logged")
 
 
+async def _on_outage(request: Request, exc: Exception) -> Response:
+    """A backend out of reach (:func:`smartcity.runtime.outages.is_outage`: refused or lost connections, an empty
+    pool) is a 503 the client may retry, logged in one line; any other error of those classes (a statement
+    cancelled by its timeout) is unexpected."""
+    if not is_outage(exc):
+        return await _on_unexpected(request, exc)
+    log.warning("%s %s: a backend is out of reach (%s: %s)", request.method, request.url.path,
+                type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+    return problem_response(request, 503, "a backend of the API is out of reach; try again shortly",
+                            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` a problem document."""
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, http_exception_problem)
+    for outage in OUTAGE_ERRORS:
+        app.add_exception_handler(outage, _on_outage)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+async def handled_error(app: FastAPI, request: Request, exc: Exception) -> Response:
+    """The answer ``app``'s exception handlers give ``exc`` (the handler of its nearest class), as when a route
+    raises it: for code that answers before the routes (:meth:`smartcity.api.app.ApiApp.add_early_route`)."""
+    handler = next(app.exception_handlers[kind] for kind in type(exc).__mro__ if kind in app.exception_handlers)
+    return await handler(request, exc)
 
 
 def _problem_content() -> dict[str, Any]:

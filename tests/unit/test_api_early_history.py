@@ -140,3 +140,27 @@ def test_a_role_below_viewer_gets_the_routes_403(api):
     sample_api, client, app = api
     early, route, answered = both_ways(client, app, PATH, span(sample_api), headers=sample_api.headers("ingest"))
     assert not answered and answered_problem(early, 403) == answered_problem(route, 403)
+
+
+def test_a_database_out_of_reach_is_a_503_asked_once_early_as_by_the_route(api, monkeypatch):
+    psycopg = pytest.importorskip("psycopg")
+    sample_api, client, app = api
+    database = app.state.context.read_database
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(args[0])
+        raise psycopg.OperationalError("connection refused")
+
+    async def refused_async(*args, **kwargs):
+        return refused(*args, **kwargs)
+
+    monkeypatch.setattr(database, "query", refused)
+    monkeypatch.setattr(database, "query_async", refused_async)
+    early, route, answered = both_ways(client, app, PATH, {**span(sample_api), "sensor_id": S2, "bucket": "15m"})
+    assert len(calls) == 2  # once each way: the early route does not leave a failing query to be run again
+    for answer in (early, route):
+        answered_problem(answer, 503)
+        assert answer.headers["retry-after"] == "5" and "out of reach" in answer.json()["detail"]
+        assert "refused" not in answer.text  # nothing of the backend's error leaks
+    assert early.json() == route.json()

@@ -111,3 +111,23 @@ def test_the_openapi_document_describes_errors_as_problems(client):
     assert set(responses["422"]["content"]) == {"application/problem+json"}
     assert responses["409"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_a_backend_out_of_reach_is_a_503_to_retry_and_a_cancelled_statement_a_500():
+    psycopg = pytest.importorskip("psycopg")
+    app = create_api_app("test", "outages", NoBackendContext(Settings()))
+
+    @app.get("/v1/test/refused")
+    def refused():
+        raise psycopg.OperationalError("connection to server at 127.0.0.1 refused")
+
+    @app.get("/v1/test/cancelled")
+    def cancelled():
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    answer = client.get("/v1/test/refused")
+    problem = problem_of(answer, 503)
+    assert answer.headers["retry-after"] == "5" and "127.0.0.1" not in answer.text
+    assert "out of reach" in problem["detail"]
+    assert "statement" not in problem_of(client.get("/v1/test/cancelled"), 500)["detail"]
