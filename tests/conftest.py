@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def root_logging_left_as_found():
+    """Every test leaves the root logger's handlers and level as it found them. Code that configures logging (a
+    CLI command run in-process: ``logship.configure`` puts a JSON handler on the stderr of that moment, which
+    CliRunner closes after) would otherwise leave a handler on a closed stream, and a late log line (py4j's at
+    exit) ends the session with '--- Logging error ---'."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
