@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from smartcity.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem
-from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.outages import OUTAGE_ERRORS, is_outage
+from smartcity.runtime.problems import http_exception_problem
 from smartcity.runtime.problems import problem_response as runtime_problem_response
 
 log = logging.getLogger(__name__)
