@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,8 +31,9 @@ ZONE = re.compile(ZONE_PATTERN)  # the Zone of the events
 
 async def early_history(request: Request) -> Response | None:
     """The route's answer to a plain query, or None (see the module docstring)."""
-    query = dict(request.query_params.multi_items())
-    if len(query) != len(request.query_params.multi_items()) or not PARAMETERS.issuperset(query):
+    pairs = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)  # as Starlette does
+    query = dict(pairs)
+    if len(query) != len(pairs) or not PARAMETERS.issuperset(query):
         return None
     if not all(query.values()):
         return None
