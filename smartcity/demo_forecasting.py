@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from models.schedule import TrainingSchedule
     from models.training import TrainingResult
     from smartcity.backends.database import Database
-    from smartcity.events.derived import TrafficWindow
     from smartcity.demo import DemoOptions
 
 WINDOW = timedelta(minutes=5)
@@ -32,6 +31,7 @@ FORECAST_TARGET = "segment-speed"
 TRAINING_STOP_S = 60.0  # how long the end waits for a training run in progress
 FORECAST_FUNCTION = "forecast-traffic"
 FORECAST_CALL_TIMEOUT_S = 60.0
+PROMOTION_SOURCE = "/demo/promotion"  # not the streaming job's: its later announcement is no duplicate of these
 
 
 class DemoForecasting:
@@ -109,9 +109,8 @@ class DemoForecasting:
         those windows later, it rewrites the same rows."""
         from smartcity.api.auth import KeyRing, Role, issue_token
         from smartcity.backends.database import open_database
-        from smartcity.events.derived import TRAFFIC_WINDOWS
         from smartcity.runtime.bindings import Mode, events_to_http
-        from smartcity.runtime.events import new_event
+        from smartcity.runtime.readings import window_closed_event
 
         if result.promoted is None or self.stopping.is_set():
             return
@@ -122,8 +121,8 @@ class DemoForecasting:
             database.close()
         if not windows:
             return
-        _, headers, body = events_to_http(
-            [new_event(TRAFFIC_WINDOWS.ce_type, "/demo/promotion", window) for window in windows], Mode.BATCH)
+        _, headers, body = events_to_http([window_closed_event(window, PROMOTION_SOURCE) for window in windows],
+                                          Mode.BATCH)
         token = issue_token(KeyRing(self.settings), "demo", Role.operator)  # forecast-traffic's caller-role
         response = httpx.post(f"{self.gateway_url}/function/{FORECAST_FUNCTION}", content=body,
                               headers={**headers, "authorization": f"Bearer {token}"},

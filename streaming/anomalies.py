@@ -25,14 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from cloudevents.core.v1.event import CloudEvent
 from pyspark.sql import DataFrame
 
 from smartcity.backends.database import Database
 from smartcity.events import Alert, Location, city, stream_for_topic
 from smartcity.events.derived import TRAFFIC_WINDOWS, TrafficWindow
-from smartcity.runtime.events import new_event
-from smartcity.runtime.readings import publish_event, reading_event
+from smartcity.runtime.readings import publish_event, reading_event, window_closed_event
 from smartcity.storage.upsert import upsert
 from streaming import metrics
 from streaming.indices import ROBUST_Z_THRESHOLD, median_absolute_deviation, robust_z
@@ -152,14 +150,6 @@ def judge_windows(db: Database, windows: list[dict], now: datetime) -> tuple[lis
     return rows, alerts
 
 
-def window_event(window: dict) -> CloudEvent:
-    """The CloudEvent announcing that ``window`` (a finished sensor window) is closed."""
-    start = window["window_start"]
-    return new_event(TRAFFIC_WINDOWS.ce_type, WINDOW_SOURCE, TrafficWindow.model_validate(window),
-                     id=f"{window['sensor_id']}|{start.isoformat()}", time=window["window_end"],
-                     partitionkey=window["segment_id"])
-
-
 def build(ctx: StreamingContext) -> DataFrame:
     readings = sensor_readings(ctx, JOB.name)
     aggregates = readings.groupBy("window_end", "sensor_id").agg(
@@ -177,7 +167,8 @@ def write(ctx: StreamingContext, batch: DataFrame, batch_id: int) -> None:
     for alert in alerts:
         publish_event(ctx.bus, ctx.topic(incidents.topic), reading_event(incidents, alert, ALERT_SOURCE, id=alert.id))
     for window in windows:
-        publish_event(ctx.bus, ctx.topic(TRAFFIC_WINDOWS.topic), window_event(window))
+        announced = window_closed_event(TrafficWindow.model_validate(window), WINDOW_SOURCE)
+        publish_event(ctx.bus, ctx.topic(TRAFFIC_WINDOWS.topic), announced)
     for row in rows:
         metrics.ANOMALIES.labels(row["metric"]).inc()
     ctx.bus.flush()

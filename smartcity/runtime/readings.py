@@ -4,7 +4,9 @@ Ingest, the simulator's bus sink, the streaming jobs' alerts and the test sample
 :func:`reading_event` makes the CloudEvent (the stream's type, the entity as subject, ``dateObserved`` as time,
 the stream's key field as the record key, and an id derived from the stream, the entity and ``dateObserved``, so
 the same reading sent twice is the same event and every store keeps it once); :func:`publish_event` writes any
-CloudEvent as one record (``ce_`` headers, JSON value, keyed by its ``partitionkey``).
+CloudEvent as one record (``ce_`` headers, JSON value, keyed by its ``partitionkey``). :func:`window_closed_event`
+announces a closed 5-minute window of a sensor (the streaming job's ``traffic-windows``, and the demo's forecasts
+after a promotion).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from smartcity.backends.bus import EventBus
 from smartcity.events import CityEvent, Stream
+from smartcity.events.derived import TRAFFIC_WINDOWS, TrafficWindow
 from smartcity.runtime.bindings import record_of
 from smartcity.runtime.events import new_event
 from smartcity.storage.envelope import iso_utc
@@ -31,6 +34,15 @@ def reading_event(stream: Stream, reading: CityEvent, source: str, *, id: str | 
     """The CloudEvent carrying ``reading`` of ``stream``, from ``source``; ``id`` defaults to :func:`event_id`."""
     return new_event(stream.ce_type, source, reading, id=id or event_id(stream, reading), subject=reading.id,
                      time=reading.dateObserved, partitionkey=stream.key_of(reading))
+
+
+def window_closed_event(window: TrafficWindow, source: str) -> CloudEvent:
+    """The ``traffic-windows`` CloudEvent saying that a sensor's 5-minute ``window`` is closed, from ``source``: its
+    id the sensor and window start (the same window announced twice is the same event), its time the window's end,
+    keyed by its road segment."""
+    return new_event(TRAFFIC_WINDOWS.ce_type, source, window,
+                     id=f"{window.sensor_id}|{window.window_start.isoformat()}", time=window.window_end,
+                     partitionkey=window.segment_id)
 
 
 def publish_event(bus: EventBus, topic: str, event: CloudEvent) -> None:
