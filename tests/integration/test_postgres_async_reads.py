@@ -64,6 +64,7 @@ def test_a_read_cancelled_in_its_query_leaves_no_connection_inside_it(reads):
 
 
 def test_the_connections_of_a_finished_loop_and_of_close_are_closed_without_a_warning(reads):
+    gc.collect()  # what earlier tests left to collect warns now, not below
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         asyncio.run(reads.query(PID, None))  # its loop ends: its connections close with it
@@ -76,4 +77,6 @@ def test_the_connections_of_a_finished_loop_and_of_close_are_closed_without_a_wa
 
         asyncio.run(read_then_close())
         gc.collect()
-    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    # psycopg's warning for a connection deleted open (another object's unclosed socket is not this test's)
+    left_open = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [message for message in left_open if "psycopg" in message] == []
