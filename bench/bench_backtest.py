@@ -7,7 +7,9 @@
 The data: the simulated city's loop counts (:func:`simulate_history`), ``--series`` sensors spread over the network,
 each one's vehicles per ``--interval-min`` (the sum of its 5-minute windows), a ``--gaps`` share of the rows left
 out at random (a detector that missed intervals). It is written as the CSV a city would bring
-(``series_id,timestamp,value``) and backtested twice through the command itself, in a subprocess: the two
+(``series_id,timestamp,value``, times in UTC) and backtested, with ``--timezone`` the city's (the 100 days end
+after its clocks went back on 25 October: without the zone, the daily profiles would follow UTC and the city's
+rhythm would run an hour off them from then on), twice through the command itself, in a subprocess: the two
 baselines alone (the reference time), then ``--models``. Printed: wall time and peak memory of each run, the
 forecasts written, the command's own report (MAE per model and horizon beside the baselines) and the load average.
 The issue's target: the whole backtest in minutes on 2 cores. Run it with nothing else on the machine.
@@ -38,12 +40,13 @@ def load() -> str:
 
 
 def write_detector_counts(csv: Path, series: int, days: float, interval_min: int, seed: int,
-                          gaps: float) -> tuple[int, int, float]:
+                          gaps: float) -> tuple[int, int, float, str]:
     """Write ``series_id,timestamp,value``, vehicles per interval of ``series`` loops evenly spread over the sorted
-    ids; (rows, series, mean value). Run in a process of its own: 100 simulated days take a few GB, which a process
-    forked from this one would count as its own peak memory."""
+    ids; (rows, series, mean value, the city's time zone). Run in a process of its own: 100 simulated days take a
+    few GB, which a process forked from this one would count as its own peak memory."""
     import numpy as np
 
+    from smartcity.simulator.city import load_city
     from smartcity.simulator.history import simulate_history
 
     sensors = simulate_history(days, END, seed).sensors[["sensor_id", "window_start", "flow"]]
@@ -55,13 +58,14 @@ def write_detector_counts(csv: Path, series: int, days: float, interval_min: int
               .rename(columns={"sensor_id": "series_id", "flow": "value"}))
     counts = counts[np.random.default_rng(seed).random(len(counts)) >= gaps]
     counts.to_csv(csv, index=False)
-    return len(counts), counts.series_id.nunique(), float(counts.value.mean())
+    return len(counts), counts.series_id.nunique(), float(counts.value.mean()), str(load_city().timezone)
 
 
-def run_backtest(csv: Path, models: str, out: Path) -> tuple[float, float, str]:
+def run_backtest(csv: Path, models: str, out: Path, zone: str) -> tuple[float, float, str]:
     """(wall seconds, peak memory MiB, report) of one ``smartcity models backtest`` process."""
     command = [str(Path(sys.executable).with_name("smartcity")), "models", "backtest", "--input", str(csv),
-               "--horizons", "15,30,60", "--train-fraction", "0.7", "--model", models, "--out", str(out)]
+               "--horizons", "15,30,60", "--train-fraction", "0.7", "--model", models, "--timezone", zone,
+               "--out", str(out)]
     with tempfile.TemporaryFile("w+") as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -90,14 +94,14 @@ def main() -> None:
         csv = Path(folder) / "detectors.csv"
         started = time.perf_counter()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows, series, mean = pool.submit(write_detector_counts, csv, args.series, args.days, args.interval_min,
-                                             args.seed, args.gaps).result()
+            rows, series, mean, zone = pool.submit(write_detector_counts, csv, args.series, args.days,
+                                                   args.interval_min, args.seed, args.gaps).result()
         print(f"data: {rows:,} rows, {series} series, mean {mean:.1f} vehicles per interval, made in "
-              f"{time.perf_counter() - started:.1f} s ({csv.stat().st_size / 2**20:.1f} MiB)")
+              f"{time.perf_counter() - started:.1f} s ({csv.stat().st_size / 2**20:.1f} MiB); time zone {zone}")
         results = {}
         for label, models in (("baselines alone", BASELINES), (f"--model {args.models}", args.models)):
             out = Path(folder) / "forecasts.csv"
-            wall, peak, report = run_backtest(csv, models, out)
+            wall, peak, report = run_backtest(csv, models, out, zone)
             with out.open() as handle:
                 written = sum(1 for _ in handle) - 1
             results[label] = (wall, peak, written)

@@ -12,6 +12,8 @@ values at the same time step.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -124,6 +126,21 @@ def detect_step_min(timestamps: pd.Series) -> int:
         raise BadSeriesInput("timestamp", f"the detected interval, {minutes:g} min, is not a whole number of "
                                           "minutes that divides a day")
     return int(minutes)
+
+
+OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")  # a timestamp's UTC offset, at its end
+UTC_PROFILES_NOTE = (
+    "note: timezone: not given, so the time-of-day profiles follow UTC; where the series' clocks change (daylight "
+    "saving time), their daily rhythm moves an hour against UTC twice a year and every model sees it an hour off "
+    "from then on: give the zone (--timezone Europe/Paris)")
+
+
+def utc_profiles_note(timestamps: Iterable[str], timezone: str | None) -> str | None:
+    """:data:`UTC_PROFILES_NOTE` when no zone was given and a timestamp names its UTC offset (``Z``, ``+02:00``):
+    the series' own clock is then not in the data. Wall-clock timestamps (no offset) keep their clock as UTC."""
+    if timezone is not None:
+        return None
+    return UTC_PROFILES_NOTE if any(OFFSET.search(text.strip()) for text in timestamps) else None
 
 
 def parse_timestamps(column: pd.Series, timezone: str) -> pd.Series:

@@ -139,3 +139,17 @@ def test_an_unknown_model_names_the_known_ones(series_file, tmp_path):
 def test_an_unknown_time_zone_is_named(series_file, tmp_path):
     result = run("--input", str(series_file), "--out", str(tmp_path / "out.csv"), "--timezone", "Mars/Olympus")
     assert result.exit_code == 2 and result.output.startswith("error: timezone: unknown time zone")
+
+
+def test_timestamps_with_offsets_and_no_time_zone_get_a_note_that_the_profiles_follow_utc(tmp_path):
+    series = traffic_series(rows=300)
+    series.to_csv(tmp_path / "wall-clock.csv", index=False)
+    series.assign(timestamp=series["timestamp"] + "+02:00").to_csv(tmp_path / "offsets.csv", index=False)
+    out = str(tmp_path / "scores.csv")
+    noted = run("--input", str(tmp_path / "offsets.csv"), "--out", out, "--model", "zscore")
+    assert noted.exit_code == 0 and "note: timezone: not given, so the time-of-day profiles follow UTC" in noted.output
+    for given in (run("--input", str(tmp_path / "offsets.csv"), "--out", out, "--model", "zscore",
+                      "--timezone", "Europe/Paris"),
+                  run("--input", str(tmp_path / "wall-clock.csv"), "--out", out, "--model", "zscore")):
+        assert given.exit_code == 0, given.output
+        assert "note: timezone" not in given.output

@@ -62,6 +62,20 @@ def test_naive_timestamps_come_back_as_the_same_wall_clock_text(tmp_path):
     assert len(forecasts) == 48  # 5 days: 3 train (70 % of 5, rounded down), every hour of the last 2 is an origin
 
 
+def test_timestamps_with_offsets_and_no_time_zone_get_a_note_that_the_profiles_follow_utc(series_csv, tmp_path):
+    """The series' own clock is not in a UTC timestamp: a place with daylight saving time needs --timezone."""
+    naive = pd.read_csv(series_csv, dtype={"timestamp": str})
+    naive["timestamp"] = naive["timestamp"].str.removesuffix("Z")
+    naive.to_csv(tmp_path / "naive.csv", index=False)
+    options = ("--horizons", "30", "--model", "persistence", "--out", str(tmp_path / "forecasts.csv"))
+    noted = run("--input", str(series_csv), *options)
+    assert noted.exit_code == 0 and "note: timezone: not given, so the time-of-day profiles follow UTC" in noted.output
+    for given in (run("--input", str(series_csv), "--timezone", "Europe/Paris", *options),
+                  run("--input", str(tmp_path / "naive.csv"), *options)):  # wall-clock times: UTC keeps them as such
+        assert given.exit_code == 0, given.output
+        assert "note: timezone" not in given.output
+
+
 @pytest.mark.parametrize(("edit", "options", "field"), [
     (lambda f: f.drop(columns="value"), (), "value: missing column"),
     (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 7, "yesterday noon")), (), "timestamp: row"),
