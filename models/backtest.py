@@ -54,10 +54,11 @@ class Report:
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def read_series_csv(path: Path, timezone: str) -> SeriesFile:
-    """The CSV's panel; BadSeriesInput names the column (or ``input``, ``timezone``) that cannot be read."""
+def read_series_csv(path: Path, timezone: str | None) -> SeriesFile:
+    """The CSV's panel; BadSeriesInput names the column (or ``input``, ``timezone``) that cannot be read.
+    ``timezone`` None: see :func:`~models.panel.parse_timestamps`."""
     try:
-        ZoneInfo(timezone)
+        ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         raise BadSeriesInput("timezone", f"unknown time zone {timezone!r} (expected a name like Europe/Paris)")
     try:
@@ -68,7 +69,7 @@ def read_series_csv(path: Path, timezone: str) -> SeriesFile:
         frame["label"] = frame["timestamp"].astype(str).str.strip()
         frame["timestamp"] = parse_timestamps(frame["timestamp"], timezone)
         frame = frame.dropna(subset=["timestamp"])  # local times that a clock change skips or repeats
-    panel = panel_from_frame(frame, timezone)
+    panel = panel_from_frame(frame, timezone or "UTC")
     frame = frame.dropna(subset=["timestamp", "value"])
     observed = pd.DataFrame({
         "row": frame.get("series_id", pd.Series("series", index=frame.index)).astype(str)

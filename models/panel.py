@@ -133,19 +133,43 @@ UTC_PROFILES_NOTE = (
     "note: timezone: not given, so the time-of-day profiles follow UTC; where the series' clocks change (daylight "
     "saving time), their daily rhythm moves an hour against UTC twice a year and every model sees it an hour off "
     "from then on: give the zone (--timezone Europe/Paris)")
+WALL_CLOCK_NOTE = (
+    "note: timezone: not given; the timestamps' UTC offsets change ({offsets}), so they are local times and the "
+    "time-of-day profiles follow their wall clock")
 
 
-def utc_profiles_note(timestamps: Iterable[str], timezone: str | None) -> str | None:
-    """:data:`UTC_PROFILES_NOTE` when no zone was given and a timestamp names its UTC offset (``Z``, ``+02:00``):
-    the series' own clock is then not in the data. Wall-clock timestamps (no offset) keep their clock as UTC."""
+def utc_offsets(timestamps: Iterable[str]) -> list[str]:
+    """The distinct UTC offsets the timestamps end with, ``Z`` as ``+00:00``, in order."""
+    found = {match.group(0) for text in timestamps if (match := OFFSET.search(str(text).strip()))}
+    return sorted({"+00:00" if o == "Z" else f"{o[:3]}:{o[-2:]}" for o in found})
+
+
+def timezone_note(timestamps: Iterable[str], timezone: str | None) -> str | None:
+    """What a command says of the clock its profiles follow when no zone was given and the timestamps name their
+    UTC offset: their wall clock where the offsets change (:func:`parse_timestamps`), else UTC, which is not the
+    series' own clock where it changes. Wall-clock timestamps (no offset) keep their clock as UTC: no note."""
     if timezone is not None:
         return None
-    return UTC_PROFILES_NOTE if any(OFFSET.search(text.strip()) for text in timestamps) else None
+    offsets = utc_offsets(timestamps)
+    if len(offsets) > 1:
+        return WALL_CLOCK_NOTE.format(offsets=", ".join(offsets))
+    return UTC_PROFILES_NOTE if offsets else None
 
 
-def parse_timestamps(column: pd.Series, timezone: str) -> pd.Series:
-    """Timestamps as UTC: with an offset as given; without one, as wall-clock time of ``timezone``."""
-    parsed = pd.to_datetime(column, errors="coerce", utc=False, format="mixed")
+def parse_timestamps(column: pd.Series, timezone: str | None) -> pd.Series:
+    """Timestamps as UTC: with an offset as given; without one, as wall-clock time of ``timezone``.
+
+    ``timezone`` None: UTC, except when the timestamps name more than one UTC offset (``+01:00`` in winter,
+    ``+02:00`` in summer): they are then local times, and their wall clock (the offsets left out) is what the
+    time-of-day profiles follow, read as UTC."""
+    if timezone is None:
+        if len(utc_offsets(column.dropna())) > 1:
+            column = column.astype(str).str.strip().str.replace(OFFSET, "", regex=True)
+        timezone = "UTC"
+    try:
+        parsed = pd.to_datetime(column, errors="coerce", utc=False, format="mixed")
+    except ValueError:  # offsets that differ (a clock change): the instants they name
+        parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna() & column.notna()
     if column.isna().any() or bad.any():
         row = int(np.flatnonzero((bad | column.isna()).to_numpy())[0])

@@ -22,16 +22,16 @@ def check_model(model: str) -> None:
                                       "pip install 'smartcity[torch]'")
 
 
-def read_table(fields: list[str], rows: list[list[str]], timezone: str = "UTC") -> pd.DataFrame:
+def read_table(fields: list[str], rows: list[list[str]], timezone: str | None = "UTC") -> pd.DataFrame:
     """``series_id`` (optional), ``timestamp``, ``value`` of the CSV rows (text, header ``fields``) as a frame in
     file order: timestamps UTC, values float (an empty value or NaN is missing). BadSeriesInput names a missing
-    column, an unparsable timestamp or value."""
+    column, an unparsable timestamp or value. ``timezone`` None: see :func:`~models.panel.parse_timestamps`."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from models.panel import BadSeriesInput, parse_timestamps
 
     try:
-        ZoneInfo(timezone)
+        ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         raise BadSeriesInput("timezone", f"unknown time zone {timezone!r} (expected a name like Europe/Paris)") from None
     names = [name.strip() for name in fields]

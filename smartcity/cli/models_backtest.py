@@ -18,7 +18,7 @@ def backtest(
     train_fraction: float = typer.Option(0.7, help="Share of the calendar days, the first ones, that trains; every observed timestamp after them is a forecast origin."),
     model: str = typer.Option("all", help="A model name, a comma-separated list, or all (every model of the catalog)."),
     seed: int = typer.Option(0, help="Random seed of the learned models: same seed and data, same forecasts."),
-    timezone: str = typer.Option(None, help="The series' time zone (default UTC): of timestamps without an offset, and of the time-of-day profiles. Give it for data from a place whose clocks change: its daily rhythm follows them."),
+    timezone: str = typer.Option(None, help="The series' time zone: of timestamps without an offset, and of the time-of-day profiles. Default: UTC, or the timestamps' wall clock where their UTC offsets change. Give it for data in UTC from a place whose clocks change: its daily rhythm follows them."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Forecasts CSV to write: series_id,origin,horizon_min,model,p10,p50,p90."),
 ) -> None:
     """Train every model on the first days of a CSV of series and forecast every later timestamp; print the
@@ -28,14 +28,14 @@ def backtest(
     from models.backtest import forecasters, parse_horizons, phase_count, read_series_csv, run_backtest, summary
     from models.backtest import train_end_of
     from models.catalog import model_names
-    from models.panel import BadSeriesInput, utc_profiles_note
+    from models.panel import BadSeriesInput, timezone_note
 
     try:
         if not input_file.is_file():
             raise BadSeriesInput("input", f"no such file: {input_file}")
         names, minutes = model_names(model), parse_horizons(horizons)
-        data = read_series_csv(input_file, timezone or "UTC")
-        note = utc_profiles_note(data.observed["label"], timezone)
+        data = read_series_csv(input_file, timezone)
+        note = timezone_note(data.observed["label"], timezone)
         if note:
             typer.echo(note, err=True)
         train_end = train_end_of(data.panel, minutes, train_fraction)

@@ -76,6 +76,40 @@ def test_timestamps_with_offsets_and_no_time_zone_get_a_note_that_the_profiles_f
         assert "note: timezone" not in given.output
 
 
+def test_timestamps_whose_offsets_change_are_local_times_and_the_profiles_follow_their_wall_clock(tmp_path):
+    """Written with Paris' offsets across its clock change (+01:00, then +02:00): without --timezone the profiles
+    follow the timestamps' wall clock, which is Paris' own, so the historical average is the one Paris' zone gives."""
+    times = pd.date_range("2026-03-20", "2026-04-03", freq="h", tz="Europe/Paris", inclusive="left")
+    hours = np.asarray(times.hour)
+    values = 100 + 50 * np.sin(2 * np.pi * hours / 24) + np.random.default_rng(2).normal(0, 3, len(times))
+    frame = pd.DataFrame({"timestamp": [t.isoformat() for t in times], "value": values.round(1)})
+    frame.to_csv(tmp_path / "paris.csv", index=False)
+    forecasts = {}
+    for name, options in (("wall clock", ()), ("zone", ("--timezone", "Europe/Paris"))):
+        out = tmp_path / f"{name}.csv"
+        result = run("--input", str(tmp_path / "paris.csv"), "--horizons", "60", "--model", "historical-average",
+                     "--out", str(out), *options)
+        assert result.exit_code == 0, result.output
+        assert ("offsets change (+01:00, +02:00)" in result.output) == (name == "wall clock")
+        forecasts[name] = pd.read_csv(out, dtype={"origin": str}).set_index("origin")["p50"]
+    assert len(forecasts["wall clock"]) == len(forecasts["zone"]) > 24
+    wall, zone = forecasts["wall clock"].align(forecasts["zone"], join="inner")
+    assert len(wall) == len(forecasts["zone"])  # the same origins
+    same = np.isclose(wall.to_numpy(), zone.to_numpy())
+    # but one: an hour after 01:00 is 03:00 in Paris that night, and 02:00 on a wall clock that does not skip it
+    assert list(wall.index[~same]) == ["2026-03-29T01:00:00+01:00"]
+    utc = frame.assign(timestamp=[t.tz_convert("UTC").isoformat() for t in times])
+    utc.to_csv(tmp_path / "utc.csv", index=False)  # the same instants in UTC: the profiles follow UTC
+    result = run("--input", str(tmp_path / "utc.csv"), "--horizons", "60", "--model", "historical-average",
+                 "--out", str(tmp_path / "utc-forecasts.csv"))
+    assert result.exit_code == 0 and "the time-of-day profiles follow UTC" in result.output
+    in_utc = pd.read_csv(tmp_path / "utc-forecasts.csv").set_index("origin")["p50"]
+    in_utc.index = pd.to_datetime(in_utc.index, utc=True)
+    zone.index = pd.to_datetime(zone.index, utc=True)
+    in_utc, zone = in_utc.align(zone, join="inner")
+    assert len(zone) > 24 and not np.allclose(in_utc.to_numpy(), zone.to_numpy())
+
+
 @pytest.mark.parametrize(("edit", "options", "field"), [
     (lambda f: f.drop(columns="value"), (), "value: missing column"),
     (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 7, "yesterday noon")), (), "timestamp: row"),
