@@ -19,7 +19,7 @@ def anomaly_scores(
     input_file: Path = typer.Option(..., "--input", dir_okay=False, help="CSV with columns series_id (optional), timestamp, value; rows in time order per series."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="CSV to write: the input's rows plus anomaly_score (0..1)."),
     model: str = typer.Option("ensemble", help="ensemble (robust z, change, kNN and Isolation Forest), zscore, isolation-forest or autoencoder (needs torch)."),
-    timezone: str = typer.Option(None, help="The series' time zone: of timestamps without an offset, and of the time-of-day profiles. Default: UTC, or the timestamps' wall clock where their UTC offsets change. Give it for data in UTC from a place whose clocks change: its daily rhythm follows them."),
+    timezone: str | None = typer.Option(None, help="The series' time zone: of timestamps without an offset, and of the time-of-day profiles. Default: UTC, or the timestamps' wall clock where their UTC offsets change. Give it for data in UTC from a place whose clocks change: its daily rhythm follows them."),
     seed: int = typer.Option(0, help="Random seed of the learned scorers: same seed and file, same scores."),
 ) -> None:
     """Score every row of a CSV of series: anomaly_score in [0, 1], each row from the rows up to it only."""

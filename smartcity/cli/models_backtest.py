@@ -18,7 +18,7 @@ def backtest(
     train_fraction: float = typer.Option(0.7, help="Share of the calendar days, the first ones, that trains; every observed timestamp after them is a forecast origin."),
     model: str = typer.Option("all", help="A model name, a comma-separated list, or all (every model of the catalog)."),
     seed: int = typer.Option(0, help="Random seed of the learned models: same seed and data, same forecasts."),
-    timezone: str = typer.Option(None, help="The series' time zone: of timestamps without an offset, and of the time-of-day profiles. Default: UTC, or the timestamps' wall clock where their UTC offsets change. Give it for data in UTC from a place whose clocks change: its daily rhythm follows them."),
+    timezone: str | None = typer.Option(None, help="The series' time zone: of timestamps without an offset, and of the time-of-day profiles. Default: UTC, or the timestamps' wall clock where their UTC offsets change. Give it for data in UTC from a place whose clocks change: its daily rhythm follows them."),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="Forecasts CSV to write: series_id,origin,horizon_min,model,p10,p50,p90."),
 ) -> None:
     """Train every model on the first days of a CSV of series and forecast every later timestamp; print the
