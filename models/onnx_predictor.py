@@ -79,6 +79,7 @@ class SequenceForecaster(Forecaster):
         steps = panel.horizon_steps(self.horizons_min)
         windows = training_windows(panel, self.profiles, train_end, steps, self.context, settings.max_windows,
                                    settings.validation_fraction, np.random.default_rng(self.seed))
+        torch_training.torch.manual_seed(self.seed)  # the initial weights: same seed and data, same model
         self.torch_network = self.network(len(CHANNELS), len(steps), self.context)
         index = self.series_index(panel.series_ids)
         self.info = torch_training.train(self.torch_network, windows, settings, self.seed, index, self.augment)
