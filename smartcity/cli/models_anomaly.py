@@ -30,7 +30,8 @@ def anomaly_scores(
         check_model(model)
         fields, rows = _read_csv(input_file)
         table = read_table(fields, rows, timezone)
-        note = timezone_note((row[fields.index("timestamp")] for row in rows), timezone)
+        at = [name.strip() for name in fields].index("timestamp")  # read_table found it, spaces around or not
+        note = timezone_note((row[at] for row in rows), timezone)
         if note:
             typer.echo(note, err=True)
         scores = score_table(table, model, seed, timezone or "UTC")

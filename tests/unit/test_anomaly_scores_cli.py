@@ -153,3 +153,10 @@ def test_timestamps_with_offsets_and_no_time_zone_get_a_note_that_the_profiles_f
                   run("--input", str(tmp_path / "wall-clock.csv"), "--out", out, "--model", "zscore")):
         assert given.exit_code == 0, given.output
         assert "note: timezone" not in given.output
+
+
+def test_a_header_with_spaces_around_its_names_is_read(tmp_path):
+    (tmp_path / "spaced.csv").write_text("timestamp , value\n2024-01-01T00:00:00+01:00,1\n2024-07-01T00:00:00+02:00,2\n")
+    result = run("--input", str(tmp_path / "spaced.csv"), "--out", str(tmp_path / "scores.csv"), "--model", "zscore")
+    assert result.exit_code == 0, result.output
+    assert "offsets change (+01:00, +02:00)" in result.output
