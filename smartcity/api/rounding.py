@@ -12,12 +12,18 @@ list's name, GeoJSON ``coordinates`` included):
   index (0..100), fares, errors (``mae``) and forecast quantiles (``p10``/``p50``/``p90``): 2 decimals;
 - any other float: 6 decimals.
 
+A float is rounded as ``round(value * 10**d) / 10**d``: the integer division gives the double nearest the
+decimal, as ``round(value, d)`` does, in less than half its time (``round`` with digits goes through a decimal
+string); the two differ only on values within a rounding error of a half (``0.025`` becomes 0.02, where
+``round(0.025, 2)`` gives 0.03: that double is a little above 0.025), well inside what any unit here measures. NaN and infinities are kept.
+
 :func:`smartcity.api.caching.json_body` and :func:`~smartcity.api.caching.document_body` pass every answer through
 :func:`rounded`; the traffic history, the busiest uncached read, rounds its rows with :func:`rounded_rows`.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +34,19 @@ FRACTIONS = ("occupancy", "_share", "congestion_index", "congestion_index_max", 
 UNITS = ("_kmh", "speed", "_per_hour", "heading", "_s", "mobility_index", "fare", "mae", "p10",
          "p50", "p90")
 OTHER_DECIMALS = 6
+
+
+@lru_cache(maxsize=1024)
+def scale_of(name: str) -> float:
+    """``10 ** decimals_of(name)``: what a float under ``name`` is multiplied by before it is rounded."""
+    return 10.0 ** decimals_of(name)
+
+
+def round_scaled(value: float, scale: float) -> float:
+    """``value`` rounded to ``1 / scale``; NaN and infinities as they are (a product too large to round has no
+    decimals left to round either)."""
+    scaled = value * scale
+    return round(scaled) / scale if math.isfinite(scaled) else value
 
 
 @lru_cache(maxsize=1024)
@@ -46,10 +65,10 @@ def rounded(value: Any, name: str = "") -> Any:
     """``value`` (JSON-ready data) with each float rounded by :func:`decimals_of` the field it is under."""
     kind = type(value)
     if kind is float:
-        return round(value, decimals_of(name))
+        return round_scaled(value, scale_of(name))
     if kind is dict:
         # inline for the common leaves: answers hold thousands of them
-        return {key: round(item, decimals_of(key)) if type(item) is float
+        return {key: round_scaled(item, scale_of(key)) if type(item) is float
                 else rounded(item, key) if type(item) in _CONTAINERS else item
                 for key, item in value.items()}
     if kind in _CONTAINERS:
@@ -65,6 +84,10 @@ def rounded_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     time: each column's decimals are found once. A value in a row is a float, or not a container."""
     if not rows:
         return rows
-    columns = [(name, decimals_of(name)) for name in rows[0]]
-    return [{name: round(value, decimals) if type(value) is float else value
-             for (name, decimals), value in zip(columns, row.values())} for row in rows]
+    columns = [(name, scale_of(name)) for name in rows[0]]
+    try:  # round_scaled inlined: a history page has hundreds of floats
+        return [{name: round(value * scale) / scale if type(value) is float else value
+                 for (name, scale), value in zip(columns, row.values())} for row in rows]
+    except (ValueError, OverflowError):  # a NaN or an infinity among them
+        return [{name: round_scaled(value, scale) if type(value) is float else value
+                 for (name, scale), value in zip(columns, row.values())} for row in rows]

@@ -52,3 +52,13 @@ def test_rows_are_rounded_as_any_document_is():
              "samples": 0, "flow_per_hour": 1e20, "other": 1 / 3}]
     assert orjson.dumps(rounded_rows(rows)) == orjson.dumps(rounded(rows))
     assert rounded_rows(rows)[0]["average_speed_kmh"] == 28.13 and rounded_rows([]) == []
+
+
+def test_rounding_keeps_what_has_no_decimals_to_round_and_rounds_as_integer_division():
+    for value in (math.inf, -math.inf, 1e300):
+        assert rounded({"speed": value}) == {"speed": value}
+        assert rounded_rows([{"speed": value}]) == [{"speed": value}]
+    assert math.isnan(rounded_rows([{"speed": math.nan, "occupancy": 0.5}])[0]["speed"])
+    assert rounded({"occupancy": 0.30000000000000004, "lon": 6.9551234567, "speed": -1.005}) == {
+        "occupancy": 0.3, "lon": 6.955123, "speed": -1.0}  # -1.005 is -100.49999999999999 hundredths
+    assert [rounded(value, "speed") for value in (0.025, 0.035, 28.131999999999998)] == [0.02, 0.04, 28.13]
