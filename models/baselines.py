@@ -5,8 +5,9 @@
 - :class:`Persistence`: the last observed value, with P10/P90 from the training part's changes over each horizon.
 
 :class:`Profiles` is the historical average as a building block: models read it as a feature (what is usual
-then) and as a fallback. A series it has not seen gets the mean shape of the known series, scaled to the level of
-its own recent values; the forecaster's ``info`` says so.
+then) and as a fallback, smoothed over neighbouring slots where held-out training days show that it errs less
+(:meth:`Profiles.fit_smoothed`; the baseline itself never is). A series it has not seen gets the mean shape of
+the known series, scaled to the level of its own recent values; the forecaster's ``info`` says so.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ import numpy as np
 import pandas as pd
 
 from models.base import Forecaster, json_file, read_json_file
-from models.panel import Panel
+from models.panel import MIN_DAYS, Panel
 
 # A cell with fewer values than this borrows from its neighbouring slots (same day kind).
 MIN_CELL_VALUES = 3
 DAY_KINDS = 2  # weekday, weekend
+#: the widths (slots each side) a learned model's profiles may be smoothed over, up to SMOOTHING_MAX_MIN each side
+SMOOTHING_SLOTS = (0, 1, 2, 3, 4, 6)
+SMOOTHING_MAX_MIN = 30
+#: the last share of the training days that picks the smoothing
+SMOOTHING_HOLDOUT = 0.2
 
 
 class Profiles:
@@ -34,6 +40,7 @@ class Profiles:
         self.series_ids = list(series_ids)
         self.row = {series: i for i, series in enumerate(self.series_ids)}
         self.mean, self.low, self.high = mean, low, high  # [n_series, DAY_KINDS, steps_per_day]
+        self.smoothing_slots = 0  # see fit_smoothed
         self.level = np.nanmean(mean.reshape(len(series_ids), -1), axis=1) if len(series_ids) else np.zeros(0)
 
     @classmethod
@@ -58,6 +65,19 @@ class Profiles:
         seen = np.isfinite(mean).any(axis=(1, 2))
         return cls(panel.step_min, list(np.asarray(panel.series_ids, dtype=object)[seen]), mean[seen], low[seen],
                    high[seen])
+
+    @classmethod
+    def fit_smoothed(cls, panel: Panel, train_end: int) -> Profiles:
+        """The profiles of :meth:`fit`, each averaged with its neighbouring slots as far as held-out training days
+        show that it pays (:func:`smoothing_width`): a learned model's anchor. A cell of 5-minute counts is the
+        mean of a few dozen noisy values; its neighbours are as usual as it, so their mean errs less."""
+        width = smoothing_width(panel, train_end)
+        profiles = cls.fit(panel, train_end)
+        profiles.smoothing_slots = width
+        if width:
+            profiles.mean, profiles.low, profiles.high = (_smoothed(t, width) for t in (profiles.mean, profiles.low,
+                                                                                     profiles.high))
+        return profiles
 
     def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean",
                  context_end: int | None = None) -> np.ndarray:
@@ -103,14 +123,16 @@ class Profiles:
         return float(level) if np.isfinite(level) else 0.0
 
     def to_json(self) -> dict:
-        return {"step_min": self.step_min, "series_ids": self.series_ids,
+        return {"step_min": self.step_min, "series_ids": self.series_ids, "smoothing_slots": self.smoothing_slots,
                 "mean": _listed(self.mean), "low": _listed(self.low), "high": _listed(self.high)}
 
     @classmethod
     def from_json(cls, data: dict) -> Profiles:
         arrays = [np.array(data[k], dtype=np.float64).reshape(len(data["series_ids"]), DAY_KINDS, -1)
                   for k in ("mean", "low", "high")]
-        return cls(data["step_min"], data["series_ids"], *arrays)
+        profiles = cls(data["step_min"], data["series_ids"], *arrays)
+        profiles.smoothing_slots = data.get("smoothing_slots", 0)  # artifacts written before smoothing have none
+        return profiles
 
 
 @lru_cache(maxsize=256)
@@ -126,6 +148,36 @@ def local_slots(start: pd.Timestamp, step_min: int, timezone: str, slot_min: int
 
 def _listed(array: np.ndarray) -> list:
     return np.where(np.isfinite(array), array, None).tolist()
+
+
+def smoothing_width(panel: Panel, train_end: int) -> int:
+    """The width of :data:`SMOOTHING_SLOTS` (at most :data:`SMOOTHING_MAX_MIN` each side) whose smoothed profiles,
+    fitted on all but the last :data:`SMOOTHING_HOLDOUT` of the training days, have the lowest MAE on those days;
+    0 (none) when too few days are left to fit on. Nothing is tuned: the data picks it, the narrowest on a tie."""
+    days = panel.day_index()[:train_end]
+    n_days = int(days[-1]) + 1 if len(days) else 0
+    held_out = max(1, round(n_days * SMOOTHING_HOLDOUT))
+    widths = [w for w in SMOOTHING_SLOTS if w * panel.step_min <= SMOOTHING_MAX_MIN]
+    if n_days - held_out < MIN_DAYS or len(widths) < 2:
+        return 0
+    split = int(np.searchsorted(days, n_days - held_out))
+    trial = Profiles.fit(panel, split)
+    steps = np.arange(split, train_end)
+    actual = panel.values[:, split:train_end]
+    table = trial.mean
+    maes = []
+    for width in widths:
+        trial.mean = _smoothed(table, width)
+        error = np.abs(trial.expected(panel, steps) - actual)
+        maes.append(float(np.nanmean(error)) if np.isfinite(error).any() else np.inf)
+    return widths[int(np.argmin(maes))]
+
+
+def _smoothed(table: np.ndarray, width: int) -> np.ndarray:
+    """``table`` [series, day kind, slot] averaged over ``width`` slots each side, circular in the day."""
+    if not width:
+        return table
+    return np.mean([np.roll(table, k, axis=-1) for k in range(-width, width + 1)], axis=0)
 
 
 def _fill_sparse_cells(table: np.ndarray, count: np.ndarray) -> np.ndarray:

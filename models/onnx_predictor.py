@@ -74,7 +74,7 @@ class SequenceForecaster(Forecaster):
         settings = torch_training.TrainingSettings(**self.training)
         self.step_min = panel.step_min
         self.context = context_steps(panel.step_min, self.context_min)
-        self.profiles = Profiles.fit(panel, train_end)
+        self.profiles = Profiles.fit_smoothed(panel, train_end)
         self.learn_series(panel.series_ids)
         steps = panel.horizon_steps(self.horizons_min)
         windows = training_windows(panel, self.profiles, train_end, steps, self.context, settings.max_windows,
@@ -83,7 +83,8 @@ class SequenceForecaster(Forecaster):
         self.torch_network = self.network(len(CHANNELS), len(steps), self.context)
         index = self.series_index(panel.series_ids)
         self.info = torch_training.train(self.torch_network, windows, settings, self.seed, index, self.augment)
-        self.info.update(context_steps=self.context, channels=list(CHANNELS))
+        self.info.update(context_steps=self.context, channels=list(CHANNELS),
+                         profile_smoothing_min=self.profiles.smoothing_slots * panel.step_min)
         self.onnx = torch_training.export_onnx(self.torch_network, windows.validation.feeds(index))
         self.predictor = OnnxPredictor(self.onnx)
         return self

@@ -1,6 +1,7 @@
 """XGBoost for the short term: one global model per horizon over every series, P10/P50/P90 from one booster.
 
-Each horizon's booster learns the normalised residual from the historical average (:mod:`models.features`) with
+Each horizon's booster learns the normalised residual from the historical average (:mod:`models.features`; its
+profiles smoothed over neighbouring slots where that pays, :meth:`~models.baselines.Profiles.fit_smoothed`) with
 XGBoost's quantile loss at 0.1, 0.5 and 0.9 (three outputs, one booster). Training origins are a seeded random
 sample when there are more (series x origin) rows than ``max_rows``; the last ``validation_fraction`` of the
 training part, in time, stops the boosting early, and its origins come after every training target.
@@ -56,7 +57,7 @@ class XGBoostForecaster(Forecaster):
         started = time.perf_counter()
         known = panel.until(train_end)
         self.step_min = panel.step_min
-        self.profiles = Profiles.fit(known, train_end)
+        self.profiles = Profiles.fit_smoothed(known, train_end)
         self.spec = FeatureSpec.for_panel(known)
         steps = known.horizon_steps(self.horizons_min)
         features = PanelFeatures(known, self.profiles, self.spec, train_end, max(steps))
@@ -64,6 +65,7 @@ class XGBoostForecaster(Forecaster):
         self.boosters, rows = zip(*(self._fit_horizon(features, train_end, step, rng) for step in steps))
         by_horizon = lambda values: dict(zip(map(str, self.horizons_min), values))
         self.info = {"features": self.spec.names(), "train_rows": by_horizon(rows),
+                     "profile_smoothing_min": self.profiles.smoothing_slots * self.step_min,
                      "trees": by_horizon(b.num_boosted_rounds() for b in self.boosters),
                      "feature_importance_gain": by_horizon(map(_top_features, self.boosters)),
                      "training_s": round(time.perf_counter() - started, 2)}

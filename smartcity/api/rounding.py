@@ -15,7 +15,8 @@ list's name, GeoJSON ``coordinates`` included):
 A float is rounded as ``round(value * 10**d) / 10**d``: the integer division gives the double nearest the
 decimal, as ``round(value, d)`` does, in less than half its time (``round`` with digits goes through a decimal
 string); the two differ only on values within a rounding error of a half (``0.025`` becomes 0.02, where
-``round(0.025, 2)`` gives 0.03: that double is a little above 0.025), well inside what any unit here measures. NaN and infinities are kept.
+``round(0.025, 2)`` gives 0.03: that double is a little above 0.025), well inside what any unit here measures.
+NaN and infinities are kept.
 
 :func:`smartcity.api.caching.json_body` and :func:`~smartcity.api.caching.document_body` pass every answer through
 :func:`rounded`; the traffic history, the busiest uncached read, rounds its rows with :func:`rounded_rows`.
