@@ -6,7 +6,7 @@
 
 :class:`Profiles` is the historical average as a building block: models read it as a feature (what is usual
 then) and as a fallback, smoothed over neighbouring slots where held-out training days show that it errs less
-(:meth:`Profiles.fit_smoothed`; the baseline itself never is). A series it has not seen gets the mean shape of
+(:meth:`Profiles.anchor`; the baseline itself never is). A series it has not seen gets the mean shape of
 the known series, scaled to the level of its own recent values; the forecaster's ``info`` says so.
 """
 
@@ -40,7 +40,8 @@ class Profiles:
         self.series_ids = list(series_ids)
         self.row = {series: i for i, series in enumerate(self.series_ids)}
         self.mean, self.low, self.high = mean, low, high  # [n_series, DAY_KINDS, steps_per_day]
-        self.smoothing_slots = 0  # see fit_smoothed
+        self.smoothing_slots = 0  # the anchor's smoothing (fit_smoothed); these tables stay unsmoothed
+        self._anchor: Profiles | None = None
         self.level = np.nanmean(mean.reshape(len(series_ids), -1), axis=1) if len(series_ids) else np.zeros(0)
 
     @classmethod
@@ -68,16 +69,24 @@ class Profiles:
 
     @classmethod
     def fit_smoothed(cls, panel: Panel, train_end: int) -> Profiles:
-        """The profiles of :meth:`fit`, each averaged with its neighbouring slots as far as held-out training days
-        show that it pays (:func:`smoothing_width`): a learned model's anchor. A cell of 5-minute counts is the
-        mean of a few dozen noisy values; its neighbours are as usual as it, so their mean errs less."""
-        width = smoothing_width(panel, train_end)
+        """The profiles of :meth:`fit` (the historical average, which a learned model issues beside itself), with
+        the smoothing its :meth:`anchor` gets: as wide as held-out training days show that it pays
+        (:func:`smoothing_width`)."""
         profiles = cls.fit(panel, train_end)
-        profiles.smoothing_slots = width
-        if width:
-            profiles.mean, profiles.low, profiles.high = (_smoothed(t, width) for t in (profiles.mean, profiles.low,
-                                                                                     profiles.high))
+        profiles.smoothing_slots = smoothing_width(panel, train_end)
         return profiles
+
+    def anchor(self) -> Profiles:
+        """What a learned model forecasts a departure from: these profiles, each cell averaged with
+        :attr:`smoothing_slots` neighbouring slots on each side (itself when none). A cell of 5-minute counts is
+        the mean of a few dozen noisy values; its neighbours are as usual as it, so their mean errs less."""
+        if not self.smoothing_slots:
+            return self
+        if self._anchor is None:
+            tables = (_smoothed(table, self.smoothing_slots) for table in (self.mean, self.low, self.high))
+            self._anchor = Profiles(self.step_min, self.series_ids, *tables)
+            self._anchor.smoothing_slots, self._anchor.level = self.smoothing_slots, self.level  # the same scale
+        return self._anchor
 
     def expected(self, panel: Panel, steps: np.ndarray, which: str = "mean",
                  context_end: int | None = None) -> np.ndarray:

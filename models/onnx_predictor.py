@@ -77,7 +77,7 @@ class SequenceForecaster(Forecaster):
         self.profiles = Profiles.fit_smoothed(panel, train_end)
         self.learn_series(panel.series_ids)
         steps = panel.horizon_steps(self.horizons_min)
-        windows = training_windows(panel, self.profiles, train_end, steps, self.context, settings.max_windows,
+        windows = training_windows(panel, self.profiles.anchor(), train_end, steps, self.context, settings.max_windows,
                                    settings.validation_fraction, np.random.default_rng(self.seed))
         torch_training.torch.manual_seed(self.seed)  # the initial weights: same seed and data, same model
         self.torch_network = self.network(len(CHANNELS), len(steps), self.context)
@@ -95,7 +95,7 @@ class SequenceForecaster(Forecaster):
         out = np.full((panel.n_series, len(origins), len(steps), 3), np.nan)
         if not len(origins) or not panel.n_series:
             return out
-        builder = SequenceBuilder(panel, self.profiles, origins, steps, self.context)
+        builder = SequenceBuilder(panel, self.profiles.anchor(), origins, steps, self.context)
         index = self.series_index(panel.series_ids)
         per_run = max(1, PAIRS_PER_RUN // panel.n_series)
         for start in range(0, len(origins), per_run):

@@ -1,7 +1,7 @@
 """XGBoost for the short term: one global model per horizon over every series, P10/P50/P90 from one booster.
 
 Each horizon's booster learns the normalised residual from the historical average (:mod:`models.features`; its
-profiles smoothed over neighbouring slots where that pays, :meth:`~models.baselines.Profiles.fit_smoothed`) with
+profiles smoothed over neighbouring slots where that pays, :meth:`~models.baselines.Profiles.anchor`) with
 XGBoost's quantile loss at 0.1, 0.5 and 0.9 (three outputs, one booster). Training origins are a seeded random
 sample when there are more (series x origin) rows than ``max_rows``; the last ``validation_fraction`` of the
 training part, in time, stops the boosting early, and its origins come after every training target.
@@ -60,7 +60,7 @@ class XGBoostForecaster(Forecaster):
         self.profiles = Profiles.fit_smoothed(known, train_end)
         self.spec = FeatureSpec.for_panel(known)
         steps = known.horizon_steps(self.horizons_min)
-        features = PanelFeatures(known, self.profiles, self.spec, train_end, max(steps))
+        features = PanelFeatures(known, self.profiles.anchor(), self.spec, train_end, max(steps))
         rng = np.random.default_rng(self.seed)
         self.boosters, rows = zip(*(self._fit_horizon(features, train_end, step, rng) for step in steps))
         by_horizon = lambda values: dict(zip(map(str, self.horizons_min), values))
@@ -105,7 +105,7 @@ class XGBoostForecaster(Forecaster):
             raise ValueError(f"the model was fitted on {self.step_min}-minute data, not {panel.step_min}-minute")
         known = panel.until(int(origins.max()) + 1)
         steps = known.horizon_steps(self.horizons_min)
-        features = PanelFeatures(known, self.profiles, self.spec, int(origins.min()) + 1, max(steps))
+        features = PanelFeatures(known, self.profiles.anchor(), self.spec, int(origins.min()) + 1, max(steps))
         out = np.empty((panel.n_series, len(origins), len(steps), len(QUANTILES)))
         n_chunks = max(1, -(-panel.n_series * len(origins) // PREDICT_CHUNK_ROWS))
         for chunk in np.array_split(np.arange(len(origins)), n_chunks):

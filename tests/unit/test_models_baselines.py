@@ -1,5 +1,5 @@
-"""The learned models' profiles: smoothed over neighbouring slots where held-out training days show it pays,
-never the historical average baseline itself."""
+"""The learned models' anchor: their profiles smoothed over neighbouring slots where held-out training days show
+it pays; the profiles themselves, the historical average they issue beside them, are not."""
 
 from __future__ import annotations
 
@@ -18,17 +18,19 @@ def mae_on(profiles: Profiles, panel: Panel, start: int) -> float:
 def test_noisy_five_minute_cells_are_smoothed_and_then_err_less_on_later_days():
     panel = synthetic_panel(n_series=4, days=21, step_min=5, phi=0.0, sigma=0.3, seed=2)
     train_end = 14 * 288
-    smoothed, raw = Profiles.fit_smoothed(panel, train_end), Profiles.fit(panel, train_end)
-    assert smoothed.smoothing_slots == smoothing_width(panel, train_end) > 0
-    assert mae_on(smoothed, panel, train_end) < 0.97 * mae_on(raw, panel, train_end)
-    assert np.allclose(smoothed.level, raw.level)  # the series' scale does not move
+    profiles, raw = Profiles.fit_smoothed(panel, train_end), Profiles.fit(panel, train_end)
+    assert profiles.smoothing_slots == smoothing_width(panel, train_end) > 0
+    assert mae_on(profiles.anchor(), panel, train_end) < 0.97 * mae_on(raw, panel, train_end)
+    np.testing.assert_array_equal(profiles.mean, raw.mean)  # the historical average stays as it is
+    assert np.allclose(profiles.anchor().level, raw.level)  # the series' scale does not move
 
 
 def test_a_profile_whose_neighbouring_slots_truly_differ_is_left_as_it_is():
     panel = synthetic_panel(n_series=3, days=14, step_min=5, phi=0.0, sigma=0.0)
     values = panel.values * (1 + 0.5 * (-1.0) ** np.arange(panel.n_times))  # every other slot half again
     sawtooth = Panel(panel.series_ids, panel.start, panel.step_min, values)
-    assert Profiles.fit_smoothed(sawtooth, 10 * 288).smoothing_slots == 0
+    profiles = Profiles.fit_smoothed(sawtooth, 10 * 288)
+    assert profiles.smoothing_slots == 0 and profiles.anchor() is profiles
 
 
 def test_hourly_cells_are_never_smoothed_nor_is_the_historical_average_baseline():
@@ -43,7 +45,7 @@ def test_the_smoothing_reads_only_the_training_part():
     train_end = 14 * 288
     before, after = (Profiles.fit_smoothed(p, train_end) for p in (panel, altered_after(panel, train_end - 1)))
     assert before.smoothing_slots == after.smoothing_slots
-    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.anchor().mean, after.anchor().mean)
 
 
 def test_the_smoothing_goes_round_in_the_profiles_file():
@@ -51,6 +53,7 @@ def test_the_smoothing_goes_round_in_the_profiles_file():
     profiles = Profiles.fit_smoothed(panel, 14 * 288)
     again = Profiles.from_json(profiles.to_json())
     assert again.smoothing_slots == profiles.smoothing_slots > 0
-    np.testing.assert_allclose(again.mean, profiles.mean)
+    np.testing.assert_allclose(again.anchor().mean, profiles.anchor().mean)
+    assert not np.allclose(again.mean, again.anchor().mean)
     written_before = {key: value for key, value in profiles.to_json().items() if key != "smoothing_slots"}
     assert Profiles.from_json(written_before).smoothing_slots == 0
