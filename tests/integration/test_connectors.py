@@ -337,7 +337,7 @@ def test_gbfs_vehicles_refused_or_malformed_are_dead_lettered_and_polling_goes_o
     assert [item["field"] for item in error["errors"]] == ["formFactor"]
     [letter] = drain(platform.bus, DEAD_LETTER_TOPIC)  # the vehicle's raw id and position are not kept there
     seen = letter.value + (letter.key or b"") + repr(letter.headers).encode() + json.dumps(error).encode()
-    assert b"4711" not in seen and repr(free_vehicles()[0]["lat"]).encode() not in seen
+    assert b"bike-4711" not in seen and repr(free_vehicles()[0]["lat"]).encode() not in seen  # raw id, not digits
     assert json.loads(letter.value)["formFactor"] == "hoverboard"  # the rest of the reading is, to see what was wrong
 
     platform.feeds.serve("/3.0/vehicle_status.json", json.dumps({"data": {"vehicles": {"bike-1": {}}}}))
