@@ -109,10 +109,11 @@ class KafkaService(JavaService):
             return
         cluster_id_file = self.dir / "cluster-id"
         if not cluster_id_file.exists():
-            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_id_file.write_text(new_cluster_id())
         format_storage = self.java_command(
             "kafka.tools.StorageTool",
-            "format", "--ignore-formatted", "--cluster-id", cluster_id_file.read_text().strip(),
+            # "=": an id written before new_cluster_id avoided a leading "-" would read as an option
+            "format", "--ignore-formatted", f"--cluster-id={cluster_id_file.read_text().strip()}",
             "--config", str(self.properties_file),
             properties=self.log_properties,
         )  # fmt: skip
@@ -148,3 +149,12 @@ def create_platform_topics(bus_url: str, partitions: int) -> None:
         bus.create_topics(list(platform_topics()), partitions)
     finally:
         bus.close()
+
+
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka's own ``Uuid.randomUuid`` makes them: URL-safe base64 of 16 bytes, never
+    starting with ``-`` (one in 64 would, and the storage tool would read it as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

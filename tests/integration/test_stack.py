@@ -222,3 +222,16 @@ def test_up_reloads_a_running_prometheus_whose_configuration_is_out_of_date(real
     assert stack.up(["prometheus"]) == []  # running: not started again, only reloaded
     assert prometheus.pid() == pid
     assert prometheus.config_file.read_text() == prometheus.config()
+
+
+def test_kafka_formats_its_storage_whatever_its_cluster_id_starts_with(real_stack, tmp_path):
+    # One random id in 64 starts with "-", which the storage tool read as an option: the stack did not start.
+    from smartcity.stack.kafka import KafkaService, new_cluster_id
+
+    assert not any(new_cluster_id().startswith("-") for _ in range(2000))
+    settings = get_settings().model_copy(update={"stack_dir": tmp_path, "stack_tls": False})
+    kafka = KafkaService(settings)
+    kafka.dir.mkdir(parents=True)
+    (kafka.dir / "cluster-id").write_text("-" + new_cluster_id()[1:])  # as an older stack may have written it
+    kafka.prepare()
+    assert (kafka.data_dir / "meta.properties").read_text().count("cluster.id=-") == 1
