@@ -88,7 +88,8 @@ def _run_all(action: Callable[[LocalService], object], chosen: list[LocalService
 
 def up(names: list[str] | None = None, progress: Progress | None = None) -> list[str]:
     """Install and start the services that are not running (all when ``names`` is None), wait until each is
-    healthy, and return the names of those it started. Healthy services are left alone."""
+    healthy, and return the names of those it started. Healthy services are left alone. When one fails, what this
+    call launched is stopped again before its StackError is raised: nothing is left half up."""
     report = progress or (lambda message: None)
     settings = get_settings()
     chosen = services(names, settings)
@@ -105,12 +106,24 @@ def up(names: list[str] | None = None, progress: Progress | None = None) -> list
             report(f"{service.name}: installing (cached after the first time)")
             service.install()
             report(f"{service.name}: starting")
-            started = service.start()
+            try:
+                started = service.start()
+            except BaseException:
+                launched.append(service)  # it may have launched before it failed: any process of it is this call's
+                raise
+            if started:
+                launched.append(service)
             report(f"{service.name}: {'started' if started else 'already running'}, healthy at {service.address} "
                    f"({time.monotonic() - begun:.1f}s)")
             return started
 
-        started = _run_all(bring_up, chosen)
+        launched: list[LocalService] = []
+        try:
+            started = _run_all(bring_up, chosen)
+        except StackError:
+            for service in launched:
+                report(f"{service.name}: {'stopped again' if service.stop() else 'not running'}")
+            raise
     return [service.name for service, was_started in zip(chosen, started, strict=True) if was_started]
 
 

@@ -92,6 +92,19 @@ def test_stop_then_start_leaves_no_process_behind(private_stack):
     assert not port_open(settings.postgres_port)
 
 
+def test_up_stops_what_it_started_when_another_service_fails(private_stack):
+    import socket
+
+    settings = get_settings()
+    with socket.socket() as foreign:  # PostgreSQL's port taken by a process that is not the stack's
+        foreign.bind(("127.0.0.1", settings.postgres_port))
+        foreign.listen()
+        with pytest.raises(stack.StackError, match="postgres: port .* is already taken"):
+            stack.up(["redis", "postgres"])
+    (redis,) = stack.status(["redis"])
+    assert not redis.healthy and redis.pid is None and not port_open(settings.redis_port)  # up, then down again
+
+
 def test_prometheus_api_lists_the_configured_targets(real_stack):
     settings = get_settings()
     url = real_stack["SMARTCITY_PROMETHEUS_URL"]
