@@ -21,7 +21,7 @@ def test_a_vehicle_is_published_with_a_pseudonymous_id_and_a_coarse_position(ing
     assert data["zone"] == raw["zone"] and data["formFactor"] == raw["formFactor"]
     [(_, record)] = ingest.published()
     seen = record.value.decode() + repr(record.headers) + repr(record.key)
-    assert "4711" not in seen and f"{lon:.5f}" not in seen and pseudonym in record.key.decode()
+    assert "bike-4711" not in seen and f"{lon:.5f}" not in seen and pseudonym in record.key.decode()
 
 
 def test_a_vehicle_without_is_reserved_or_with_a_bad_form_factor_is_refused_naming_them(ingest):
