@@ -83,7 +83,7 @@ class Profiles:
         if not self.smoothing_slots:
             return self
         if self._anchor is None:
-            tables = (_smoothed(table, self.smoothing_slots) for table in (self.mean, self.low, self.high))
+            tables = (smoothed_slots(table, self.smoothing_slots) for table in (self.mean, self.low, self.high))
             self._anchor = Profiles(self.step_min, self.series_ids, *tables)
             self._anchor.smoothing_slots, self._anchor.level = self.smoothing_slots, self.level  # the same scale
         return self._anchor
@@ -176,17 +176,21 @@ def smoothing_width(panel: Panel, train_end: int) -> int:
     table = trial.mean
     maes = []
     for width in widths:
-        trial.mean = _smoothed(table, width)
+        trial.mean = smoothed_slots(table, width)
         error = np.abs(trial.expected(panel, steps) - actual)
         maes.append(float(np.nanmean(error)) if np.isfinite(error).any() else np.inf)
     return widths[int(np.argmin(maes))]
 
 
-def _smoothed(table: np.ndarray, width: int) -> np.ndarray:
-    """``table`` [series, day kind, slot] averaged over ``width`` slots each side, circular in the day."""
+def smoothed_slots(table: np.ndarray, width: int) -> np.ndarray:
+    """``table`` [..., slot of day] averaged over ``width`` slots each side, circular in the day; NaN cells left out
+    of their neighbours' means (a cell with no value around it stays NaN)."""
     if not width:
         return table
-    return np.mean([np.roll(table, k, axis=-1) for k in range(-width, width + 1)], axis=0)
+    stacked = np.stack([np.roll(table, k, axis=-1) for k in range(-width, width + 1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(stacked, axis=0)
 
 
 def _fill_sparse_cells(table: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from models.anomaly.base import GLOBAL_CLASS, METRICS, STEP_MIN, UNKNOWN_CLASS, check_frame, road_classes_of
-from models.baselines import DAY_KINDS, Profiles
+from models.baselines import DAY_KINDS, Profiles, smoothed_slots
 from models.panel import Panel
 
 SHORT = {"flow_per_hour": "flow", "mean_speed_kmh": "speed", "mean_occupancy": "occupancy"}
@@ -229,10 +229,7 @@ def _reference(values: np.ndarray, series_id: str, profiles: Profiles, changes: 
 def _smooth_slots(table: np.ndarray) -> np.ndarray:
     """``[DAY_KINDS, slots]`` averaged over the slots within :data:`SPREAD_SMOOTHING` of each (circular, NaN-aware):
     a few days give noisy spreads per 5-minute cell."""
-    stacked = np.stack([np.roll(table, k, axis=-1) for k in range(-SPREAD_SMOOTHING, SPREAD_SMOOTHING + 1)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(stacked, axis=0)
+    return smoothed_slots(table, SPREAD_SMOOTHING)
 
 
 def _floored(table: np.ndarray) -> np.ndarray:
