@@ -137,8 +137,8 @@ class Profiles:
 
     @classmethod
     def from_json(cls, data: dict) -> Profiles:
-        arrays = [np.array(data[k], dtype=np.float64).reshape(len(data["series_ids"]), DAY_KINDS, -1)
-                  for k in ("mean", "low", "high")]
+        shape = (len(data["series_ids"]), DAY_KINDS, 1440 // data["step_min"])  # Panel.steps_per_day
+        arrays = [np.array(data[k], dtype=np.float64).reshape(shape) for k in ("mean", "low", "high")]
         profiles = cls(data["step_min"], data["series_ids"], *arrays)
         profiles.smoothing_slots = data.get("smoothing_slots", 0)  # artifacts written before smoothing have none
         return profiles

@@ -57,3 +57,12 @@ def test_the_smoothing_goes_round_in_the_profiles_file():
     assert not np.allclose(again.mean, again.anchor().mean)
     written_before = {key: value for key, value in profiles.to_json().items() if key != "smoothing_slots"}
     assert Profiles.from_json(written_before).smoothing_slots == 0
+
+
+def test_profiles_without_a_known_series_go_round_in_the_profiles_file():
+    panel = synthetic_panel(n_series=2, days=3, step_min=15, phi=0.0, sigma=0.3)
+    panel.values[:, :96] = np.nan  # no value in the training day: no series is known
+    profiles = Profiles.fit(panel, 96)
+    again = Profiles.from_json(profiles.to_json())
+    assert again.series_ids == [] and again.mean.shape == (0, 2, 96)
+    assert again.scales(panel, 97).tolist() == profiles.scales(panel, 97).tolist()
