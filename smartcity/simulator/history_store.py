@@ -3,9 +3,10 @@
 The database is prepared as at every start (:func:`smartcity.storage.prepare.prepare_storage`), then each day of
 5-minute aggregates is upserted into ``traffic_segment_5min`` and ``traffic_sensor_5min`` on their keys with
 the streaming job's own upsert (:func:`smartcity.storage.traffic_hourly.upsert_windows`, which recomputes their
-hours in the hourly rollup ``traffic_segment_1h`` / ``traffic_sensor_1h`` too), one transaction a day; the weather
-observations and incident alerts go through the time-series writer, keyed on their event ids; the loops are
-added to the ``sensors`` reference table. Running it twice leaves one row per key.
+hours in the hourly rollup ``traffic_segment_1h`` / ``traffic_sensor_1h`` too), one transaction a day (on SQLite,
+one every :data:`SQLITE_TRANSACTION`, see there); the weather observations and incident alerts go through the
+time-series writer, keyed on their event ids; the loops are added to the ``sensors`` reference table. Running it
+twice leaves one row per key.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from smartcity.storage.traffic_hourly import upsert_windows
 
 Progress = Callable[[str], None]
 TABLES = {"traffic_segment_5min": "segments", "traffic_sensor_5min": "sensors"}
+DAY = pd.Timedelta(days=1)
+# SQLite has one writer at a time, and a writer kept waiting only polls for the lock, at most every 100 ms (its busy
+# handler): a day per transaction (6 s for the bundled city on an idle machine) back to back kept the demo's live
+# writers out until they timed out ("database is locked": a streaming job's micro-batch failed). There the history
+# goes in shorter transactions, each followed by a turn of at least SQLITE_TURN_S for the others.
+SQLITE_TRANSACTION = pd.Timedelta(hours=6)
+SQLITE_TURN_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -73,23 +81,35 @@ def write_history(db: Database, history: CityHistory, progress: Progress | None 
     TimeSeriesWriter(db).write(history.events)
     rows = {"weather_observations": len(history.weather), "incident_reports": len(history.incidents)}
     now = datetime.now(timezone.utc)
-    days = _day_bounds(history.segments["window_start"])
-    for number, (first, last) in enumerate(days, 1):
+    sqlite = db.dialect == "sqlite"
+    span = SQLITE_TRANSACTION if sqlite else DAY
+    days = len(_bounds(history.segments["window_start"], DAY))
+    committed = 0.0
+    for first, last in _bounds(history.segments["window_start"], span):
+        windows = {table: records(_between(getattr(history, frame_name), first, last), updated_at=now)
+                   for table, frame_name in TABLES.items()}
+        if sqlite:  # the others' turn: the time since the last commit, this span's rows made, at least SQLITE_TURN_S
+            time.sleep(max(0.0, committed + SQLITE_TURN_S - time.monotonic()))
         with db.transaction():
-            for table, frame_name in TABLES.items():
-                frame = getattr(history, frame_name)
-                starts = frame["window_start"]
-                chunk = frame.iloc[starts.searchsorted(first):starts.searchsorted(last)]
-                rows[table] = rows.get(table, 0) + upsert_windows(db, table, records(chunk, updated_at=now))
-        say(f"wrote day {number}/{len(days)}: windows from {first:%Y-%m-%d %H:%M} UTC")
+            for table, table_rows in windows.items():
+                rows[table] = rows.get(table, 0) + upsert_windows(db, table, table_rows)
+        committed = time.monotonic()
+        day = (last - history.segments["window_start"].iloc[0]) / DAY
+        if day == int(day) or last > history.segments["window_start"].iloc[-1]:
+            say(f"wrote day {min(int(-(-day // 1)), days)}/{days}: windows up to {last:%Y-%m-%d %H:%M} UTC")
     return rows
 
 
-def _day_bounds(starts: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """(first, end) of each day's worth of windows, from the first window on."""
+def _bounds(starts: pd.Series, span: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(first, end) of each ``span`` of windows, from the first window on."""
     first, last = starts.iloc[0], starts.iloc[-1]
-    day = pd.Timedelta(days=1)
-    return [(first + n * day, first + (n + 1) * day) for n in range(int((last - first) / day) + 1)]
+    return [(first + n * span, first + (n + 1) * span) for n in range(int((last - first) / span) + 1)]
+
+
+def _between(frame: pd.DataFrame, first: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The rows of ``frame`` (in window order) whose window starts in ``[first, end)``."""
+    starts = frame["window_start"]
+    return frame.iloc[starts.searchsorted(first):starts.searchsorted(end)]
 
 
 def records(frame: pd.DataFrame, **constants: Any) -> list[dict[str, Any]]:

@@ -162,6 +162,31 @@ def test_generating_twice_leaves_one_row_per_key(tmp_path):
         db.close()
 
 
+def test_on_sqlite_other_writers_get_a_turn_between_the_history_transactions(tmp_path, monkeypatch):
+    import sqlite3
+    import time
+    from contextlib import closing
+    from types import SimpleNamespace
+
+    from smartcity.settings import Settings
+    from smartcity.simulator import history_store
+
+    path = tmp_path / "db.sqlite"
+    turns = []
+
+    def another_writer_takes_its_turn(seconds: float) -> None:
+        with closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as other:  # no wait: free right now
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        turns.append(seconds)
+
+    monkeypatch.setattr(history_store, "time", SimpleNamespace(sleep=another_writer_takes_its_turn,
+                                                               monotonic=time.monotonic))
+    settings = Settings(database_url=f"sqlite:///{path}", secrets_dir=tmp_path / "secrets")
+    history_store.generate_history(settings, 0.5, END, seed=2)
+    assert len(turns) == 2 and all(0 <= seconds <= history_store.SQLITE_TURN_S for seconds in turns)
+
+
 @pytest.mark.parametrize("flags, flag", [(["--days", "0"], "--days"), (["--days", "2", "--end", "soon"], "--end"),
                                          (["--days", "2", "--end", "2026-03-30T00:00"], "--end")])
 def test_bad_flags_exit_2_naming_the_flag(flags, flag):
