@@ -81,6 +81,7 @@ class Demo:
         self.failures: list[str] = []
         self.base_url = f"http://127.0.0.1:{settings.gateway_port}"
         self.simulated = 0
+        self.restart_failed_jobs: Callable[[], None] = lambda: None  # set once the streaming jobs run
         # the live city's first moment (its clock starts there once the pieces are up); the history ends there
         self.start = datetime.now(timezone.utc).astimezone()
         self.forecasting = DemoForecasting(settings, options, self.start, self.stopping, say, self.base_url)
@@ -182,18 +183,28 @@ class Demo:
 
     def start_streaming(self, stack: ExitStack) -> None:
         from streaming import metrics
-        from streaming.app import close_context, jobs_named, open_context, start_jobs, stop_jobs
+        from streaming.app import (close_context, jobs_named, open_context, restart_failed, start_jobs, stop_jobs,
+                                   with_audit)
         from streaming.session import build_session
 
         self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
         metrics.serve(self.settings.streaming_metrics_port, self.settings.internal_host)
         spark = build_session(self.settings)
-        spark.sparkContext.setLogLevel("ERROR")  # the demo's console is for its own status lines
+        # The demo's console is for its own status lines: a failed micro-batch is reported by the job (its Python
+        # error) and by restart_jobs below, without Spark's stack traces of the query it ended.
+        spark.sparkContext.setLogLevel("FATAL")
         stack.callback(spark.stop)
         context = open_context(self.settings, spark, trigger_s=self.settings.streaming_trigger_s)
         stack.callback(close_context, context)
-        queries = start_jobs(context, jobs_named([]))
-        stack.callback(stop_jobs, spark, queries)
+        jobs = jobs_named([])
+        queries = start_jobs(context, jobs)
+        stack.callback(stop_jobs, spark, queries)  # the list: restarted queries are stopped too
+
+        def restart_jobs() -> None:  # no supervisor restarts a job here, as Kubernetes would: the demo does
+            for name, error in restart_failed(context, with_audit(jobs), queries).items():
+                self.say(f"streaming: job {name} stopped ({error}); restarted from its checkpoint")
+
+        self.restart_failed_jobs = restart_jobs
         self.say(f"streaming: {', '.join(query.name for query in queries)}; "
                  f"metrics on :{self.settings.streaming_metrics_port}/metrics")
 
@@ -254,6 +265,7 @@ class Demo:
                     break
                 self.stopping.wait(min(self.options.status_every_s, remaining))
                 self.say(self.status_line())
+                self.restart_failed_jobs()
         except KeyboardInterrupt:
             self.say("stopping (Ctrl-C)")
         self.stopping.set()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -20,13 +21,15 @@ from smartcity.settings import DEAD_LETTER_TOPIC, Settings
 from smartcity.storage.migrate import migrate
 from streaming import anomalies, metrics, mobility_index, traffic_windows
 from streaming.audit import audit_job
-from streaming.runner import BatchWriter, Job, StreamingContext, await_all, listen, start
+from streaming.runner import (BatchWriteFailed, BatchWriter, Job, StreamingContext, await_all, listen, start,
+                              summarized)
 from streaming.session import build_session
 from streaming.sources import BusSource
 
 JOBS: dict[str, Job] = {job.name: job for job in (traffic_windows.JOB, mobility_index.JOB, anomalies.JOB)}
 OUTPUT_TOPICS = ("incidents", "traffic-windows", DEAD_LETTER_TOPIC)
 log = logging.getLogger(__name__)
+_WRITE_FAILED = re.compile(rf"{BatchWriteFailed.__name__}: (.+)")
 
 
 def jobs_named(names: Sequence[str]) -> list[Job]:
@@ -52,19 +55,44 @@ def open_context(settings: Settings, spark: SparkSession, *, trigger_s: float | 
     return ctx
 
 
+def with_audit(jobs: Sequence[Job]) -> list[Job]:
+    """``jobs`` and their audit: what :func:`start_jobs` starts, in its order."""
+    return [*jobs, audit_job(jobs)]
+
+
 def start_jobs(ctx: StreamingContext, jobs: Sequence[Job], writers: Mapping[str, BatchWriter] | None = None,
                audit: bool = True) -> list[StreamingQuery]:
-    """Start ``jobs`` (and their audit); ``writers`` replaces the batch writer of the jobs it names."""
+    """Start ``jobs`` (and their audit, :func:`with_audit`); ``writers`` replaces the batch writer of the jobs it
+    names."""
     listen(ctx)
     queries = []
     try:
-        for job in [*jobs, *([audit_job(jobs)] if audit else [])]:
+        for job in with_audit(jobs) if audit else jobs:
             queries.append(start(ctx, job, (writers or {}).get(job.name)))
     except Exception:
         for query in queries:
             query.stop()
         raise
     return queries
+
+
+def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[StreamingQuery]) -> dict[str, str]:
+    """Start again, from its checkpoint, each of ``jobs`` whose query in ``queries`` (the same order) stopped with an
+    error, as Kubernetes starts a failed job's driver again; ``queries`` then holds the new ones. Return why each
+    restarted job stopped (the last line of its error), by name.
+
+    Where a job runs inside another program (the demo), nothing else would: one failed micro-batch (a database
+    that refused a write for a while) would stop that job for good. The checkpoint makes the restart lose and repeat
+    nothing."""
+    restarted = {}
+    for index, (job, query) in enumerate(zip(jobs, queries)):
+        error = None if query.isActive else query.exception()
+        if error is None:
+            continue
+        written = _WRITE_FAILED.search(str(error))  # the job's own error, else Spark's first line
+        restarted[job.name] = written.group(1) if written else summarized(error).splitlines()[0]
+        queries[index] = start(ctx, job)
+    return restarted
 
 
 def stop_jobs(spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:

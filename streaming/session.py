@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import threading
+import warnings
 from pathlib import Path
 
 from smartcity.errors import ConfigurationError
@@ -28,6 +29,7 @@ CONNECTOR_JAR_PREFIX = "spark-sql-kafka-0-10_2.13-"
 SHUFFLE_PARTITIONS = 4
 ROCKSDB_STATE_STORE = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 ROCKSDB_MEMORY_MB = 256
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")  # the JVM's log configuration (quiet_start)
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 
 log = logging.getLogger(__name__)
@@ -102,10 +104,12 @@ def build_session(settings: Settings, app_name: str = "smartcity-streaming", mas
     from pyspark.sql import SparkSession
 
     master = master or settings.spark_master
+    quiet_start()
     builder = (
         SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in connector_jars(settings)))
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -121,6 +125,16 @@ def build_session(settings: Settings, app_name: str = "smartcity-streaming", mas
         # queries in order (streaming.app.stop_jobs).
         signal.signal(signal.SIGINT, signal.default_int_handler)
     return session
+
+
+def quiet_start() -> None:
+    """What a local session prints on start-up, cut to what a user can act on: the JVM logs with
+    :data:`LOG4J_CONFIG` (warnings and errors, not the native-Hadoop notice), Spark binds the loopback address the
+    session is configured with (``SPARK_LOCAL_IP``, unless set: no "hostname resolves to a loopback address"
+    warning), and pyspark's notice that it does not yet fully support pandas 3 is not repeated (the jobs' use of
+    pandas, Arrow collection only, is tested with it)."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def submitted_session(app_name: str = "smartcity-streaming"):

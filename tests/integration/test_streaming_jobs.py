@@ -37,7 +37,7 @@ from smartcity.events import TrafficFlowObserved
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity.storage.migrate import migrate
 from streaming import samples, traffic_windows
-from streaming.app import JOBS, close_context, open_context, start_jobs
+from streaming.app import JOBS, close_context, open_context, restart_failed, start_jobs
 from streaming.runner import await_all, counted_once
 from streaming.session import build_session
 from streaming.sinks import collect_records
@@ -326,17 +326,23 @@ def window_aggregates(db, prefix: str) -> dict:
     return found
 
 
-@pytest.mark.real
-def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_settings, context_of, prefix):
+def uninterrupted_then_published(settings: Settings, context_of, prefix: str, name: str, per_batch: int):
+    """The traffic job run uninterrupted over :func:`crash_run_events` on topics of its own (``<prefix>steady-``),
+    and the same events published on a second set (``<prefix><name>-``), not run yet: (the uninterrupted run's
+    :func:`window_aggregates`, the second context, its prefix)."""
     t0 = random_window()
-    steady_prefix = f"{prefix}steady-"
-    uninterrupted = context_of(real_settings, t0, topic_prefix=steady_prefix, max_records_per_batch=20)
+    steady_prefix, second_prefix = f"{prefix}steady-", f"{prefix}{name}-"
+    uninterrupted = context_of(settings, t0, topic_prefix=steady_prefix, max_records_per_batch=per_batch)
     samples.publish_events(uninterrupted.bus, crash_run_events(steady_prefix, t0), topic_prefix=steady_prefix)
     run_once(uninterrupted, ["traffic"], audit=False)
+    second = context_of(settings, t0, topic_prefix=second_prefix, max_records_per_batch=per_batch)
+    samples.publish_events(second.bus, crash_run_events(second_prefix, t0), topic_prefix=second_prefix)
+    return window_aggregates(uninterrupted.database, steady_prefix), second, second_prefix
 
-    crash_prefix = f"{prefix}crash-"
-    crashing = context_of(real_settings, t0, topic_prefix=crash_prefix, max_records_per_batch=20)
-    samples.publish_events(crashing.bus, crash_run_events(crash_prefix, t0), topic_prefix=crash_prefix)
+
+@pytest.mark.real
+def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_settings, context_of, prefix):
+    expected, crashing, crash_prefix = uninterrupted_then_published(real_settings, context_of, prefix, "crash", 20)
 
     def crash_after_writing(ctx, batch, batch_id):
         traffic_windows.write(ctx, batch, batch_id)
@@ -345,7 +351,6 @@ def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_setting
 
     with pytest.raises(StreamingQueryException, match="simulated crash"):
         run_once(crashing, ["traffic"], writers={"traffic": crash_after_writing}, audit=False)
-    expected = window_aggregates(uninterrupted.database, steady_prefix)
     assert window_aggregates(crashing.database, crash_prefix) not in ({}, expected)  # it stopped mid-stream
     run_once(crashing, ["traffic"], audit=False)  # restart from the checkpoint: batch 2 is replayed
     assert window_aggregates(crashing.database, crash_prefix) == expected
@@ -354,6 +359,25 @@ def test_crash_after_a_write_then_restart_gives_the_same_aggregates(real_setting
                           for size in ("1h", "5min"))
         assert sum(hour["flow"] for hour in hours) == sum(window["flow"] for window in windows) > 0
         assert sum(hour["windows"] for hour in hours) == len(windows)
+
+
+def test_a_job_stopped_by_a_failed_write_is_restarted_from_its_checkpoint(embedded_settings, context_of, prefix):
+    expected, failing, failing_prefix = uninterrupted_then_published(embedded_settings, context_of, prefix,
+                                                                     "failing", 40)
+
+    def refused_at_batch_1(ctx, batch, batch_id):
+        if batch_id == 1:
+            raise RuntimeError("database is locked")  # what SQLite said to the demo's mobility job
+        traffic_windows.write(ctx, batch, batch_id)
+
+    jobs = [JOBS["traffic"]]
+    queries = start_jobs(failing, jobs, writers={"traffic": refused_at_batch_1}, audit=False)
+    with pytest.raises(StreamingQueryException, match="database is locked"):
+        await_all(queries, timeout_s=240)
+    assert restart_failed(failing, jobs, queries) == {"traffic": "builtins.RuntimeError: database is locked"}
+    await_all(queries, timeout_s=240)  # the restarted query, with the job's own writer, from batch 1 on
+    assert restart_failed(failing, jobs, queries) == {}  # it ended well: nothing to restart
+    assert window_aggregates(failing.database, failing_prefix) == expected != {}
 
 
 # A job process as `smartcity streaming run traffic [--once]` starts it, on the test's topics.
