@@ -79,7 +79,7 @@ def start_jobs(ctx: StreamingContext, jobs: Sequence[Job], writers: Mapping[str,
 def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[StreamingQuery]) -> dict[str, str]:
     """Start again, from its checkpoint, each of ``jobs`` whose query in ``queries`` (the same order) stopped with an
     error, as Kubernetes starts a failed job's driver again; ``queries`` then holds the new ones. Return why each
-    restarted job stopped (the last line of its error), by name.
+    restarted job stopped, by name: its writer's error (``BatchWriteFailed``'s summary), else Spark's first line.
 
     Where a job runs inside another program (the demo), nothing else would: one failed micro-batch (a database
     that refused a write for a while) would stop that job for good. The checkpoint makes the restart lose and repeat
@@ -89,7 +89,7 @@ def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[Str
         error = None if query.isActive else query.exception()
         if error is None:
             continue
-        written = _WRITE_FAILED.search(str(error))  # the job's own error, else Spark's first line
+        written = _WRITE_FAILED.search(str(error))
         restarted[job.name] = written.group(1) if written else summarized(error).splitlines()[0]
         queries[index] = start(ctx, job)
     return restarted

@@ -11,6 +11,7 @@ twice leaves one row per key.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,9 +95,9 @@ def write_history(db: Database, history: CityHistory, progress: Progress | None 
             for table, table_rows in windows.items():
                 rows[table] = rows.get(table, 0) + upsert_windows(db, table, table_rows)
         committed = time.monotonic()
-        day = (last - history.segments["window_start"].iloc[0]) / DAY
-        if day == int(day) or last > history.segments["window_start"].iloc[-1]:
-            say(f"wrote day {min(int(-(-day // 1)), days)}/{days}: windows up to {last:%Y-%m-%d %H:%M} UTC")
+        written = (last - history.segments["window_start"].iloc[0]) / DAY  # days written so far
+        if written.is_integer() or last > history.segments["window_start"].iloc[-1]:
+            say(f"wrote day {min(math.ceil(written), days)}/{days}: windows up to {last:%Y-%m-%d %H:%M} UTC")
     return rows
 
 
