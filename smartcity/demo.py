@@ -183,8 +183,8 @@ class Demo:
 
     def start_streaming(self, stack: ExitStack) -> None:
         from streaming import metrics
-        from streaming.app import (close_context, jobs_named, open_context, restart_failed, start_jobs, stop_jobs,
-                                   with_audit)
+        from streaming.app import (RestartBackoff, close_context, jobs_named, open_context, restart_failed,
+                                   start_jobs, stop_jobs, with_audit)
         from streaming.session import build_session
 
         self.say("streaming: starting Spark (local mode) and the jobs; the first run takes a minute")
@@ -200,8 +200,10 @@ class Demo:
         queries = start_jobs(context, jobs)
         stack.callback(stop_jobs, spark, queries)  # the list: restarted queries are stopped too
 
+        backoff = RestartBackoff()
+
         def restart_jobs() -> None:  # no supervisor restarts a job here, as Kubernetes would: the demo does
-            for name, error in restart_failed(context, with_audit(jobs), queries).items():
+            for name, error in restart_failed(context, with_audit(jobs), queries, backoff).items():
                 self.say(f"streaming: job {name} stopped ({error}); restarted from its checkpoint")
 
         self.restart_failed_jobs = restart_jobs

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -76,10 +78,35 @@ def start_jobs(ctx: StreamingContext, jobs: Sequence[Job], writers: Mapping[str,
     return queries
 
 
-def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[StreamingQuery]) -> dict[str, str]:
+@dataclass
+class RestartBackoff:
+    """When a failed job may start again, paced as Kubernetes paces a container that keeps failing
+    (CrashLoopBackOff): at once the first time, then :attr:`first_s` after the restart before, doubling up to
+    :attr:`max_s`; a job that ran :attr:`steady_s` since its last restart is paced from the start again."""
+
+    first_s: float = 10.0
+    max_s: float = 300.0
+    steady_s: float = 600.0
+    _restarts: dict[str, tuple[float, int]] = field(default_factory=dict)  # name: (last restart, restarts in a row)
+
+    def due(self, name: str, now: float) -> bool:
+        last, in_a_row = self._in_a_row(name, now)
+        return in_a_row == 0 or now >= last + min(self.max_s, self.first_s * 2 ** (in_a_row - 1))
+
+    def restarted(self, name: str, now: float) -> None:
+        self._restarts[name] = (now, self._in_a_row(name, now)[1] + 1)
+
+    def _in_a_row(self, name: str, now: float) -> tuple[float, int]:
+        last, in_a_row = self._restarts.get(name, (now, 0))
+        return (last, 0) if now - last >= self.steady_s else (last, in_a_row)
+
+
+def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[StreamingQuery],
+                   backoff: RestartBackoff | None = None) -> dict[str, str]:
     """Start again, from its checkpoint, each of ``jobs`` whose query in ``queries`` (the same order) stopped with an
-    error, as Kubernetes starts a failed job's driver again; ``queries`` then holds the new ones. Return why each
-    restarted job stopped, by name: its writer's error (``BatchWriteFailed``'s summary), else Spark's first line.
+    error, as Kubernetes starts a failed job's driver again (when ``backoff`` says it is due; at once without one);
+    ``queries`` then holds the new ones. Return why each restarted job stopped, by name: its writer's error
+    (``BatchWriteFailed``'s summary), else Spark's first line.
 
     Where a job runs inside another program (the demo), nothing else would: one failed micro-batch (a database
     that refused a write for a while) would stop that job for good. The checkpoint makes the restart lose and repeat
@@ -87,11 +114,13 @@ def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[Str
     restarted = {}
     for index, (job, query) in enumerate(zip(jobs, queries)):
         error = None if query.isActive else query.exception()
-        if error is None:
+        if error is None or (backoff is not None and not backoff.due(job.name, time.monotonic())):
             continue
         written = _WRITE_FAILED.search(str(error))
         restarted[job.name] = written.group(1) if written else summarized(error).splitlines()[0]
         queries[index] = start(ctx, job)
+        if backoff is not None:
+            backoff.restarted(job.name, time.monotonic())
     return restarted
 
 
