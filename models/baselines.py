@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Forecaster, json_file, read_json_file
-from models.panel import MIN_DAYS, Panel
+from models.panel import MIN_DAYS, Panel, steps_per_day
 
 # A cell with fewer values than this borrows from its neighbouring slots (same day kind).
 MIN_CELL_VALUES = 3
@@ -137,7 +137,7 @@ class Profiles:
 
     @classmethod
     def from_json(cls, data: dict) -> Profiles:
-        shape = (len(data["series_ids"]), DAY_KINDS, 1440 // data["step_min"])  # Panel.steps_per_day
+        shape = (len(data["series_ids"]), DAY_KINDS, steps_per_day(data["step_min"]))
         arrays = [np.array(data[k], dtype=np.float64).reshape(shape) for k in ("mean", "low", "high")]
         profiles = cls(data["step_min"], data["series_ids"], *arrays)
         profiles.smoothing_slots = data.get("smoothing_slots", 0)  # artifacts written before smoothing have none

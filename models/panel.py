@@ -64,7 +64,7 @@ class Panel:
 
     @property
     def steps_per_day(self) -> int:
-        return 1440 // self.step_min
+        return steps_per_day(self.step_min)
 
     def times(self) -> pd.DatetimeIndex:
         """The grid's timestamps (UTC)."""
@@ -229,3 +229,8 @@ def check_enough_history(panel: Panel, train_end: int) -> None:
     counts = np.sum(~np.isnan(panel.values[:, :train_end]), axis=1)
     if counts.max(initial=0) < MIN_POINTS_PER_SERIES:
         raise BadSeriesInput("value", f"too little data: no series has {MIN_POINTS_PER_SERIES} values to train on")
+
+
+def steps_per_day(step_min: int) -> int:
+    """The grid steps of a day of ``step_min``-minute data (a profile's slots a day)."""
+    return 1440 // step_min

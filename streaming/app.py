@@ -111,16 +111,16 @@ def restart_failed(ctx: StreamingContext, jobs: Sequence[Job], queries: list[Str
     Where a job runs inside another program (the demo), nothing else would: one failed micro-batch (a database
     that refused a write for a while) would stop that job for good. The checkpoint makes the restart lose and repeat
     nothing."""
+    backoff = backoff or RestartBackoff(first_s=0.0)  # none given: every failed job is due at once
     restarted = {}
     for index, (job, query) in enumerate(zip(jobs, queries)):
-        error = None if query.isActive else query.exception()
-        if error is None or (backoff is not None and not backoff.due(job.name, time.monotonic())):
+        error, now = None if query.isActive else query.exception(), time.monotonic()
+        if error is None or not backoff.due(job.name, now):
             continue
         written = _WRITE_FAILED.search(str(error))
         restarted[job.name] = written.group(1) if written else summarized(error).splitlines()[0]
         queries[index] = start(ctx, job)
-        if backoff is not None:
-            backoff.restarted(job.name, time.monotonic())
+        backoff.restarted(job.name, now)
     return restarted
 
 

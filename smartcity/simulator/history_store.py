@@ -11,7 +11,6 @@ twice leaves one row per key.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -84,9 +83,10 @@ def write_history(db: Database, history: CityHistory, progress: Progress | None 
     now = datetime.now(timezone.utc)
     sqlite = db.dialect == "sqlite"
     span = SQLITE_TRANSACTION if sqlite else DAY
-    days = len(_bounds(history.segments["window_start"], DAY))
+    spans, per_day = _bounds(history.segments["window_start"], span), DAY // span
+    days = -(-len(spans) // per_day)
     committed = 0.0
-    for first, last in _bounds(history.segments["window_start"], span):
+    for number, (first, last) in enumerate(spans, 1):
         windows = {table: records(_between(getattr(history, frame_name), first, last), updated_at=now)
                    for table, frame_name in TABLES.items()}
         if sqlite:  # the others' turn: the time since the last commit, this span's rows made, at least SQLITE_TURN_S
@@ -95,9 +95,8 @@ def write_history(db: Database, history: CityHistory, progress: Progress | None 
             for table, table_rows in windows.items():
                 rows[table] = rows.get(table, 0) + upsert_windows(db, table, table_rows)
         committed = time.monotonic()
-        written = (last - history.segments["window_start"].iloc[0]) / DAY  # days written so far
-        if written.is_integer() or last > history.segments["window_start"].iloc[-1]:
-            say(f"wrote day {min(math.ceil(written), days)}/{days}: windows up to {last:%Y-%m-%d %H:%M} UTC")
+        if number % per_day == 0 or number == len(spans):
+            say(f"wrote day {-(-number // per_day)}/{days}: windows up to {last:%Y-%m-%d %H:%M} UTC")
     return rows
 
 
