@@ -10,10 +10,7 @@ through), and a draining queue sends a wave of vehicles on.
 
 What a loop in the middle of a lane sees follows a triangular fundamental diagram (free-flow speed from the
 speed limit, saturation flow, jam density): the free branch while the queue stays short of the loop, the
-congested branch (low speed, high occupancy at the flow the queue discharges) once it reaches it. Below capacity
-the signal at the stop line still queues the vehicles that arrive in its red phase, every cycle: where that
-queue reaches back past the loop (a short street, a busy lane, a short green), the loop stands in it for part of
-each cycle (:func:`cycle_queued`), so a busy lane slows before it saturates.
+congested branch (low speed, high occupancy at the flow the queue discharges) once it reaches it.
 """
 
 from __future__ import annotations
@@ -40,10 +37,6 @@ FREE_FLOW_SHARE = 0.85
 UPSTREAM_SHARE = 0.6
 # Queue share of the segment (0..1) at which the queue starts to reach the loop, and when it covers it all.
 QUEUE_AT_LOOP = (0.3, 0.8)
-# The signals' cycle (s): a common urban value (HCM's default range is 60-120 s); the green share is the road's.
-CYCLE_S = 90.0
-# HCM's analysis period (h) for the random and overflow part of the back of queue.
-ANALYSIS_PERIOD_H = 0.25
 SEED = 2026  # the city's own draws (junction green shares, loads): one city whatever the history's seed
 
 # (lowest priority, green share of the stop line, demand/capacity at the weekday peak): ranges of the draws
@@ -188,36 +181,8 @@ def loop_view(roads: Roads, flows: Flows, saturation_factor: np.ndarray, speed_f
     free_density = flow / free_branch
     queued_density = np.maximum(JAM_DENSITY - flow / wave_speed, free_density)
     low, high = QUEUE_AT_LOOP
-    standing = np.clip((flows.queue_share - low) / (high - low), 0, 1)
-    cyclic = cycle_queued(flow, saturation, roads.green_share, roads.length_m / 2)
-    queued = 1 - (1 - standing) * (1 - cyclic)
+    queued = np.clip((flows.queue_share - low) / (high - low), 0, 1)
     density = (1 - queued) * free_density + queued * queued_density
     speed = np.where(flow > 0, flow / np.maximum(density, 1e-9), free_branch)
     occupancy = np.clip(density * OCCUPIED_LENGTH_M / 1000, 0, 0.98)
     return LoopView(flow, speed, occupancy, queued)
-
-
-def cycle_queued(flow: np.ndarray, saturation: np.ndarray, green_share: np.ndarray,
-                 loop_from_stop_line_m: np.ndarray) -> np.ndarray:
-    """Share 0..1 of the time a loop stands in the queue its signal builds each cycle, below capacity.
-
-    Per lane, flows in veh/h. The back of the queue (HCM): the red phase's arrivals, grown while the front
-    discharges (``q r / (1 - q/s)``), plus the random and overflow part that grows as the lane nears its capacity
-    (``0.25 c T [(X - 1) + sqrt((X - 1)^2 + 4 X / (c T))]``, degree of saturation ``X = q / c`` at most 1: past
-    capacity the standing queue of :func:`run` takes over). A loop ``d`` metres from the stop line is covered
-    while the queue reaches past it: the part of the queue beyond it (``1 - d / length``) for as long as the
-    queue stands, the red phase and the time the green takes to discharge it.
-    """
-    arriving, discharging = flow / 3600, saturation / 3600  # veh/s
-    red_s = CYCLE_S * (1 - green_share)
-    ratio = np.minimum(arriving / np.maximum(discharging, 1e-9), 0.99)
-    uniform = arriving * red_s / (1 - ratio)
-    capacity = saturation * green_share  # veh/h
-    load = np.clip(flow / np.maximum(capacity, 1e-9), 0, 1)
-    periods = capacity * ANALYSIS_PERIOD_H
-    random = 0.25 * periods * ((load - 1) + np.sqrt((load - 1) ** 2 + 4 * load / np.maximum(periods, 1e-9)))
-    vehicles = uniform + random
-    length_m = vehicles * 1000 / JAM_DENSITY
-    beyond = np.clip(1 - loop_from_stop_line_m / np.maximum(length_m, 1e-9), 0, 1)
-    standing_s = red_s + vehicles / np.maximum(discharging - arriving, 1e-9)
-    return beyond * np.minimum(1, standing_s / CYCLE_S)

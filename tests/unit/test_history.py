@@ -17,7 +17,7 @@ from smartcity.events.common import ngsi_id
 from smartcity.simulator import history
 from smartcity.simulator.history import simulate_history
 from smartcity.simulator.incidents import IncidentPlan
-from smartcity.simulator.macroscopic import city_roads, cycle_queued
+from smartcity.simulator.macroscopic import city_roads
 from smartcity.simulator.network import neighbours, topology, traffic_loops
 from smartcity.simulator.sumo_network import SCENARIO, scenario_dir
 from streaming.indices import congestion_index
@@ -80,18 +80,6 @@ def test_weekday_peaks_congest_some_arterials_and_nights_flow_freely(fortnight):
     night = arterials[arterials.hour.between(1, 4.5)]
     assert night.mean_speed_kmh.quantile(0.01) > 30
     assert night.congestion_index.max() < peak.congestion_index.max()
-
-
-def test_below_capacity_a_signals_queue_reaches_the_loop_of_a_short_busy_lane_only():
-    saturation, green = np.array([1900.0]), np.array([0.7])  # a lane's capacity at its stop line: 1,330 veh/h
-    flows = np.array([0.0, 300.0, 700.0, 1000.0, 1300.0])
-    short = cycle_queued(flows, saturation, green, np.array([40.0]))  # a loop 40 m from the stop line
-    assert short[0] == 0 and short[1] == 0  # a light lane's red-phase queue stays short of the loop
-    assert np.all(np.diff(short[1:]) > 0) and 0 < short[2] < short[-1] <= 1
-    long = cycle_queued(flows, saturation, green, np.array([300.0]))  # the same flows on a long street
-    assert np.all(long[:-1] == 0) and long[-1] < short[-1]
-    # a longer green share (a main road's) queues less at the same flow
-    assert np.all(cycle_queued(flows[2:], saturation, np.array([0.9]), np.array([40.0])) < short[2:])
 
 
 def test_rain_lowers_speed(monkeypatch):
