@@ -3,6 +3,8 @@ historical average cannot, and it hands the series it cannot beat back to the hi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,29 @@ def test_the_files_rebuild_the_same_forecasts(fitted, panel):
     origins = np.arange(8 * 48, panel.n_times)
     np.testing.assert_array_equal(loaded.predict(panel, origins), fitted.predict(panel, origins))
     assert loaded.info["feature_importance_gain"] == fitted.info["feature_importance_gain"]
+
+
+def test_a_forecast_is_the_mean_of_its_bags_each_seeded_apart(fitted, panel):
+    origins = np.arange(8 * 48, panel.n_times)
+    files = fitted.to_files()
+    assert fitted.bags == 3 and {f"xgboost-30min-{bag}.ubj" for bag in (1, 2)} <= set(files)
+    singles = []
+    for bag in range(fitted.bags):
+        single = XGBoostForecaster.load_files(files)
+        single.boosters = tuple((boosters[bag],) for boosters in single.boosters)
+        singles.append(single.predict(panel, origins))
+    assert not np.allclose(singles[0], singles[1])  # other seeds, other trees
+    np.testing.assert_allclose(fitted.predict(panel, origins), np.mean(singles, axis=0), rtol=1e-5, atol=1e-4)
+
+
+def test_a_model_saved_before_bagging_loads_with_its_one_booster_per_horizon(fitted, panel):
+    files = {name: data for name, data in fitted.to_files().items() if "min-" not in name}
+    params = json.loads(files["params.json"])
+    del params["bags"]
+    files["params.json"] = json.dumps(params).encode()
+    loaded = XGBoostForecaster.load_files(files)
+    assert loaded.bags == 1 and all(len(boosters) == 1 for boosters in loaded.boosters)
+    assert np.isfinite(loaded.predict(panel, np.arange(8 * 48, panel.n_times))).all()
 
 
 def test_forecasts_are_ordered_quantiles_and_the_card_names_the_top_features(fitted, panel):
