@@ -34,7 +34,6 @@ split, the counting rules would sit away from the figures they produce.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -46,7 +45,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import load_average  # noqa: E402
 from models.anomaly.autoencoder import AutoencoderDetector  # noqa: E402
 from models.anomaly.base import ALERT_THRESHOLD, segment_road_classes  # noqa: E402
 from models.anomaly.isolation_forest import IsolationForestDetector  # noqa: E402
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=15, help="injected faults of each kind")
     parser.add_argument("--threshold", type=float, default=ALERT_THRESHOLD)
     args = parser.parse_args()
-    print(f"load average before: {_load()}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     started = time.perf_counter()
     frame, events, train_end = simulated_sensors(args)
     print(f"history: {args.days} days, {frame['series_id'].nunique()} sensors, {len(frame):,} windows, "
@@ -126,7 +127,7 @@ def main() -> None:
               f"{baseline} {table[baseline]['f1']:.2f} ({gain:+.2f}) -> {'met' if gain >= 0.2 else 'NOT met'}; "
               f"median detection delay <= 10 min: {table[learned]['delay']:.0f} min -> "
               f"{'met' if table[learned]['delay'] <= 10 else 'NOT met'}")
-    print(f"load average after: {_load()}; {time.perf_counter() - started:.0f} s in all")
+    print(f"load average after: {load_average()}; {time.perf_counter() - started:.0f} s in all")
 
 
 # --- the data -------------------------------------------------------------------------------------------------
@@ -335,10 +336,6 @@ def hotspots(frame: pd.DataFrame, flags: dict[str, np.ndarray], events: list[Eve
         recalled = sum(any(matches(h, e) for h in found) for e in incidents)
         print(f"{name:<18}{len(found):>9d}{true / len(found) if found else 0:>10.2f}"
               f"{recalled / len(incidents) if incidents else 0:>8.2f}")
-
-
-def _load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

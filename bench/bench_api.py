@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE.parent))  # the sample city is test data: tests.api_
 sys.path.insert(0, str(HERE))
 
 from api_load import Result, load_generator, run_load  # noqa: E402
+from machine import load_average  # noqa: E402
 from smartcity.runtime.readiness import wait_until_ready  # noqa: E402
 
 HISTORY_SENSORS = 20
@@ -168,10 +169,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def print_table(results: list[Result], workers: int, load_before: str) -> None:

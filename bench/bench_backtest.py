@@ -34,13 +34,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "bench"))
 
+from machine import load_average  # noqa: E402
+
 END = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday, fixed: the same data in every run of one seed
 BASELINES = "historical-average,persistence"
 HORIZONS = [15, 30, 60]
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def write_detector_counts(csv: Path, series: int, days: float, interval_min: int, seed: int,
@@ -103,7 +101,7 @@ def main() -> None:
     parser.add_argument("--gaps", type=float, default=0.01, help="share of the rows left out at random")
     parser.add_argument("--models", default="all")
     args = parser.parse_args()
-    print(f"bench_backtest: {args.series} series x {args.days:g} days of {args.interval_min}-minute counts; {load()}")
+    print(f"bench_backtest: {args.series} series x {args.days:g} days of {args.interval_min}-minute counts; load average {load_average()}")
     with tempfile.TemporaryDirectory(prefix="bench_backtest_") as folder:
         csv = Path(folder) / "detectors.csv"
         started = time.perf_counter()
@@ -120,18 +118,18 @@ def main() -> None:
                 written = sum(1 for _ in handle) - 1
             results[label] = (wall, peak, written)
             print(f"\n{label}: {wall:.1f} s, peak memory {peak:,.0f} MiB, "
-                  f"{written:,} forecasts written; {load()}\n{report}")
+                  f"{written:,} forecasts written; load average {load_average()}\n{report}")
         started = time.perf_counter()
         table, pairs = beside_reference(csv, out, zone)
         print(f"\nMAE beside a tuned gradient-boosting reference (bench/gbm_reference.py), on the {pairs.min():,}-"
               f"{pairs.max():,} pairs per horizon that both forecast; fitted in {time.perf_counter() - started:.0f} s; "
-              f"{load()}\n{table.round(3).to_string()}")
+              f"load average {load_average()}\n{table.round(3).to_string()}")
     print(f"\n{'run':<24} {'wall s':>8} {'peak MiB':>9} {'forecasts':>12}")
     for label, (wall, peak, written) in results.items():
         print(f"{label:<24} {wall:8.1f} {peak:9,.0f} {written:12,}")
     total = results[f"--model {args.models}"][0]
     print(f"target: the backtest in minutes on 2 cores: {total / 60:.1f} min -> {'met' if total < 600 else 'NOT met'}"
-          f" (under 10 min); {load()}")
+          f" (under 10 min); load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ most 10 ms per segment. Run it with nothing else on the machine; the load averag
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,9 @@ import pandas as pd
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "bench"))
 
+from machine import load_average  # noqa: E402
 from models import catalog  # noqa: E402
 from models.registry import Registry  # noqa: E402
 from models.serving import ForecastService  # noqa: E402
@@ -61,10 +62,6 @@ BATCHES = 24  # closed windows of every segment, one batch each, for the per-seg
 TARGET_GAIN = {"15": 0.35, "60": 0.20}
 NOISE_FLOOR = "noise floor"
 EXACT_NOW = "exact now, carried"
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def accuracy_table(metrics: dict[str, dict[str, dict[str, float]]], training_s: dict[str, float]) -> None:
@@ -182,7 +179,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(catalog.LEARNED))
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
-    print(f"bench_models: {args.days:g} days of simulated history, {args.holdout_days:g} held out; {load()}")
+    print(f"bench_models: {args.days:g} days of simulated history, {args.holdout_days:g} held out; load average {load_average()}")
     with tempfile.TemporaryDirectory(prefix="bench-models-") as folder:
         settings = embedded_settings(Path(folder))
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -202,7 +199,7 @@ def main() -> None:
         accuracy_table(metrics, training_s)
         verdicts(metrics, training_s)
         serving_latency(settings, args.target, result.versions, summary.end, args.calls)
-    print(f"\n{load()}")
+    print(f"\nload average {load_average()}")
 
 
 if __name__ == "__main__":
